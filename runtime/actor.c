@@ -1,0 +1,355 @@
+/*
+ * actor.c -- actor lifetime: spawn, lookup, destroy, reclaim.
+ *
+ * Spawn publishes the cell in its slot (and its uid in the registry) inside
+ * an RCU section that first checks the runtime is open, so stop's sweep sees
+ * every actor that was published. The mailbox starts busy (not idle-marked):
+ * sends made while on_create runs, including its own sends to itself, queue
+ * up without scheduling; after on_create the spawner marks the mailbox idle
+ * or, if messages arrived, schedules the actor.
+ *
+ * Destroy unpublishes (slot -> NULL, uid removed) inside an RCU section and
+ * queues a grace-period callback there too. When the callback runs, no
+ * sender can still be pushing into the mailbox, so the reap marker it pushes
+ * is the mailbox's last node: the worker handles everything accepted before,
+ * then reaches the marker and reclaims (xo_cell_reap). Queuing the callback
+ * inside the section lets stop's synchronize + barrier wait for it.
+ */
+#include "runtime.h"
+
+#include <string.h>
+
+struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
+{
+    struct xo_slot *slot = xo_slots_get(&rt->slots, (uint32_t)id);
+    if (slot == NULL)
+        return NULL;
+    /* acquire: pairs with the release publication in xo_spawn; the cell's
+       fields (gen, mailbox) are initialised before it. */
+    struct xo_cell *c = atomic_load_explicit(&slot->cell, memory_order_acquire);
+    if (c == NULL || c->gen != (uint32_t)(id >> 32))
+        return NULL;
+    return c;
+}
+
+void xo_spawn_opts_init(xo_spawn_opts_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->pool = XO_POOL_ANY;
+}
+
+static size_t cell_size(const xo_actor_def_t *def)
+{
+    size_t state = (def->state_size + 15u) & ~(size_t)15u;
+    return sizeof(struct xo_cell) + state;
+}
+
+static void free_name(struct xo_name *n, void *arg)
+{
+    xo_runtime_t *rt = arg;
+    xo_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
+}
+
+static void free_cell(xo_runtime_t *rt, struct xo_cell *c)
+{
+    if (c->name != NULL)
+        free_name(c->name, rt);
+    xo_mem_free(&rt->mem, c, c->alloc_size);
+}
+
+static void push_reap(struct xo_cell *c)
+{
+    if (xo_mpscq_push(&c->mbox, &c->reap_node))
+        xo_schedule(c);
+}
+
+/* Grace period over: nobody can push into c's mailbox any more. */
+static void after_grace_period(struct rcu_head *head)
+{
+    struct xo_cell *c = xo_container_of(head, struct xo_cell, rcu);
+    XO_TSAN_ACQUIRE(&c->rt->rcu_sync);
+    if (c->name != NULL) {
+        free_name(c->name, c->rt);
+        c->name = NULL;
+    }
+    push_reap(c); /* the last touch: the worker may free c right after */
+}
+
+/* Inside xo_rcu_lock, runtime open: take c out of its slot and registry and
+   queue its reclamation. False if someone else did it first. */
+static bool unpublish(xo_runtime_t *rt, struct xo_cell *c)
+{
+    struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
+    struct xo_cell *expected = c;
+    /* acq_rel: one destroyer wins; the release orders nothing new for
+       readers, who only compare against NULL after this. */
+    if (!atomic_compare_exchange_strong_explicit(&slot->cell, &expected, NULL,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false;
+    if (c->name != NULL)
+        xo_registry_remove(&rt->names, c->name);
+    xo_rcu_defer(&c->rcu, after_grace_period);
+    return true;
+}
+
+static int choose_pool(xo_runtime_t *rt, const xo_spawn_opts_t *opts,
+                       unsigned *pool)
+{
+    if (opts->pool != XO_POOL_ANY) {
+        if (opts->pool < 0 || (unsigned)opts->pool >= rt->npools)
+            return XO_EINVAL;
+        *pool = (unsigned)opts->pool;
+        return 0;
+    }
+    struct xo_ctx *ctx = xo_current_ctx();
+    if (ctx != NULL && ctx->rt == rt) {
+        *pool = ctx->pool;
+        return 0;
+    }
+    /* relaxed: any spread will do, only atomicity matters. */
+    *pool = atomic_fetch_add_explicit(&rt->rr_next, 1, memory_order_relaxed) %
+            rt->npools;
+    return 0;
+}
+
+static int new_name(xo_runtime_t *rt, const char *uid, struct xo_name **out)
+{
+    *out = NULL;
+    if (uid == NULL)
+        return 0;
+    size_t len = strnlen(uid, XO_UID_MAX + 1);
+    if (len == 0 || len > XO_UID_MAX)
+        return XO_EINVAL;
+    struct xo_name *n = xo_mem_alloc(&rt->mem, sizeof(*n) + len + 1);
+    if (n == NULL)
+        return XO_ENOMEM;
+    n->len = len;
+    memcpy(n->uid, uid, len + 1);
+    *out = n;
+    return 0;
+}
+
+/* Allocate and fill a cell that is not yet visible to anyone. */
+static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
+                    const xo_spawn_opts_t *opts, struct xo_cell **out)
+{
+    unsigned pool;
+    int rc = choose_pool(rt, opts, &pool);
+    if (rc != 0)
+        return rc;
+    size_t size = cell_size(def);
+    struct xo_cell *c = xo_mem_zalloc(&rt->mem, size);
+    if (c == NULL)
+        return XO_ENOMEM;
+    c->alloc_size = size;
+    c->rt = rt;
+    c->def = def;
+    c->pool = pool;
+    xo_mpscq_init(&c->mbox, false); /* busy until on_create is over */
+    rc = new_name(rt, opts->uid, &c->name);
+    if (rc == 0)
+        rc = xo_slots_take(&rt->slots, &rt->mem, &c->index, &c->gen);
+    if (rc != 0) {
+        free_cell(rt, c);
+        return rc;
+    }
+    if (c->name != NULL)
+        c->name->ref_id = ((uint64_t)c->gen << 32) | c->index;
+    *out = c;
+    return 0;
+}
+
+/* Make c reachable through its slot and uid, unless the runtime closed or
+   the uid is taken. */
+static int publish(xo_runtime_t *rt, struct xo_cell *c)
+{
+    int rc = 0;
+    xo_rcu_lock();
+    if (xo_rt_closing(rt))
+        rc = XO_ECLOSED;
+    else if (c->name != NULL)
+        rc = xo_registry_add(&rt->names, c->name);
+    if (rc == 0) {
+        struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
+        /* relaxed: counters; stop reads live under its own ordering. */
+        atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt->workers[c->pool].actors, 1,
+                                  memory_order_relaxed);
+        /* release: pairs with the acquire load in xo_resolve. */
+        atomic_store_explicit(&slot->cell, c, memory_order_release);
+    }
+    xo_rcu_unlock(&rt->rcu_sync);
+    return rc;
+}
+
+/* on_create failed: withdraw the actor. If stop got to it first, its sweep
+   reclaims it instead; either way `created` stays false, so the worker
+   drops what was queued and skips on_destroy. */
+static void withdraw(xo_runtime_t *rt, struct xo_cell *c)
+{
+    xo_rcu_lock();
+    if (!xo_rt_closing(rt))
+        (void)unpublish(rt, c);
+    xo_rcu_unlock(&rt->rcu_sync);
+}
+
+static int run_on_create(struct xo_cell *c, const xo_spawn_opts_t *opts)
+{
+    if (c->def->on_create == NULL)
+        return 0;
+    struct xo_ctx ctx = { c->rt, c, c->pool };
+    struct xo_ctx *saved = xo_current_ctx();
+    xo_set_current_ctx(&ctx);
+    int rc = c->def->on_create(&ctx, c->state, opts->arg, opts->arg_size);
+    xo_set_current_ctx(saved);
+    return rc < 0 ? rc : 0;
+}
+
+int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
+             const xo_spawn_opts_t *opts, xo_ref_t *out)
+{
+    if (rt == NULL || def == NULL || out == NULL)
+        return XO_EINVAL;
+    xo_spawn_opts_t defaults;
+    if (opts == NULL) {
+        xo_spawn_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->arg == NULL && opts->arg_size > 0)
+        return XO_EINVAL;
+    if (xo_rt_closing(rt))
+        return XO_ECLOSED;
+    struct xo_cell *c;
+    int rc = new_cell(rt, def, opts, &c);
+    if (rc != 0)
+        return rc;
+    rc = publish(rt, c);
+    if (rc != 0) {
+        xo_slots_give(&rt->slots, c->index);
+        free_cell(rt, c);
+        return rc;
+    }
+    rc = run_on_create(c, opts);
+    if (rc == 0)
+        c->created = true;
+    else
+        withdraw(rt, c);
+    xo_ref_t ref = xo_cell_ref(c);
+    /* From here on c may be reclaimed at any time (if withdrawn). */
+    if (!xo_mpscq_mark_idle(&c->mbox))
+        xo_schedule(c);
+    if (rc != 0)
+        return rc;
+    *out = ref;
+    return 0;
+}
+
+int xo_lookup(xo_runtime_t *rt, const char *uid, xo_ref_t *out)
+{
+    if (rt == NULL || uid == NULL || out == NULL)
+        return XO_EINVAL;
+    size_t len = strnlen(uid, XO_UID_MAX + 1);
+    if (len == 0 || len > XO_UID_MAX)
+        return XO_EINVAL;
+    uint64_t id = 0;
+    int rc;
+    xo_rcu_lock();
+    if (xo_rt_closing(rt))
+        rc = XO_ECLOSED;
+    else
+        rc = xo_registry_find(&rt->names, uid, len, &id);
+    xo_rcu_unlock(&rt->rcu_sync);
+    if (rc == 0)
+        *out = (xo_ref_t){ rt, id };
+    return rc;
+}
+
+bool xo_ref_alive(xo_ref_t ref)
+{
+    if (ref.rt == NULL)
+        return false;
+    xo_rcu_lock();
+    bool alive = !xo_rt_closing(ref.rt) && xo_resolve(ref.rt, ref.id) != NULL;
+    xo_rcu_unlock(&ref.rt->rcu_sync);
+    return alive;
+}
+
+int xo_destroy(xo_ref_t ref)
+{
+    xo_runtime_t *rt = ref.rt;
+    if (rt == NULL)
+        return XO_EINVAL;
+    int rc = 0;
+    xo_rcu_lock();
+    if (xo_rt_closing(rt)) {
+        rc = XO_ECLOSED;
+    } else {
+        struct xo_cell *c = xo_resolve(rt, ref.id);
+        if (c == NULL || !unpublish(rt, c))
+            rc = XO_ENOTEXIST;
+    }
+    xo_rcu_unlock(&rt->rcu_sync);
+    return rc;
+}
+
+int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
+{
+    if (ref.rt == NULL || out == NULL)
+        return XO_EINVAL;
+    int rc = 0;
+    xo_rcu_lock();
+    struct xo_cell *c = xo_rt_closing(ref.rt) ? NULL
+                                              : xo_resolve(ref.rt, ref.id);
+    if (c == NULL) {
+        rc = XO_ENOTEXIST;
+    } else {
+        /* relaxed: snapshot of single-writer counters. */
+        out->handled = atomic_load_explicit(&c->handled, memory_order_relaxed);
+        out->failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
+        out->pool = c->pool;
+    }
+    xo_rcu_unlock(&ref.rt->rcu_sync);
+    return rc;
+}
+
+void xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
+{
+    xo_runtime_t *rt = c->rt;
+    if (c->created && c->def->on_destroy != NULL)
+        c->def->on_destroy(ctx, c->state);
+    /* relaxed: a counter for introspection. */
+    atomic_fetch_sub_explicit(&rt->workers[c->pool].actors, 1,
+                              memory_order_relaxed);
+    xo_slots_give(&rt->slots, c->index);
+    free_cell(rt, c);
+    xo_runtime_actor_gone(rt);
+}
+
+void xo_actors_close_all(xo_runtime_t *rt)
+{
+    /* acquire: pairs with the release of count in xo_slots_take. */
+    uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        struct xo_slot *slot = xo_slots_get(&rt->slots, i);
+        struct xo_cell *c =
+            atomic_load_explicit(&slot->cell, memory_order_acquire);
+        if (c == NULL)
+            continue;
+        struct xo_cell *expected = c;
+        /* acq_rel: see unpublish. A concurrent withdraw cannot win here:
+           it checks `closing` first. */
+        if (!atomic_compare_exchange_strong_explicit(
+                &slot->cell, &expected, NULL, memory_order_acq_rel,
+                memory_order_acquire))
+            continue;
+        if (c->name != NULL) {
+            /* No reader is left (lookups fail once closing), so the name
+               can go now. */
+            xo_registry_remove(&rt->names, c->name);
+            free_name(c->name, rt);
+            c->name = NULL;
+        }
+        push_reap(c);
+    }
+}

@@ -1,0 +1,151 @@
+/*
+ * mpscq -- the one queue of the runtime: an intrusive multi-producer,
+ * single-consumer FIFO (Vyukov's node-based design, with a stub node), used
+ * for actor mailboxes and for worker run queues alike.
+ *
+ * Concurrency contract
+ *   push / push_chain: any thread, any number at once; wait-free (one
+ *                      atomic exchange and one store).
+ *   pop / mark_idle:   the single consumer only.
+ *
+ * The idle mark. The low bit of `head` means "the consumer found this queue
+ * empty and went away". The consumer sets it with one CAS (mark_idle) when
+ * it sees the queue empty; the producer whose exchange returns a marked
+ * value is the one that brings the consumer back (schedules the actor, or
+ * wakes the worker). Because the mark lives in the word every producer
+ * exchanges anyway, a push stays one atomic exchange and exactly one
+ * producer sees each mark: no lost wake-ups, no duplicate scheduling.
+ *
+ * A pushed node becomes visible to pop once its predecessor's `next` link is
+ * stored. Between a producer's exchange and that store, pop may report
+ * "empty" while the queue is not: mark_idle then fails (head moved), and the
+ * consumer keeps the queue scheduled and comes back.
+ */
+#ifndef XO_RUNTIME_MPSCQ_H
+#define XO_RUNTIME_MPSCQ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+struct xo_qnode {
+    _Atomic(struct xo_qnode *) next;
+};
+
+struct xo_mpscq {
+    /* Producers' end: the last node pushed, low bit = idle mark. */
+    _Atomic uintptr_t head;
+    /* Consumer's end: the next node to hand out, or the stub. */
+    struct xo_qnode *tail;
+    struct xo_qnode stub;
+};
+
+#define XO_MPSCQ_IDLE ((uintptr_t)1)
+
+/* The queue starts empty; `idle` says whether it starts marked idle. */
+static inline void xo_mpscq_init(struct xo_mpscq *q, bool idle)
+{
+    atomic_init(&q->stub.next, NULL);
+    q->tail = &q->stub;
+    atomic_init(&q->head, (uintptr_t)&q->stub | (idle ? XO_MPSCQ_IDLE : 0));
+}
+
+/*
+ * Push the chain first..last (already linked through `next`; last->next is
+ * set to NULL here). Returns true when the queue was marked idle: the caller
+ * now owns bringing the consumer back.
+ */
+static inline bool xo_mpscq_push_chain(struct xo_mpscq *q,
+                                       struct xo_qnode *first,
+                                       struct xo_qnode *last)
+{
+    /* relaxed: published by the release exchange below. */
+    atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+    /* acq_rel: release publishes the chain's contents (and last->next) to
+       whoever reads head after us; acquire pairs with mark_idle's release
+       CAS, so a producer that sees the mark also sees everything the
+       consumer did before going idle. */
+    uintptr_t prev = atomic_exchange_explicit(&q->head, (uintptr_t)last,
+                                              memory_order_acq_rel);
+    struct xo_qnode *p = (struct xo_qnode *)(prev & ~XO_MPSCQ_IDLE);
+    /* release: pairs with the acquire load of `next` in pop; makes the
+       chain's contents visible to the consumer that follows the link. */
+    atomic_store_explicit(&p->next, first, memory_order_release);
+    return (prev & XO_MPSCQ_IDLE) != 0;
+}
+
+static inline bool xo_mpscq_push(struct xo_mpscq *q, struct xo_qnode *n)
+{
+    return xo_mpscq_push_chain(q, n, n);
+}
+
+/*
+ * Take the oldest node, or NULL when the queue is empty or a producer is
+ * between its exchange and its link store. The node returned is fully
+ * detached: the caller may free or re-push it at once.
+ */
+static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q)
+{
+    struct xo_qnode *tail = q->tail;
+    /* acquire: pairs with the release link store in push. */
+    struct xo_qnode *next =
+        atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (tail == &q->stub) {
+        if (next == NULL)
+            return NULL;
+        q->tail = next;
+        tail = next;
+        next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    }
+    if (next != NULL) {
+        q->tail = next;
+        return tail;
+    }
+    /* tail is the last linked node. If a producer already exchanged head
+       past it, its link is on the way: report empty for now. acquire:
+       pairs with the producers' exchange. */
+    uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    if ((struct xo_qnode *)(head & ~XO_MPSCQ_IDLE) != tail)
+        return NULL;
+    /* Re-insert the stub behind tail so tail can be handed out detached.
+       The queue is not idle-marked while its consumer runs, so the
+       returned mark is always false here. */
+    (void)xo_mpscq_push(q, &q->stub);
+    next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (next != NULL) {
+        q->tail = next;
+        return tail;
+    }
+    return NULL;
+}
+
+/*
+ * Consumer only: if the queue is empty, mark it idle and return true (the
+ * next producer will bring the consumer back). Returns false when a node is
+ * present or on its way: the consumer must keep the queue scheduled.
+ */
+static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q)
+{
+    struct xo_qnode *tail = q->tail;
+    if (tail != &q->stub ||
+        atomic_load_explicit(&q->stub.next, memory_order_acquire) != NULL)
+        return false;
+    uintptr_t expected = (uintptr_t)&q->stub;
+    /* release: pairs with the acquire half of the producers' exchange, so
+       the producer that takes the mark sees the consumer's last writes
+       (the actor's state, for mailboxes). */
+    return atomic_compare_exchange_strong_explicit(
+        &q->head, &expected, expected | XO_MPSCQ_IDLE, memory_order_acq_rel,
+        memory_order_acquire);
+}
+
+/* Consumer only: true when nothing is queued or on its way. */
+static inline bool xo_mpscq_empty(struct xo_mpscq *q)
+{
+    uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    return q->tail == &q->stub &&
+           (struct xo_qnode *)(head & ~XO_MPSCQ_IDLE) == &q->stub;
+}
+
+#endif /* XO_RUNTIME_MPSCQ_H */

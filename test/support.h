@@ -1,0 +1,71 @@
+/*
+ * support.h -- helpers shared by the test suites: a runtime with test-sized
+ * defaults, a latch to wait for events that happen on workers, and a clock
+ * for bounded polling (never asserted on: a hang fails by ctest's timeout).
+ */
+#ifndef XO_TEST_SUPPORT_H
+#define XO_TEST_SUPPORT_H
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xoscar/xoscar.h"
+
+static inline xo_runtime_t *start_runtime(unsigned pools)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = pools;
+    cfg.spin_ns = 5000; /* two cores: do not starve the test thread */
+    xo_runtime_t *rt = NULL;
+    int rc = xo_runtime_start(&cfg, &rt);
+    cr_assert_eq(rc, 0, "xo_runtime_start: %s", xo_strerror(rc));
+    return rt;
+}
+
+static inline void stop_runtime(xo_runtime_t *rt)
+{
+    int rc = xo_runtime_stop(rt);
+    cr_assert_eq(rc, 0, "xo_runtime_stop: %s", xo_strerror(rc));
+    xo_runtime_free(rt);
+}
+
+struct latch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long count;
+};
+
+static inline void latch_init(struct latch *l, long count)
+{
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    l->count = count;
+}
+
+static inline void latch_count_down(struct latch *l)
+{
+    pthread_mutex_lock(&l->lock);
+    if (--l->count <= 0)
+        pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static inline void latch_wait(struct latch *l)
+{
+    pthread_mutex_lock(&l->lock);
+    while (l->count > 0)
+        pthread_cond_wait(&l->cond, &l->lock);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static inline void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+#endif

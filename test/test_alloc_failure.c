@@ -1,0 +1,140 @@
+/*
+ * Out of memory: fail each allocation of spawn and send in turn (through the
+ * allocator's test hook) and check that the caller gets XO_ENOMEM, that
+ * nothing half-made stays behind (uid free, no actor, no message), and that
+ * the runtime goes on working.
+ */
+#include "support.h"
+
+#include "runtime/runtime.h"
+
+enum { PING = 1 };
+
+static atomic_long handled, destroyed;
+
+static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&handled, 1);
+    return 0;
+}
+
+static void count_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static const xo_actor_def_t counter_def = {
+    .name = "counter", .on_message = count_message,
+    .on_destroy = count_destroy,
+};
+
+Test(alloc_failure, each_failed_allocation_in_spawn_gives_enomem_and_leaves_nothing)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.uid = "named";
+    int failures = 0;
+    /* Allocation k of a named spawn fails, k = 1, 2, ... until one succeeds
+       with the hook still armed (it has fewer than k allocations). */
+    for (long k = 1;; k++) {
+        xo_mem_fail_after(&rt->mem, k);
+        xo_ref_t r = XO_REF_NONE, found;
+        int rc = xo_spawn(rt, &counter_def, &opts, &r);
+        xo_mem_fail_after(&rt->mem, 0);
+        if (rc == 0)
+            break;
+        failures++;
+        cr_assert_eq(rc, XO_ENOMEM, "allocation %ld: %s", k, xo_strerror(rc));
+        cr_assert(xo_ref_is_none(r));
+        cr_assert_eq(xo_lookup(rt, "named", &found), XO_ENOTEXIST,
+                     "allocation %ld: uid left free", k);
+        cr_assert_lt(k, 10, "spawn makes only a few allocations");
+    }
+    cr_assert_geq(failures, 2, "the cell and the name allocations were hit");
+    xo_ref_t r;
+    cr_assert_eq(xo_lookup(rt, "named", &r), 0);
+    cr_assert_eq(xo_tell(r, PING, NULL, 0), 0, "the runtime still works");
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, 0, &info), 0);
+    cr_assert_eq(info.actors, 1, "no half-made actor is counted");
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&handled), 1);
+    cr_assert_eq(atomic_load(&destroyed), 1);
+}
+
+Test(alloc_failure, first_spawn_of_a_new_slot_segment_fails_cleanly)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    /* The very first spawn also allocates the first slot segment: fail the
+       third allocation (cell, name, segment). */
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.uid = "first";
+    xo_mem_fail_after(&rt->mem, 3);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &r), XO_ENOMEM);
+    cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &r), 0);
+    cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&handled), 1);
+}
+
+Test(alloc_failure, failed_tell_gives_enomem_and_delivers_nothing)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    xo_mem_fail_after(&rt->mem, 1);
+    cr_assert_eq(xo_tell(r, PING, "x", 1), XO_ENOMEM);
+    xo_msg_t *m = NULL;
+    xo_mem_fail_after(&rt->mem, 1);
+    cr_assert_eq(xo_msg_alloc(rt, PING, 16, &m), XO_ENOMEM);
+    cr_assert_null(m);
+    xo_mem_fail_after(&rt->mem, 1);
+    cr_assert_eq(xo_msg_wrap(rt, PING, "y", 1, NULL, NULL, &m), XO_ENOMEM);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(xo_tell(r, PING, "x", 1), 0, "usable afterwards");
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&handled), 10, "only the successful sends");
+}
+
+static struct latch done;
+
+static int spawn_in_handler_message(xo_ctx_t *ctx, void *state,
+                                    const xo_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    xo_runtime_t *rt = xo_ctx_runtime(ctx);
+    xo_ref_t child;
+    xo_mem_fail_after(&rt->mem, 1);
+    int rc = xo_spawn(rt, &counter_def, NULL, &child);
+    xo_mem_fail_after(&rt->mem, 0);
+    if (rc == XO_ENOMEM)
+        atomic_fetch_add(&handled, 100);
+    latch_count_down(&done);
+    return rc;
+}
+
+static const xo_actor_def_t spawner_def = {
+    .name = "spawner", .on_message = spawn_in_handler_message,
+};
+
+Test(alloc_failure, spawn_failing_inside_a_handler_reports_enomem_to_it)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    latch_init(&done, 1);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &spawner_def, NULL, &r), 0);
+    cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
+    latch_wait(&done); /* stop now would refuse the spawn with ECLOSED */
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&handled), 100);
+    cr_assert_eq(atomic_load(&destroyed), 0, "no child was made");
+}

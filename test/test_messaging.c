@@ -1,0 +1,280 @@
+/*
+ * Messaging: exactly-once, per-sender FIFO delivery under load from outside
+ * threads and from actors at once; the zero-copy paths; sender identity.
+ */
+#include "support.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { SEQ = 1, START = 2 };
+
+#define MAX_SENDERS 8
+#define PER_SENDER 500000
+
+struct seq_msg {
+    uint32_t sender;
+    uint32_t pad;
+    uint64_t seq;
+};
+
+/* What the receiver saw, copied out in on_destroy (the test reads it after
+   xo_runtime_stop, which joins the workers). */
+static struct {
+    uint64_t next[MAX_SENDERS];
+    uint64_t total, out_of_order, bad_size;
+    int destroyed;
+} seen;
+
+struct receiver {
+    uint64_t next[MAX_SENDERS];
+    uint64_t total, out_of_order, bad_size;
+};
+
+static int receiver_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    struct receiver *r = state;
+    (void)ctx;
+    struct seq_msg s;
+    if (m->tag != SEQ || m->size != sizeof(s)) {
+        r->bad_size++;
+        return 0;
+    }
+    memcpy(&s, m->data, sizeof(s));
+    if (s.sender >= MAX_SENDERS || s.seq != r->next[s.sender])
+        r->out_of_order++;
+    else
+        r->next[s.sender]++;
+    r->total++;
+    return 0;
+}
+
+static void receiver_destroy(xo_ctx_t *ctx, void *state)
+{
+    struct receiver *r = state;
+    (void)ctx;
+    memcpy(seen.next, r->next, sizeof(seen.next));
+    seen.total = r->total;
+    seen.out_of_order = r->out_of_order;
+    seen.bad_size = r->bad_size;
+    seen.destroyed++;
+}
+
+static const xo_actor_def_t receiver_def = {
+    .name = "receiver",
+    .state_size = sizeof(struct receiver),
+    .on_message = receiver_message,
+    .on_destroy = receiver_destroy,
+};
+
+/* An actor that, told START, sends PER_SENDER messages in one handler. */
+struct producer {
+    xo_ref_t target;
+    uint32_t id;
+};
+
+struct producer_args {
+    xo_ref_t target;
+    uint32_t id;
+};
+
+static int producer_create(xo_ctx_t *ctx, void *state, const void *arg,
+                           size_t size)
+{
+    struct producer *p = state;
+    const struct producer_args *a = arg;
+    (void)ctx;
+    cr_assert_eq(size, sizeof(*a));
+    p->target = a->target;
+    p->id = a->id;
+    return 0;
+}
+
+static struct latch producers_done;
+static atomic_int producer_failures;
+
+static int producer_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    struct producer *p = state;
+    (void)ctx;
+    (void)m;
+    int rc = 0;
+    for (uint64_t i = 0; i < PER_SENDER && rc == 0; i++) {
+        struct seq_msg s = { p->id, 0, i };
+        rc = xo_tell(p->target, SEQ, &s, sizeof(s));
+    }
+    if (rc != 0)
+        atomic_fetch_add(&producer_failures, 1);
+    latch_count_down(&producers_done);
+    return rc;
+}
+
+static const xo_actor_def_t producer_def = {
+    .name = "producer",
+    .state_size = sizeof(struct producer),
+    .on_create = producer_create,
+    .on_message = producer_message,
+};
+
+struct thread_args {
+    xo_ref_t target;
+    uint32_t id;
+    int failures;
+};
+
+static void *outside_sender(void *arg)
+{
+    struct thread_args *a = arg;
+    for (uint64_t i = 0; i < PER_SENDER; i++) {
+        struct seq_msg s = { a->id, 0, i };
+        if (xo_tell(a->target, SEQ, &s, sizeof(s)) != 0)
+            a->failures++;
+    }
+    return NULL;
+}
+
+Test(messaging, two_million_messages_from_threads_and_actors_arrive_once_in_order,
+     .timeout = 300)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    latch_init(&producers_done, 2);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 0;
+    xo_ref_t rx;
+    cr_assert_eq(xo_spawn(rt, &receiver_def, &opts, &rx), 0);
+
+    /* Two producer actors, one on each pool, and two outside threads. */
+    xo_ref_t prod[2];
+    for (uint32_t i = 0; i < 2; i++) {
+        struct producer_args pa = { rx, i };
+        opts.pool = (int)i;
+        opts.arg = &pa;
+        opts.arg_size = sizeof(pa);
+        cr_assert_eq(xo_spawn(rt, &producer_def, &opts, &prod[i]), 0);
+    }
+    pthread_t t[2];
+    struct thread_args ta[2] = { { rx, 2, 0 }, { rx, 3, 0 } };
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, outside_sender, &ta[i]);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(xo_tell(prod[i], START, NULL, 0), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(ta[i].failures, 0);
+    }
+    latch_wait(&producers_done);
+    cr_assert_eq(atomic_load(&producer_failures), 0);
+    stop_runtime(rt); /* drains every mailbox, then on_destroy */
+
+    cr_assert_eq(seen.destroyed, 1, "on_destroy ran once");
+    cr_assert_eq(seen.out_of_order, 0, "per-sender FIFO held");
+    cr_assert_eq(seen.bad_size, 0);
+    for (int s = 0; s < 4; s++)
+        cr_assert_eq(seen.next[s], PER_SENDER, "sender %d: all arrived", s);
+    cr_assert_eq(seen.total, 4ull * PER_SENDER, "nothing twice, nothing lost");
+}
+
+/* ---- sender identity and zero-copy ------------------------------------ */
+
+static struct {
+    xo_ref_t sender_seen[4];
+    int got;
+    char text[64];
+    atomic_int freed; /* free_fn runs on a worker after the handler */
+    _Atomic(void *) freed_buf;
+} zc;
+
+static struct latch zc_latch;
+
+static int echo_sender_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    if (zc.got < 4)
+        zc.sender_seen[zc.got] = m->sender;
+    if (m->size < sizeof(zc.text)) {
+        memcpy(zc.text, m->data, m->size);
+        zc.text[m->size] = 0;
+    }
+    zc.got++;
+    latch_count_down(&zc_latch);
+    return 0;
+}
+
+static const xo_actor_def_t sink_def = {
+    .name = "sink", .on_message = echo_sender_message,
+};
+
+static int forwarder_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)state;
+    xo_ref_t to;
+    memcpy(&to, m->data, sizeof(to));
+    (void)ctx;
+    return xo_tell(to, 7, "from an actor", 13);
+}
+
+static const xo_actor_def_t forwarder_def = {
+    .name = "forwarder", .on_message = forwarder_message,
+};
+
+Test(messaging, sender_is_the_sending_actor_or_none_from_outside)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t sink, fwd;
+    latch_init(&zc_latch, 2);
+    cr_assert_eq(xo_spawn(rt, &sink_def, NULL, &sink), 0);
+    cr_assert_eq(xo_spawn(rt, &forwarder_def, NULL, &fwd), 0);
+    cr_assert_eq(xo_tell(sink, 1, "outside", 7), 0);
+    cr_assert_eq(xo_tell(fwd, 1, &sink, sizeof(sink)), 0);
+    latch_wait(&zc_latch);
+    int from_outside = xo_ref_is_none(zc.sender_seen[0]) ? 0 : 1;
+    cr_assert(xo_ref_is_none(zc.sender_seen[from_outside]));
+    cr_assert(xo_ref_eq(zc.sender_seen[1 - from_outside], fwd),
+              "the forwarder is named as sender");
+    stop_runtime(rt);
+}
+
+static void count_free(void *buf, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&zc.freed, 1);
+    atomic_store(&zc.freed_buf, buf);
+}
+
+Test(messaging, zero_copy_envelopes_deliver_and_wrapped_buffers_free_once)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t sink;
+    latch_init(&zc_latch, 1);
+    cr_assert_eq(xo_spawn(rt, &sink_def, NULL, &sink), 0);
+
+    xo_msg_t *m;
+    cr_assert_eq(xo_msg_alloc(rt, 3, 5, &m), 0);
+    cr_assert_eq(m->size, 5);
+    memcpy(m->data, "hello", 5);
+    cr_assert_eq(xo_send(sink, m), 0);
+    latch_wait(&zc_latch);
+    cr_assert_str_eq(zc.text, "hello");
+
+    static char buf[] = "no copy";
+    latch_init(&zc_latch, 1);
+    cr_assert_eq(xo_msg_wrap(rt, 4, buf, 7, count_free, NULL, &m), 0);
+    cr_assert_eq(m->data, (void *)buf, "the buffer itself, not a copy");
+    cr_assert_eq(xo_send(sink, m), 0);
+    latch_wait(&zc_latch);
+    cr_assert_str_eq(zc.text, "no copy");
+
+    /* A send that fails leaves the envelope with the caller. */
+    xo_ref_t gone;
+    cr_assert_eq(xo_spawn(rt, &sink_def, NULL, &gone), 0);
+    cr_assert_eq(xo_destroy(gone), 0);
+    cr_assert_eq(xo_msg_wrap(rt, 4, buf, 7, count_free, NULL, &m), 0);
+    cr_assert_eq(xo_send(gone, m), XO_ENOTEXIST);
+    cr_assert_eq(xo_send(gone, m), XO_ENOTEXIST, "still ours to retry");
+    xo_msg_free(rt, m);
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&zc.freed), 2, "free_fn once per wrapped envelope");
+    cr_assert_eq(atomic_load(&zc.freed_buf), (void *)buf);
+}

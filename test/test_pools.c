@@ -1,0 +1,155 @@
+/*
+ * Pools: each actor's handlers run on the worker thread of its pool, that
+ * thread is pinned to the pool's core where the machine allows it, and the
+ * pool counters add up.
+ */
+#include "support.h"
+
+#include <sched.h>
+
+enum { WHERE = 1 };
+
+#define POOLS 2
+#define MSGS 200
+
+struct where {
+    unsigned pool;
+    pthread_t thread;
+    int thread_changed;
+    int wrong_pool;
+    int wrong_cpu;
+    int expected_cpu; /* -1: not pinned, any CPU */
+    int count;
+};
+
+static struct where report[POOLS];
+static struct latch done;
+
+static int where_create(xo_ctx_t *ctx, void *state, const void *arg,
+                        size_t size)
+{
+    struct where *w = state;
+    (void)size;
+    w->pool = xo_ctx_pool(ctx);
+    w->expected_cpu = *(const int *)arg;
+    return 0;
+}
+
+static int where_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    struct where *w = state;
+    (void)m;
+    if (w->count == 0)
+        w->thread = pthread_self();
+    else if (!pthread_equal(w->thread, pthread_self()))
+        w->thread_changed++;
+    if (xo_ctx_pool(ctx) != w->pool)
+        w->wrong_pool++;
+    if (w->expected_cpu >= 0 && sched_getcpu() != w->expected_cpu)
+        w->wrong_cpu++;
+    if (++w->count == MSGS) {
+        report[w->pool] = *w;
+        latch_count_down(&done);
+    }
+    return 0;
+}
+
+static const xo_actor_def_t where_def = {
+    .name = "where", .state_size = sizeof(struct where),
+    .on_create = where_create, .on_message = where_message,
+};
+
+Test(pools, handlers_run_on_their_pool_worker_pinned_to_its_core)
+{
+    xo_runtime_t *rt = start_runtime(POOLS);
+    cr_assert_eq(xo_pool_count(rt), POOLS);
+    latch_init(&done, POOLS);
+    xo_ref_t a[POOLS];
+    int pinned = 0;
+    for (int p = 0; p < POOLS; p++) {
+        xo_pool_info_t info;
+        cr_assert_eq(xo_pool_info(rt, (unsigned)p, &info), 0);
+        cr_assert_eq(info.index, (unsigned)p);
+        int expected_cpu = info.pinned ? info.core : -1;
+        pinned += info.pinned;
+        xo_spawn_opts_t opts;
+        xo_spawn_opts_init(&opts);
+        opts.pool = p;
+        opts.arg = &expected_cpu;
+        opts.arg_size = sizeof(expected_cpu);
+        cr_assert_eq(xo_spawn(rt, &where_def, &opts, &a[p]), 0);
+        xo_actor_stats_t st;
+        cr_assert_eq(xo_actor_stats(a[p], &st), 0);
+        cr_assert_eq(st.pool, (unsigned)p);
+    }
+    for (int i = 0; i < MSGS; i++)
+        for (int p = 0; p < POOLS; p++)
+            cr_assert_eq(xo_tell(a[p], WHERE, NULL, 0), 0);
+    latch_wait(&done);
+    for (int p = 0; p < POOLS; p++) {
+        cr_assert_eq(report[p].wrong_pool, 0);
+        cr_assert_eq(report[p].thread_changed, 0, "one worker per pool");
+        cr_assert_eq(report[p].wrong_cpu, 0, "pinned worker stayed on core");
+    }
+    cr_assert_not(pthread_equal(report[0].thread, report[1].thread),
+                  "each pool has its own thread");
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) >= 1)
+        cr_log_info("%d of %d pools pinned", pinned, POOLS);
+    xo_pool_info_t i0, i1;
+    cr_assert_eq(xo_pool_info(rt, 0, &i0), 0);
+    cr_assert_eq(xo_pool_info(rt, 1, &i1), 0);
+    cr_assert_eq(i0.actors, 1);
+    cr_assert_eq(i1.actors, 1);
+    stop_runtime(rt);
+}
+
+Test(pools, pins_distinct_cores_when_the_process_may_use_several)
+{
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    xo_runtime_t *rt = start_runtime(POOLS);
+    xo_pool_info_t i0, i1;
+    cr_assert_eq(xo_pool_info(rt, 0, &i0), 0);
+    cr_assert_eq(xo_pool_info(rt, 1, &i1), 0);
+    cr_assert(CPU_ISSET(i0.core, &set) && CPU_ISSET(i1.core, &set),
+              "pools get CPUs this process may run on");
+    if (CPU_COUNT(&set) >= POOLS)
+        cr_assert_neq(i0.core, i1.core);
+    stop_runtime(rt);
+}
+
+static int record_pool_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    (void)ctx;
+    return 0;
+}
+
+Test(pools, unpinned_config_starts_workers_without_affinity)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 3; /* more pools than this machine may have cores */
+    cfg.pin_threads = false;
+    cfg.spin_ns = 0;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    static const xo_actor_def_t def = { .name = "nop",
+                                        .on_message = record_pool_message };
+    for (unsigned p = 0; p < 3; p++) {
+        xo_pool_info_t info;
+        cr_assert_eq(xo_pool_info(rt, p, &info), 0);
+        cr_assert_not(info.pinned);
+        xo_spawn_opts_t opts;
+        xo_spawn_opts_init(&opts);
+        opts.pool = (int)p;
+        xo_ref_t r;
+        cr_assert_eq(xo_spawn(rt, &def, &opts, &r), 0);
+        for (int i = 0; i < 100; i++)
+            cr_assert_eq(xo_tell(r, WHERE, NULL, 0), 0);
+    }
+    cr_assert_eq(xo_runtime_stop(rt), 0);
+    xo_runtime_free(rt);
+}

@@ -1,0 +1,188 @@
+/*
+ * Stop loses nothing: every message accepted before it is handled, every
+ * live actor's on_destroy runs once, sends and spawns during it fail with
+ * XO_ECLOSED, and actors that message each other forever still stop.
+ */
+#include "support.h"
+
+enum { PING = 1 };
+
+static atomic_long handled, destroyed, closed_seen;
+
+static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&handled, 1);
+    return 0;
+}
+
+static void count_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&destroyed, 1);
+}
+
+static const xo_actor_def_t counter_def = {
+    .name = "counter", .on_message = count_message,
+    .on_destroy = count_destroy,
+};
+
+Test(stop, stop_handles_every_accepted_message_and_destroys_every_actor)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t r[8];
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r[i]), 0);
+    for (int n = 0; n < 100000; n++)
+        cr_assert_eq(xo_tell(r[n % 8], PING, &n, sizeof(n)), 0);
+    stop_runtime(rt); /* right away: most messages are still queued */
+    cr_assert_eq(atomic_load(&handled), 100000);
+    cr_assert_eq(atomic_load(&destroyed), 8);
+}
+
+/* Senders racing with stop: what was accepted was handled, and once stop
+   began every send fails with XO_ECLOSED. */
+struct sender {
+    xo_ref_t to;
+    atomic_long accepted;
+    long closed;
+    long other;
+};
+
+static void *keep_sending(void *arg)
+{
+    struct sender *s = arg;
+    while (s->closed < 1000) {
+        int rc = xo_tell(s->to, PING, NULL, 0);
+        if (rc == 0 && s->closed == 0)
+            atomic_fetch_add(&s->accepted, 1);
+        else if (rc == XO_ECLOSED)
+            s->closed++; /* stop began: it must stay closed */
+        else
+            s->other++;  /* another error, or accepted after a refusal */
+    }
+    return NULL;
+}
+
+Test(stop, sends_racing_with_stop_are_either_handled_or_refused_with_eclosed)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    struct sender s[2] = { { .to = r }, { .to = r } };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, keep_sending, &s[i]);
+    while (atomic_load(&s[0].accepted) < 1000)
+        sleep_ms(1);
+    cr_assert_eq(xo_runtime_stop(rt), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    xo_runtime_free(rt);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(s[i].other, 0, "only success or XO_ECLOSED");
+        cr_assert_eq(s[i].closed, 1000);
+    }
+    cr_assert_eq(atomic_load(&handled),
+                 atomic_load(&s[0].accepted) + atomic_load(&s[1].accepted),
+                 "every accepted message was handled");
+}
+
+/* Two actors that bounce a message forever: a message carrying a ref is a
+   serve (tell that actor); any other is answered to its sender. */
+static int bounce_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)state;
+    (void)ctx;
+    atomic_fetch_add(&handled, 1);
+    xo_ref_t to = m->sender;
+    if (m->size == sizeof(xo_ref_t))
+        to = *(const xo_ref_t *)m->data;
+    int rc = xo_tell(to, PING, NULL, 0);
+    if (rc == XO_ECLOSED)
+        atomic_fetch_add(&closed_seen, 1);
+    return rc;
+}
+
+static void bounce_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)state;
+    xo_ref_t other;
+    /* During stop nothing can be spawned or sent. */
+    if (xo_spawn(xo_ctx_runtime(ctx), &counter_def, NULL, &other) ==
+        XO_ECLOSED)
+        atomic_fetch_add(&destroyed, 1);
+}
+
+static const xo_actor_def_t bounce_def = {
+    .name = "bounce", .on_message = bounce_message,
+    .on_destroy = bounce_destroy,
+};
+
+Test(stop, actors_messaging_each_other_forever_still_stop)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    xo_ref_t a, b;
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &bounce_def, &opts, &a), 0);
+    opts.pool = 1;
+    cr_assert_eq(xo_spawn(rt, &bounce_def, &opts, &b), 0);
+    cr_assert_eq(xo_tell(a, PING, &b, sizeof(b)), 0); /* a serves to b */
+    while (atomic_load(&handled) < 10000)
+        sleep_ms(1);
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&closed_seen), 1,
+                 "the rally ended on exactly one XO_ECLOSED");
+    cr_assert_eq(atomic_load(&destroyed), 2,
+                 "both ran on_destroy, where spawning gave XO_ECLOSED");
+}
+
+static int stop_from_handler_message(xo_ctx_t *ctx, void *state,
+                                     const xo_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    if (xo_runtime_stop(xo_ctx_runtime(ctx)) == XO_EINVAL)
+        atomic_fetch_add(&closed_seen, 1);
+    atomic_fetch_add(&handled, 1);
+    return 0;
+}
+
+static const xo_actor_def_t stopper_def = {
+    .name = "stopper", .on_message = stop_from_handler_message,
+};
+
+Test(stop, stop_from_a_handler_is_refused_and_a_second_stop_is_eclosed)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &stopper_def, NULL, &r), 0);
+    cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
+    cr_assert_eq(xo_runtime_stop(rt), 0);
+    cr_assert_eq(atomic_load(&closed_seen), 1, "EINVAL inside a handler");
+    cr_assert_eq(xo_runtime_stop(rt), XO_ECLOSED);
+    cr_assert_eq(xo_tell(r, PING, NULL, 0), XO_ECLOSED);
+    xo_ref_t other;
+    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &other), XO_ECLOSED);
+    cr_assert_eq(xo_lookup(rt, "any", &other), XO_ECLOSED);
+    cr_assert_eq(xo_destroy(r), XO_ECLOSED);
+    xo_runtime_free(rt);
+    cr_assert_eq(atomic_load(&handled), 1);
+}
+
+Test(stop, free_without_stop_still_drains_and_destroys)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
+    xo_runtime_free(rt);
+    cr_assert_eq(atomic_load(&handled), 1000);
+    cr_assert_eq(atomic_load(&destroyed), 1);
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages xoscar builds with, if any is missing.
+# Usage: tools/install-deps.sh [extra-package ...]
+# Runs apt-get as root, or through sudo when that is available.
+set -euo pipefail
+
+packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev libck-dev
+          libcriterion-dev "$@")
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: missing ${missing[*]}, and no apt-get here: install them by hand" >&2
+    exit 1
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "install-deps: missing ${missing[*]}: run as root or install them" >&2
+        exit 1
+    fi
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
