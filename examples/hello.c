@@ -19,11 +19,12 @@ static int greeter_on_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void greeter_on_destroy(xo_ctx_t *ctx, void *state)
+static int greeter_on_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     printf("greeter said hello %d time(s)\n",
            ((struct greeter *)state)->greeted);
+    return 0;
 }
 
 static const xo_actor_def_t greeter = {

@@ -57,27 +57,48 @@ static void free_cell(xo_runtime_t *rt, struct xo_cell *c)
     xo_mem_free(&rt->mem, c, c->alloc_size);
 }
 
+/* Nobody can send to c any more: queue its reap. A stateful actor's marker
+   goes behind its mailbox; a stateless actor is reaped by its last task
+   (or now, if none is running). */
 static void push_reap(struct xo_cell *c)
 {
-    if (xo_mpscq_push(&c->mbox, &c->reap_node))
+    c->reap.kind = XO_K_REAP;
+    if (c->stateless) {
+        /* acq_rel: pairs with the decrement in xo_stateless_task_done;
+           exactly one side sees the count at zero with DEAD set. */
+        uint64_t old = atomic_fetch_or_explicit(&c->inflight, XO_INFLIGHT_DEAD,
+                                                memory_order_acq_rel);
+        if (old == 0)
+            xo_runq_push(&c->rt->workers[c->pool], &c->reap);
+        return;
+    }
+    if (xo_mpscq_push(&c->mbox, &c->reap.node))
         xo_schedule(c);
+}
+
+void xo_stateless_task_done(struct xo_cell *c)
+{
+    /* acq_rel: see push_reap. */
+    uint64_t old = atomic_fetch_sub_explicit(&c->inflight, 1,
+                                             memory_order_acq_rel);
+    if (old == (XO_INFLIGHT_DEAD | 1))
+        xo_runq_push(&c->rt->workers[c->pool], &c->reap);
 }
 
 /* Grace period over: nobody can push into c's mailbox any more. */
 static void after_grace_period(struct rcu_head *head)
 {
+    XO_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
     struct xo_cell *c = xo_container_of(head, struct xo_cell, rcu);
     XO_TSAN_ACQUIRE(&c->rt->rcu_sync);
-    if (c->name != NULL) {
-        free_name(c->name, c->rt);
-        c->name = NULL;
-    }
     push_reap(c); /* the last touch: the worker may free c right after */
 }
 
 /* Inside xo_rcu_lock, runtime open: take c out of its slot and registry and
-   queue its reclamation. False if someone else did it first. */
-static bool unpublish(xo_runtime_t *rt, struct xo_cell *c)
+   queue its reclamation; `waiter` (may be NULL) gets on_destroy's outcome.
+   False if someone else did it first. */
+static bool unpublish(xo_runtime_t *rt, struct xo_cell *c,
+                      struct xo_future *waiter)
 {
     struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
     struct xo_cell *expected = c;
@@ -87,8 +108,11 @@ static bool unpublish(xo_runtime_t *rt, struct xo_cell *c)
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         return false;
+    c->destroy_f = waiter;
     if (c->name != NULL)
         xo_registry_remove(&rt->names, c->name);
+    /* TSan cannot see call_rcu's hand-off to its thread: say it. */
+    XO_TSAN_RELEASE(&c->rcu);
     xo_rcu_defer(&c->rcu, after_grace_period);
     return true;
 }
@@ -125,6 +149,7 @@ static int new_name(xo_runtime_t *rt, const char *uid, struct xo_name **out)
     if (n == NULL)
         return XO_ENOMEM;
     n->len = len;
+    atomic_init(&n->visible, false);
     memcpy(n->uid, uid, len + 1);
     *out = n;
     return 0;
@@ -146,6 +171,9 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     c->rt = rt;
     c->def = def;
     c->pool = pool;
+    c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
+    c->run.kind = XO_K_ACTOR;
+    c->reap.kind = XO_K_REAP;
     xo_mpscq_init(&c->mbox, false); /* busy until on_create is over */
     rc = new_name(rt, opts->uid, &c->name);
     if (rc == 0)
@@ -190,7 +218,7 @@ static void withdraw(xo_runtime_t *rt, struct xo_cell *c)
 {
     xo_rcu_lock();
     if (!xo_rt_closing(rt))
-        (void)unpublish(rt, c);
+        (void)unpublish(rt, c, NULL);
     xo_rcu_unlock(&rt->rcu_sync);
 }
 
@@ -198,7 +226,7 @@ static int run_on_create(struct xo_cell *c, const xo_spawn_opts_t *opts)
 {
     if (c->def->on_create == NULL)
         return 0;
-    struct xo_ctx ctx = { c->rt, c, c->pool };
+    struct xo_ctx ctx = { c->rt, c, c->pool, NULL, NULL };
     struct xo_ctx *saved = xo_current_ctx();
     xo_set_current_ctx(&ctx);
     int rc = c->def->on_create(&ctx, c->state, opts->arg, opts->arg_size);
@@ -231,10 +259,15 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         return rc;
     }
     rc = run_on_create(c, opts);
-    if (rc == 0)
+    if (rc == 0) {
         c->created = true;
-    else
+        /* release: lookups that find the uid see a created actor. */
+        if (c->name != NULL)
+            atomic_store_explicit(&c->name->visible, true,
+                                  memory_order_release);
+    } else {
         withdraw(rt, c);
+    }
     xo_ref_t ref = xo_cell_ref(c);
     /* From here on c may be reclaimed at any time (if withdrawn). */
     if (!xo_mpscq_mark_idle(&c->mbox))
@@ -280,16 +313,41 @@ int xo_destroy(xo_ref_t ref)
     xo_runtime_t *rt = ref.rt;
     if (rt == NULL)
         return XO_EINVAL;
+    /* An actor destroying itself cannot wait for its own on_destroy. */
+    struct xo_ctx *ctx = xo_current_ctx();
+    bool self = ctx != NULL && ctx->cell != NULL && ctx->rt == rt &&
+                xo_cell_ref(ctx->cell).id == ref.id;
+    struct xo_future *f = NULL;
+    if (!self) {
+        int rc = xo_future_new(rt, ref.id, 1, &f);
+        if (rc != 0)
+            return rc;
+        /* relaxed: the cell's reference, dropped when the destroy settles. */
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    }
     int rc = 0;
     xo_rcu_lock();
     if (xo_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
         struct xo_cell *c = xo_resolve(rt, ref.id);
-        if (c == NULL || !unpublish(rt, c))
+        if (c == NULL || !unpublish(rt, c, f))
             rc = XO_ENOTEXIST;
     }
     xo_rcu_unlock(&rt->rcu_sync);
+    if (f == NULL)
+        return rc;
+    if (rc != 0) {
+        xo_future_unref(f); /* the cell's, never handed over */
+        xo_future_release(f);
+        return rc;
+    }
+    /* XO_EDEADLK: the destroy goes on, but its outcome cannot be awaited
+       from here. */
+    rc = xo_future_wait_internal(f, -1);
+    if (rc == 0)
+        rc = f->items[0].status;
+    xo_future_release(f);
     return rc;
 }
 
@@ -313,23 +371,89 @@ int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
     return rc;
 }
 
-void xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
+/* on_destroy refused: put the actor back where senders find it. Inside
+   the RCU section, and only while the runtime is open (stop's sweep must
+   see every published actor). */
+static bool revive(xo_runtime_t *rt, struct xo_cell *c)
+{
+    bool revived = false;
+    xo_rcu_lock();
+    if (!xo_rt_closing(rt)) {
+        struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
+        struct xo_cell *expected = NULL;
+        /* acq_rel: the slot is still ours (not given back), so this only
+           fails if something is badly wrong; release republishes c. */
+        revived = atomic_compare_exchange_strong_explicit(
+            &slot->cell, &expected, c, memory_order_acq_rel,
+            memory_order_acquire);
+        if (revived && c->name != NULL &&
+            xo_registry_add(&rt->names, c->name) != 0) {
+            /* Another actor took the uid meanwhile: live on unnamed. The
+               failed add never linked the node, so it can go now. */
+            free_name(c->name, rt);
+            c->name = NULL;
+        }
+        if (revived && c->stateless)
+            atomic_store_explicit(&c->inflight, 0, memory_order_relaxed);
+    }
+    xo_rcu_unlock(&rt->rcu_sync);
+    return revived;
+}
+
+static void settle_destroy(struct xo_cell *c, int rc)
+{
+    struct xo_future *f = c->destroy_f;
+    c->destroy_f = NULL;
+    if (f != NULL) {
+        xo_future_complete_item(f, 0, rc, NULL, NULL, xo_cell_ref(c).id);
+        xo_future_unref(f);
+    } else if (rc < 0 && c->rt->cfg.on_handler_error != NULL)
+        c->rt->cfg.on_handler_error(c->rt, xo_cell_ref(c), 0, rc,
+                                    c->rt->cfg.on_handler_error_user);
+}
+
+bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
 {
     xo_runtime_t *rt = c->rt;
+    int rc = 0;
     if (c->created && c->def->on_destroy != NULL)
-        c->def->on_destroy(ctx, c->state);
+        rc = c->def->on_destroy(ctx, c->state);
+    if (rc < 0) {
+        if (revive(rt, c)) {
+            settle_destroy(c, rc);
+            return false;
+        }
+        /* Stopping: the actor goes regardless; say that it objected. */
+        if (rt->cfg.on_handler_error != NULL)
+            rt->cfg.on_handler_error(rt, xo_cell_ref(c), 0, rc,
+                                     rt->cfg.on_handler_error_user);
+    }
+    settle_destroy(c, 0);
     /* relaxed: a counter for introspection. */
     atomic_fetch_sub_explicit(&rt->workers[c->pool].actors, 1,
                               memory_order_relaxed);
     xo_slots_give(&rt->slots, c->index);
     free_cell(rt, c);
     xo_runtime_actor_gone(rt);
+    return true;
 }
 
 void xo_actors_close_all(xo_runtime_t *rt)
 {
     /* acquire: pairs with the release of count in xo_slots_take. */
     uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
+    /* The set of published actors cannot change any more (spawn, destroy,
+       withdraw and revive all check `closing`). First take every uid out
+       of the registry and let a grace period pass, so no reader inside
+       liburcu (its resize worker) can still hold a name when the reap
+       frees it; then unpublish each actor and queue its reap. */
+    for (uint32_t i = 0; i < n; i++) {
+        struct xo_cell *c = atomic_load_explicit(
+            &xo_slots_get(&rt->slots, i)->cell, memory_order_acquire);
+        if (c != NULL && c->name != NULL)
+            xo_registry_remove(&rt->names, c->name);
+    }
+    xo_rcu_synchronize(&rt->rcu_sync);
     for (uint32_t i = 0; i < n; i++) {
         struct xo_slot *slot = xo_slots_get(&rt->slots, i);
         struct xo_cell *c =
@@ -337,19 +461,10 @@ void xo_actors_close_all(xo_runtime_t *rt)
         if (c == NULL)
             continue;
         struct xo_cell *expected = c;
-        /* acq_rel: see unpublish. A concurrent withdraw cannot win here:
-           it checks `closing` first. */
-        if (!atomic_compare_exchange_strong_explicit(
+        /* acq_rel: see unpublish. */
+        if (atomic_compare_exchange_strong_explicit(
                 &slot->cell, &expected, NULL, memory_order_acq_rel,
                 memory_order_acquire))
-            continue;
-        if (c->name != NULL) {
-            /* No reader is left (lookups fail once closing), so the name
-               can go now. */
-            xo_registry_remove(&rt->names, c->name);
-            free_name(c->name, rt);
-            c->name = NULL;
-        }
-        push_reap(c);
+            push_reap(c);
     }
 }

@@ -8,6 +8,11 @@
  * schedules the actor (one more exchange, on the worker's run queue). No
  * lock, no system call unless the worker is parked.
  *
+ * A message to a stateless actor skips the mailbox: it goes straight to a
+ * worker's run queue as a task, so several workers may run the actor's
+ * handler at once. The actor's in-flight count keeps its cell alive until
+ * the last task ended (see actor.c).
+ *
  * Ownership: an envelope belongs to its creator until a send succeeds, then
  * to the runtime, which frees it after the handler returned.
  */
@@ -15,8 +20,8 @@
 
 #include <string.h>
 
-static int envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
-                        struct xo_envelope **out)
+int xo_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
+                    struct xo_envelope **out)
 {
     if (size > XO_MSG_MAX_SIZE)
         return XO_EINVAL;
@@ -24,12 +29,15 @@ static int envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
     struct xo_envelope *env = xo_mem_alloc(&rt->mem, total);
     if (env == NULL)
         return XO_ENOMEM;
+    env->item.kind = XO_K_TELL;
     env->alloc_size = (uint32_t)total;
     env->flags = 0;
+    env->task_cell = NULL;
     env->msg.tag = tag;
     env->msg.size = (uint32_t)size;
     env->msg.data = env->payload;
     env->msg.sender = XO_REF_NONE;
+    env->msg.request = NULL;
     *out = env;
     return 0;
 }
@@ -41,12 +49,28 @@ struct wrap_tail {
 
 void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env)
 {
+    if (env->item.kind == XO_K_CALL && env->req.f != NULL)
+        xo_future_unref(env->req.f);
     if (env->flags & XO_ENV_WRAPPED) {
         struct wrap_tail *t = (struct wrap_tail *)env->payload;
         if (t->free_fn != NULL)
             t->free_fn(env->msg.data, t->free_arg);
     }
     xo_mem_free(&rt->mem, env, env->alloc_size);
+}
+
+void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
+                            struct xo_envelope *last)
+{
+    struct xo_envelope *e = first;
+    while (e != NULL) {
+        struct xo_envelope *next =
+            e == last ? NULL
+                      : (struct xo_envelope *)atomic_load_explicit(
+                            &e->item.node.next, memory_order_relaxed);
+        xo_envelope_free(rt, e);
+        e = next;
+    }
 }
 
 xo_ref_t xo_current_sender(xo_runtime_t *rt)
@@ -57,8 +81,27 @@ xo_ref_t xo_current_sender(xo_runtime_t *rt)
     return xo_cell_ref(ctx->cell);
 }
 
-/* Hand env to the actor behind `to`; on error the caller keeps env. */
-static int enqueue(xo_ref_t to, struct xo_envelope *env)
+/* Stateless target: each envelope becomes a task on some worker. */
+static void push_tasks(struct xo_cell *c, struct xo_envelope *first,
+                       struct xo_envelope *last)
+{
+    struct xo_envelope *e = first;
+    while (e != NULL) {
+        struct xo_envelope *next =
+            e == last ? NULL
+                      : (struct xo_envelope *)atomic_load_explicit(
+                            &e->item.node.next, memory_order_relaxed);
+        e->task_cell = c;
+        /* relaxed: the count only has to be exact, not ordered; the cell
+           stays alive because we are inside the RCU section. */
+        atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+        xo_runq_push(xo_task_worker(c->rt), &e->item);
+        e = next;
+    }
+}
+
+int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
+                     struct xo_envelope *last)
 {
     xo_runtime_t *rt = to.rt;
     int rc = 0;
@@ -69,11 +112,19 @@ static int enqueue(xo_ref_t to, struct xo_envelope *env)
         struct xo_cell *c = xo_resolve(rt, to.id);
         if (c == NULL)
             rc = XO_ENOTEXIST;
-        else if (xo_mpscq_push(&c->mbox, &env->node))
+        else if (c->stateless && first->item.kind != XO_K_CONT)
+            push_tasks(c, first, last);
+        else if (xo_mpscq_push_chain(&c->mbox, &first->item.node,
+                                     &last->item.node))
             xo_schedule(c);
     }
     xo_rcu_unlock(&rt->rcu_sync);
     return rc;
+}
+
+int xo_enqueue(xo_ref_t to, struct xo_envelope *env)
+{
+    return xo_enqueue_chain(to, env, env);
 }
 
 int xo_tell(xo_ref_t to, uint32_t tag, const void *data, size_t size)
@@ -81,15 +132,89 @@ int xo_tell(xo_ref_t to, uint32_t tag, const void *data, size_t size)
     if (to.rt == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
     struct xo_envelope *env;
-    int rc = envelope_new(to.rt, tag, size, &env);
+    int rc = xo_envelope_new(to.rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->payload, data, size);
     env->msg.sender = xo_current_sender(to.rt);
-    rc = enqueue(to, env);
+    rc = xo_enqueue(to, env);
     if (rc != 0)
         xo_envelope_free(to.rt, env);
+    return rc;
+}
+
+int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
+{
+    if (to.rt == NULL || (items == NULL && count > 0))
+        return XO_EINVAL;
+    if (count == 0)
+        return 0;
+    xo_ref_t sender = xo_current_sender(to.rt);
+    struct xo_envelope *first = NULL, *last = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct xo_envelope *env;
+        if (items[i].data == NULL && items[i].size > 0)
+            rc = XO_EINVAL;
+        else
+            rc = xo_envelope_new(to.rt, items[i].tag, items[i].size, &env);
+        if (rc != 0)
+            break;
+        if (items[i].size > 0)
+            memcpy(env->payload, items[i].data, items[i].size);
+        env->msg.sender = sender;
+        if (last)
+            atomic_store_explicit(&last->item.node.next, &env->item.node,
+                                  memory_order_relaxed);
+        else
+            first = env;
+        last = env;
+    }
+    if (rc == 0)
+        rc = xo_enqueue_chain(to, first, last);
+    if (rc != 0 && first != NULL)
+        xo_envelope_chain_free(to.rt, first, last);
+    return rc;
+}
+
+int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
+                  const void *data, size_t size)
+{
+    if (to.rt == NULL || (data == NULL && size > 0))
+        return XO_EINVAL;
+    xo_runtime_t *rt = to.rt;
+    struct xo_envelope *env;
+    int rc = xo_envelope_new(rt, tag, size, &env);
+    if (rc != 0)
+        return rc;
+    if (size > 0)
+        memcpy(env->payload, data, size);
+    env->msg.sender = xo_current_sender(rt);
+    struct xo_timer *t = xo_mem_zalloc(&rt->mem, sizeof(*t));
+    if (t == NULL) {
+        xo_envelope_free(rt, env);
+        return XO_ENOMEM;
+    }
+    t->deadline = xo_now_ns() + delay_ns;
+    t->what = XO_TIMER_TELL;
+    t->to = to;
+    t->env = env;
+    /* The timer lives on the target's worker, chosen while it exists. */
+    unsigned pool = 0;
+    xo_rcu_lock();
+    struct xo_cell *c = xo_rt_closing(rt) ? NULL : xo_resolve(rt, to.id);
+    if (c != NULL)
+        pool = c->pool;
+    else
+        rc = xo_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
+    xo_rcu_unlock(&rt->rcu_sync);
+    if (rc == 0)
+        rc = xo_timer_start(&rt->workers[pool], t);
+    if (rc != 0) {
+        xo_envelope_free(rt, env);
+        xo_mem_free(&rt->mem, t, sizeof(*t));
+    }
     return rc;
 }
 
@@ -98,7 +223,7 @@ int xo_msg_alloc(xo_runtime_t *rt, uint32_t tag, size_t size, xo_msg_t **out)
     if (rt == NULL || out == NULL)
         return XO_EINVAL;
     struct xo_envelope *env;
-    int rc = envelope_new(rt, tag, size, &env);
+    int rc = xo_envelope_new(rt, tag, size, &env);
     if (rc == 0)
         *out = &env->msg;
     return rc;
@@ -112,7 +237,7 @@ int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
         size > UINT32_MAX)
         return XO_EINVAL;
     struct xo_envelope *env;
-    int rc = envelope_new(rt, tag, sizeof(struct wrap_tail), &env);
+    int rc = xo_envelope_new(rt, tag, sizeof(struct wrap_tail), &env);
     if (rc != 0)
         return rc;
     struct wrap_tail *t = (struct wrap_tail *)env->payload;
@@ -130,8 +255,10 @@ int xo_send(xo_ref_t to, xo_msg_t *msg)
     if (to.rt == NULL || msg == NULL)
         return XO_EINVAL;
     struct xo_envelope *env = xo_container_of(msg, struct xo_envelope, msg);
+    if (env->item.kind != XO_K_TELL)
+        return XO_EINVAL;
     env->msg.sender = xo_current_sender(to.rt);
-    return enqueue(to, env);
+    return xo_enqueue(to, env);
 }
 
 void xo_msg_free(xo_runtime_t *rt, xo_msg_t *msg)

@@ -82,7 +82,11 @@ int xo_registry_find(struct xo_registry *r, const char *uid, size_t len,
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
     if (node == NULL)
         return XO_ENOTEXIST;
-    *ref_id = caa_container_of(node, struct xo_name, node)->ref_id;
+    struct xo_name *n = caa_container_of(node, struct xo_name, node);
+    /* acquire: pairs with the release store of `visible` by the spawner. */
+    if (!atomic_load_explicit(&n->visible, memory_order_acquire))
+        return XO_ENOTEXIST;
+    *ref_id = n->ref_id;
     return 0;
 }
 

@@ -12,6 +12,8 @@
 #ifndef XO_RUNTIME_REGISTRY_H
 #define XO_RUNTIME_REGISTRY_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +22,9 @@
 struct xo_name {
     struct cds_lfht_node node;
     uint64_t ref_id;
+    /* The uid is reserved from add on, but lookups find it only once its
+       actor finished on_create (release store; acquire in find). */
+    _Atomic bool visible;
     unsigned long hash;
     size_t len;
     char uid[]; /* NUL-terminated */
@@ -36,6 +41,7 @@ void xo_registry_fini(struct xo_registry *r,
 
 /* Fills name->hash; the caller filled uid, len and ref_id. */
 int xo_registry_add(struct xo_registry *r, struct xo_name *name);
+/* XO_ENOTEXIST also while the name is reserved but not yet visible. */
 int xo_registry_find(struct xo_registry *r, const char *uid, size_t len,
                      uint64_t *ref_id);
 void xo_registry_remove(struct xo_registry *r, struct xo_name *name);

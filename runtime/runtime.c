@@ -14,7 +14,9 @@
  *  5. wait until every actor was reaped (each worker handles the mailbox,
  *     then on_destroy, then frees the cell), then stop and join workers.
  * Handlers keep running during 5; their sends fail with XO_ECLOSED, so
- * actors that message each other forever still drain.
+ * actors that message each other forever still drain. The tables (slots,
+ * registry, workers array) are released by xo_runtime_free, not by stop:
+ * a thread racing with stop may still reach them and must find them there.
  */
 #include "runtime.h"
 
@@ -44,6 +46,7 @@ static unsigned allowed_cpus(void)
 }
 
 static void release_tables(xo_runtime_t *rt);
+static void wait_stopped(xo_runtime_t *rt);
 
 static void free_leftover_name(struct xo_name *n, void *arg)
 {
@@ -128,8 +131,10 @@ int xo_runtime_stop(xo_runtime_t *rt)
     int expected = XO_RT_RUNNING;
     /* seq_cst: the flag must be globally visible before the grace period
        below begins (RCU's guarantee then covers every later reader). */
-    if (!atomic_compare_exchange_strong(&rt->state, &expected, XO_RT_CLOSING))
+    if (!atomic_compare_exchange_strong(&rt->state, &expected, XO_RT_CLOSING)) {
+        wait_stopped(rt); /* a second stop returns once the first is done */
         return XO_ECLOSED;
+    }
     xo_rcu_synchronize(&rt->rcu_sync);
     xo_rcu_barrier(&rt->rcu_sync);
     pthread_mutex_lock(&rt->stop_lock);
@@ -142,17 +147,32 @@ int xo_runtime_stop(xo_runtime_t *rt)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);
     xo_workers_stop(rt);
-    release_tables(rt);
+    /* The tables stay until xo_runtime_free: a thread that passed a
+       closing check just before stop began may still be on its way to
+       them (it will then fail with XO_ECLOSED). */
+    pthread_mutex_lock(&rt->stop_lock);
     atomic_store(&rt->state, XO_RT_STOPPED);
+    pthread_cond_broadcast(&rt->stop_cond);
+    pthread_mutex_unlock(&rt->stop_lock);
     return 0;
+}
+
+/* Until the stop in progress (on another thread) has finished. */
+static void wait_stopped(xo_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->stop_lock);
+    while (atomic_load(&rt->state) != XO_RT_STOPPED)
+        pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
+    pthread_mutex_unlock(&rt->stop_lock);
 }
 
 void xo_runtime_free(xo_runtime_t *rt)
 {
     if (rt == NULL)
         return;
-    if (atomic_load(&rt->state) == XO_RT_RUNNING)
-        (void)xo_runtime_stop(rt);
+    if (xo_runtime_stop(rt) == XO_ECLOSED)
+        wait_stopped(rt);
+    release_tables(rt);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
     free(rt);

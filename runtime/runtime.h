@@ -28,6 +28,7 @@
 #include "rcu.h"
 #include "registry.h"
 #include "slots.h"
+#include "call.h"
 
 #define XO_CACHELINE 64
 
@@ -38,40 +39,108 @@ struct xo_ctx {
     xo_runtime_t *rt;
     struct xo_cell *cell;
     unsigned pool;
+    /* The message being handled, and the error message xo_fail set for
+       it (owned, freed after the handler). */
+    const xo_msg_t *msg;
+    char *fail_msg;
+};
+
+struct xo_worker;
+struct xo_future;
+
+/* ---- run-queue items ----------------------------------------------- */
+
+/*
+ * Everything that travels through a run queue or a mailbox starts with an
+ * item: the queue link and what the node is. Run queues carry actors
+ * (ACTOR), timers handed to a worker by another thread (TIMER), reap
+ * requests of stateless actors (REAP), messages to stateless actors run as
+ * tasks (TELL/CALL), and the exit request. Mailboxes carry messages
+ * (TELL/CALL/CONT) and a destroyed actor's reap marker (REAP).
+ */
+enum xo_kind {
+    XO_K_ACTOR = 1,
+    XO_K_EXIT,
+    XO_K_TIMER,
+    XO_K_REAP,
+    XO_K_TELL,
+    XO_K_CALL,
+    XO_K_CONT,
+};
+
+struct xo_item {
+    struct xo_qnode node;
+    uint32_t kind;
 };
 
 /* ---- messages (message.c) ---------------------------------------- */
 
 #define XO_ENV_WRAPPED 1u /* payload is the caller's buffer, see wrap */
 
+/* The callee's handle on one call (one item of a future). */
+struct xo_request {
+    struct xo_future *f;
+    uint64_t callee;   /* id of the actor handling it (set on delivery) */
+    uint32_t index;
+    uint8_t answered;  /* a final reply, end or error was given */
+    uint8_t deferred;  /* the handler kept it (xo_request_defer) */
+    uint8_t heap;      /* this copy was allocated by xo_request_defer */
+    uint8_t streamed;  /* parts were sent */
+};
+
 struct xo_envelope {
-    struct xo_qnode node;
-    uint32_t alloc_size; /* bytes of this block, for the sized free */
+    struct xo_item item;  /* kind: TELL, CALL or CONT */
+    uint32_t alloc_size;  /* bytes of this block, for the sized free */
     uint32_t flags;
     xo_msg_t msg;
+    struct xo_cell *task_cell; /* stateless target, while queued as a task */
+    struct xo_request req;     /* CALL only */
     alignas(16) unsigned char payload[];
 };
 
 /* Largest payload xo_tell / xo_msg_alloc accept. */
-#define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - sizeof(struct xo_envelope))
+#define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - sizeof(struct xo_envelope) - 64)
 
+int xo_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
+                    struct xo_envelope **out);
 void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env);
+/* Hand env (or the linked chain first..last) to the actor behind `to`; on
+   error the caller keeps them. */
+int xo_enqueue(xo_ref_t to, struct xo_envelope *env);
+int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
+                     struct xo_envelope *last);
+void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
+                            struct xo_envelope *last);
 /* The ref of the actor whose handler runs on this thread, if it belongs to
    rt; XO_REF_NONE otherwise. */
 xo_ref_t xo_current_sender(xo_runtime_t *rt);
 
 /* ---- actors (actor.c) --------------------------------------------- */
 
+/* Stateless actors: tasks in flight in the low bits, DEAD once destroyed. */
+#define XO_INFLIGHT_DEAD (UINT64_C(1) << 63)
+
 struct xo_cell {
     struct xo_mpscq mbox;       /* producers write its head */
-    struct xo_qnode runq_node;  /* link in its worker's run queue */
-    struct xo_qnode reap_node;  /* last node of a destroyed mailbox */
+    struct xo_item run;         /* ACTOR: link in its worker's run queue */
+    struct xo_item reap;        /* REAP: last node of a destroyed actor */
     xo_runtime_t *rt;
     const xo_actor_def_t *def;
     struct xo_name *name;       /* uid entry or NULL */
     uint32_t index, gen;        /* immutable after spawn */
     unsigned pool;
     bool created;               /* on_create succeeded (or none) */
+    bool stateless;
+    /* Stateful only: a message popped while collecting an on_batch run
+       that did not belong to it; handled next. Owner worker only. */
+    struct xo_envelope *stash;
+    /* Set by the destroyer that wins; completed by the reap. */
+    struct xo_future *destroy_f;
+    /* The id of what a blocking wait in this actor's handler waits for
+       (0: none). seq_cst: see the cycle check in call.c. */
+    _Atomic uint64_t waiting_for;
+    /* Stateless only: see XO_INFLIGHT_DEAD. */
+    _Atomic uint64_t inflight;
     /* Written by the worker running the actor only; read by xo_actor_stats
        from any thread. relaxed: counters, no ordering with other data. */
     _Atomic uint64_t handled, failed;
@@ -87,10 +156,41 @@ static inline xo_ref_t xo_cell_ref(const struct xo_cell *c)
 
 /* Inside xo_rcu_lock: the live cell a ref names, or NULL. */
 struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id);
-/* Worker: the reap marker reached the front: run on_destroy, reclaim. */
-void xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx);
+/* Worker: the reap marker reached the front (or a stateless actor's last
+   task ended): run on_destroy, then reclaim, or revive on failure.
+   Returns true when the cell was freed. */
+bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx);
 /* Stop: unpublish every live actor and queue its reap marker. */
 void xo_actors_close_all(xo_runtime_t *rt);
+/* A stateless task finished: drop its in-flight count. */
+void xo_stateless_task_done(struct xo_cell *c);
+
+/* ---- timers (timer.c) --------------------------------------------- */
+
+enum { XO_TIMER_TELL = 1, XO_TIMER_CALL_TIMEOUT };
+
+struct xo_timer {
+    struct xo_item item; /* TIMER, while handed to a worker */
+    uint64_t deadline;   /* CLOCK_MONOTONIC ns */
+    int what;
+    xo_ref_t to;                 /* TELL */
+    struct xo_envelope *env;     /* TELL */
+    struct xo_future *f;         /* CALL_TIMEOUT (holds a reference) */
+};
+
+struct xo_timer_heap {
+    struct xo_timer **v;
+    size_t len, cap;
+};
+
+uint64_t xo_now_ns(void);
+/* Any thread: arm a timer on worker w (it takes ownership). */
+int xo_timer_start(struct xo_worker *w, struct xo_timer *t);
+/* Worker: file a timer that arrived through the run queue. */
+void xo_timer_insert(struct xo_worker *w, struct xo_timer *t);
+/* Worker: fire what is due; returns the next deadline (0: none). */
+uint64_t xo_timers_run(struct xo_worker *w);
+void xo_timers_discard(struct xo_worker *w);
 
 /* ---- scheduling (sched.c) ----------------------------------------- */
 
@@ -107,7 +207,9 @@ struct xo_worker {
     bool started;
     pthread_t thread;
     struct xo_ctx ctx;
-    struct xo_qnode exit_node;
+    struct xo_item exit_item;
+    struct xo_timer_heap timers; /* owner worker only */
+    const xo_msg_t **batch_buf;  /* cfg.batch entries, for on_batch runs */
     /* relaxed counters, single writer except `actors` (spawn/reap). */
     _Atomic uint64_t handled;
     _Atomic uint64_t actors;
@@ -115,13 +217,29 @@ struct xo_worker {
 
 /* Make an actor runnable on its home pool, waking the worker if parked. */
 void xo_schedule(struct xo_cell *c);
+/* Push an item onto a worker's run queue, waking it if parked. */
+void xo_runq_push(struct xo_worker *w, struct xo_item *it);
+/* A worker for a stateless task: spreads tasks over the pools. */
+struct xo_worker *xo_task_worker(xo_runtime_t *rt);
 int xo_workers_start(xo_runtime_t *rt);
 void xo_workers_stop(xo_runtime_t *rt);
+/* The worker that is the calling thread, or NULL. */
+struct xo_worker *xo_current_worker(void);
 /* The runtime whose worker is the calling thread, or NULL. */
 xo_runtime_t *xo_current_worker_runtime(void);
 /* The handler context active on this thread (NULL outside handlers). */
 struct xo_ctx *xo_current_ctx(void);
 void xo_set_current_ctx(struct xo_ctx *ctx);
+/*
+ * A handler blocks until *word has `bit` set or the deadline (0: none)
+ * passes, running other actors of its pool meanwhile. The waker must
+ * futex-wake `word` when it sets the bit and sees `waiters_bit`.
+ */
+int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
+                    uint32_t bit, uint32_t waiters_bit, uint64_t deadline);
+void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                   uint64_t timeout_ns);
+void xo_futex_wake_all(_Atomic uint32_t *word);
 
 /* ---- the runtime (runtime.c) ---------------------------------------- */
 

@@ -2,7 +2,7 @@
  * sched.c -- the workers. One thread per CPU pool, pinned to its core,
  * running the actors whose home is its pool.
  *
- * A worker's run queue holds runnable actors (their runq_node). An actor is
+ * A worker's run queue holds runnable actors (their `run` item). An actor is
  * in at most one run queue at a time: it enters when the send that found its
  * mailbox idle-marked schedules it, and it leaves when its worker pops it.
  * A turn handles up to cfg.batch messages; then, if the mailbox is empty the
@@ -24,12 +24,19 @@
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 static __thread struct xo_worker *tls_worker
     __attribute__((tls_model("initial-exec")));
 static __thread struct xo_ctx *tls_ctx
     __attribute__((tls_model("initial-exec")));
+
+struct xo_worker *xo_current_worker(void)
+{
+    return tls_worker;
+}
 
 xo_runtime_t *xo_current_worker_runtime(void)
 {
@@ -46,15 +53,23 @@ void xo_set_current_ctx(struct xo_ctx *ctx)
     tls_ctx = ctx;
 }
 
-static void futex_wait(_Atomic uint32_t *word, uint32_t expected)
+void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                   uint64_t timeout_ns)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL,
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns != 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp,
             NULL, 0);
 }
 
-static void futex_wake(_Atomic uint32_t *word)
+void xo_futex_wake_all(_Atomic uint32_t *word)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
+            NULL, 0);
 }
 
 static void wake_worker(struct xo_worker *w)
@@ -62,25 +77,27 @@ static void wake_worker(struct xo_worker *w)
     /* release: pairs with the acquire load in park(); the worker that
        wakes sees the run queue node pushed before. */
     atomic_store_explicit(&w->wake, 1, memory_order_release);
-    futex_wake(&w->wake);
+    syscall(SYS_futex, (uint32_t *)&w->wake, FUTEX_WAKE_PRIVATE, 1, NULL,
+            NULL, 0);
 }
 
-static void runq_push(struct xo_worker *w, struct xo_qnode *n)
+void xo_runq_push(struct xo_worker *w, struct xo_item *it)
 {
-    if (xo_mpscq_push(&w->runq, n))
+    if (xo_mpscq_push(&w->runq, &it->node))
         wake_worker(w);
 }
 
 void xo_schedule(struct xo_cell *c)
 {
-    runq_push(&c->rt->workers[c->pool], &c->runq_node);
+    xo_runq_push(&c->rt->workers[c->pool], &c->run);
 }
 
-static uint64_t now_ns(void)
+struct xo_worker *xo_task_worker(xo_runtime_t *rt)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    /* relaxed: any spread will do. */
+    unsigned i = atomic_fetch_add_explicit(&rt->rr_next, 1,
+                                           memory_order_relaxed);
+    return &rt->workers[i % rt->npools];
 }
 
 static inline void cpu_relax(void)
@@ -92,90 +109,312 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Sleep until a sender takes the idle mark, unless work is on its way. */
-static void park(struct xo_worker *w)
+/* Sleep until a sender takes the idle mark (unless work is on its way), or
+   until the next timer is due. */
+static void park(struct xo_worker *w, uint64_t next_deadline)
 {
     /* relaxed: ordered before the mark by mark_idle's release CAS. */
     atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
     if (!xo_mpscq_mark_idle(&w->runq))
         return;
     /* acquire: pairs with wake_worker's release store. */
-    while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
-        futex_wait(&w->wake, 0);
+    while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
+        uint64_t timeout = 0;
+        if (next_deadline != 0) {
+            uint64_t now = xo_now_ns();
+            if (now >= next_deadline)
+                break;
+            timeout = next_deadline - now;
+        }
+        xo_futex_wait(&w->wake, 0, timeout);
+    }
+    /* Woken by a timer deadline: take the mark back so that senders keep
+       pushing without waking us; if a sender took it already, the wake
+       word is (or will be) 1 and the next park returns at once. */
+    uintptr_t marked = atomic_load_explicit(&w->runq.head,
+                                            memory_order_acquire);
+    if (marked & XO_MPSCQ_IDLE)
+        atomic_compare_exchange_strong_explicit(
+            &w->runq.head, &marked, marked & ~XO_MPSCQ_IDLE,
+            memory_order_acq_rel, memory_order_acquire);
 }
 
-/* The next runnable node: poll, spin for spin_ns, then park. */
+/* The next runnable node: poll, spin for spin_ns, then park. Due timers
+   fire in between. */
 static struct xo_qnode *next_runnable(struct xo_worker *w)
 {
+    uint64_t next = xo_timers_run(w);
     struct xo_qnode *n = xo_mpscq_pop(&w->runq);
     if (n != NULL)
         return n;
     uint64_t spin = w->rt->cfg.spin_ns;
-    uint64_t deadline = spin ? now_ns() + spin : 0;
+    uint64_t deadline = spin ? xo_now_ns() + spin : 0;
     for (unsigned i = 1;; i++) {
         n = xo_mpscq_pop(&w->runq);
         if (n != NULL)
             return n;
-        if (deadline != 0 && ((i & 63) != 0 || now_ns() < deadline)) {
+        if (deadline != 0 && ((i & 63) != 0 || xo_now_ns() < deadline)) {
             cpu_relax();
             continue;
         }
-        park(w);
-        deadline = spin ? now_ns() + spin : 0;
+        park(w, next);
+        cpu_relax(); /* park may return at once: a send is mid-way */
+        next = xo_timers_run(w);
+        deadline = spin ? xo_now_ns() + spin : 0;
     }
 }
 
-static void deliver(struct xo_worker *w, struct xo_cell *c,
+static void bump(_Atomic uint64_t *counter, uint64_t by)
+{
+    /* relaxed single-writer counters (see struct xo_cell). */
+    atomic_store_explicit(
+        counter, atomic_load_explicit(counter, memory_order_relaxed) + by,
+        memory_order_relaxed);
+}
+
+static void report_failure(struct xo_worker *w, struct xo_cell *c,
+                           uint32_t tag, int rc)
+{
+    bump(&c->failed, 1);
+    if (w->rt->cfg.on_handler_error != NULL)
+        w->rt->cfg.on_handler_error(w->rt, xo_cell_ref(c), tag, rc,
+                                    w->rt->cfg.on_handler_error_user);
+}
+
+static void clear_fail_msg(struct xo_ctx *ctx)
+{
+    if (ctx->fail_msg) {
+        xo_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+        ctx->fail_msg = NULL;
+    }
+}
+
+/* A call whose item was cancelled (or timed out) before it started is
+   skipped: it is complete already. */
+static bool call_may_start(struct xo_envelope *env)
+{
+    if (env->item.kind != XO_K_CALL)
+        return true;
+    return xo_future_start_item(env->req.f, env->req.index);
+}
+
+/* Run on_message for one envelope, answer what it left unanswered, free
+   it. The context's cell is the actor's. */
+static void deliver(struct xo_worker *w, struct xo_ctx *ctx,
                     struct xo_envelope *env)
 {
-    const xo_actor_def_t *def = c->def;
-    if (c->created && def->on_message != NULL) {
-        int rc = def->on_message(&w->ctx, c->state, &env->msg);
-        /* relaxed single-writer counters (see struct xo_cell). */
-        atomic_store_explicit(
-            &c->handled,
-            atomic_load_explicit(&c->handled, memory_order_relaxed) + 1,
-            memory_order_relaxed);
-        if (rc < 0) {
-            atomic_store_explicit(
-                &c->failed,
-                atomic_load_explicit(&c->failed, memory_order_relaxed) + 1,
-                memory_order_relaxed);
-            if (w->rt->cfg.on_handler_error != NULL)
-                w->rt->cfg.on_handler_error(w->rt, xo_cell_ref(c),
-                                            env->msg.tag, rc,
-                                            w->rt->cfg.on_handler_error_user);
-        }
+    struct xo_cell *c = ctx->cell;
+    if (env->item.kind == XO_K_CONT) {
+        int rc = c->created ? xo_run_continuation(ctx, env) : 0;
+        if (!c->created)
+            xo_drop_continuation(w->rt, env);
+        else
+            xo_envelope_free(w->rt, env);
+        if (rc < 0)
+            report_failure(w, c, 0, rc);
+        bump(&c->handled, 1);
+        return;
     }
+    if (!call_may_start(env)) {
+        xo_envelope_free(w->rt, env);
+        return;
+    }
+    env->req.callee = xo_cell_ref(c).id;
+    int rc = 0;
+    if (!c->created)
+        rc = XO_ENOTEXIST; /* on_create failed: answer calls, drop tells */
+    else if (c->def->on_message != NULL) {
+        ctx->msg = &env->msg;
+        rc = c->def->on_message(ctx, c->state, &env->msg);
+        ctx->msg = NULL;
+        bump(&c->handled, 1);
+        if (rc < 0 && env->item.kind == XO_K_TELL)
+            report_failure(w, c, env->msg.tag, rc);
+    }
+    xo_request_finish(ctx, &env->msg, rc);
+    clear_fail_msg(ctx);
     xo_envelope_free(w->rt, env);
 }
 
-/* One turn of an actor. Returns after at most cfg.batch messages. */
+/* The next message of a stateful actor (the stash first). */
+static struct xo_envelope *next_message(struct xo_cell *c)
+{
+    if (c->stash != NULL) {
+        struct xo_envelope *e = c->stash;
+        c->stash = NULL;
+        return e;
+    }
+    struct xo_qnode *q = xo_mpscq_pop(&c->mbox);
+    if (q == NULL)
+        return NULL;
+    /* The reap marker comes back as a fake envelope pointer: callers
+       compare it with &c->reap before touching it. */
+    return (struct xo_envelope *)(void *)q;
+}
+
+/*
+ * on_batch: gather the run of same-tag messages that starts with `first`
+ * (up to `room`), hand it over in one call, then answer and free each.
+ * Returns how many messages were consumed.
+ */
+static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
+                              struct xo_envelope *first, unsigned room)
+{
+    struct xo_cell *c = ctx->cell;
+    struct xo_envelope *run[room];
+    unsigned n = 0, consumed = 0;
+    for (struct xo_envelope *e = first; e != NULL;) {
+        consumed++;
+        if (call_may_start(e)) {
+            e->req.callee = xo_cell_ref(c).id;
+            run[n] = e;
+            w->batch_buf[n++] = &e->msg;
+        } else {
+            xo_envelope_free(w->rt, e);
+        }
+        if (consumed == room)
+            break;
+        e = next_message(c);
+        if (e == NULL)
+            break;
+        if ((struct xo_item *)e == &c->reap || e->item.kind == XO_K_CONT ||
+            e->msg.tag != first->msg.tag) {
+            c->stash = e;
+            break;
+        }
+    }
+    if (n == 0)
+        return consumed;
+    int rc = c->def->on_batch(ctx, c->state, w->batch_buf, n);
+    bump(&c->handled, n);
+    for (unsigned i = 0; i < n; i++) {
+        if (rc < 0 && run[i]->item.kind == XO_K_TELL && i == 0)
+            report_failure(w, c, run[i]->msg.tag, rc);
+        xo_request_finish(ctx, &run[i]->msg, rc);
+        xo_envelope_free(w->rt, run[i]);
+    }
+    clear_fail_msg(ctx);
+    return consumed;
+}
+
+/* One turn of a stateful actor: at most cfg.batch messages. */
 static void run_turn(struct xo_worker *w, struct xo_cell *c)
 {
     unsigned batch = w->rt->cfg.batch, n = 0;
-    w->ctx.cell = c;
-    tls_ctx = &w->ctx;
-    for (; n < batch; n++) {
-        struct xo_qnode *q = xo_mpscq_pop(&c->mbox);
-        if (q == NULL)
+    struct xo_ctx ctx = { w->rt, c, c->pool, NULL, NULL };
+    struct xo_ctx *saved = tls_ctx;
+    tls_ctx = &ctx;
+    while (n < batch) {
+        struct xo_envelope *e = next_message(c);
+        if (e == NULL)
             break;
-        if (q == &c->reap_node) {
-            xo_cell_reap(c, &w->ctx);
-            tls_ctx = NULL;
-            return;
+        if ((struct xo_item *)e == &c->reap) {
+            if (xo_cell_reap(c, &ctx)) {
+                tls_ctx = saved;
+                bump(&w->handled, n);
+                return; /* freed */
+            }
+            continue;   /* on_destroy refused: the actor lives on */
         }
-        deliver(w, c, xo_container_of(q, struct xo_envelope, node));
+        if (c->def->on_batch != NULL && c->created &&
+            e->item.kind != XO_K_CONT) {
+            n += deliver_batch(w, &ctx, e, batch - n);
+        } else {
+            deliver(w, &ctx, e);
+            n++;
+        }
     }
-    tls_ctx = NULL;
-    atomic_store_explicit(
-        &w->handled,
-        atomic_load_explicit(&w->handled, memory_order_relaxed) + n,
-        memory_order_relaxed);
-    if (n < batch && xo_mpscq_mark_idle(&c->mbox))
+    tls_ctx = saved;
+    bump(&w->handled, n);
+    if (n < batch && c->stash == NULL && xo_mpscq_mark_idle(&c->mbox))
         return;
     /* Still has work (or a send is mid-way): back of the line. */
-    (void)xo_mpscq_push(&w->runq, &c->runq_node);
+    xo_runq_push(w, &c->run);
+}
+
+/* A message to a stateless actor, run as a task on this worker. */
+static void run_task(struct xo_worker *w, struct xo_envelope *env)
+{
+    struct xo_cell *c = env->task_cell;
+    struct xo_ctx ctx = { w->rt, c, w->index, NULL, NULL };
+    struct xo_ctx *saved = tls_ctx;
+    tls_ctx = &ctx;
+    deliver(w, &ctx, env);
+    tls_ctx = saved;
+    bump(&w->handled, 1);
+    xo_stateless_task_done(c);
+}
+
+/* Run one run-queue item. Returns false for the exit request. */
+static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
+{
+    struct xo_item *it = (struct xo_item *)n;
+    switch (it->kind) {
+    case XO_K_ACTOR:
+        run_turn(w, xo_container_of(it, struct xo_cell, run));
+        return true;
+    case XO_K_TIMER:
+        xo_timer_insert(w, xo_container_of(it, struct xo_timer, item));
+        return true;
+    case XO_K_REAP: {
+        struct xo_cell *c = xo_container_of(it, struct xo_cell, reap);
+        struct xo_ctx ctx = { w->rt, c, c->pool, NULL, NULL };
+        struct xo_ctx *saved = tls_ctx;
+        tls_ctx = &ctx;
+        (void)xo_cell_reap(c, &ctx);
+        tls_ctx = saved;
+        return true;
+    }
+    case XO_K_TELL:
+    case XO_K_CALL:
+        run_task(w, (struct xo_envelope *)it);
+        return true;
+    default:
+        return false; /* XO_K_EXIT */
+    }
+}
+
+int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
+                    uint32_t bit, uint32_t waiters_bit, uint64_t deadline)
+{
+    unsigned idle = 0;
+    for (;;) {
+        /* acquire: pairs with the completer's release of `bit`. */
+        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+        if (v & bit)
+            return 0;
+        uint64_t now = xo_now_ns();
+        if (deadline != 0 && now >= deadline)
+            return XO_ETIMEDOUT;
+        xo_timers_run(w);
+        struct xo_qnode *n = xo_mpscq_pop(&w->runq);
+        if (n != NULL) {
+            idle = 0;
+            if (((struct xo_item *)n)->kind == XO_K_EXIT) {
+                /* Only pushed once no actor lives, so never while a
+                   handler waits; keep it for the main loop regardless. */
+                xo_runq_push(w, (struct xo_item *)n);
+                continue;
+            }
+            dispatch(w, n);
+            continue;
+        }
+        if (++idle < 64) {
+            cpu_relax();
+            continue;
+        }
+        /* Nothing to lend the worker to: sleep on the word a little (new
+           work on the run queue does not wake this sleep, so keep it
+           short). acq_rel: announce the sleeper to the completer. */
+        if (!(v & waiters_bit)) {
+            atomic_fetch_or_explicit(word, waiters_bit, memory_order_acq_rel);
+            continue;
+        }
+        uint64_t nap = 200000; /* 200 us */
+        if (deadline != 0 && deadline - now < nap)
+            nap = deadline - now;
+        xo_futex_wait(word, v, nap);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -184,10 +423,10 @@ static void *worker_main(void *arg)
     tls_worker = w;
     for (;;) {
         struct xo_qnode *n = next_runnable(w);
-        if (n == &w->exit_node)
+        if (!dispatch(w, n))
             break;
-        run_turn(w, xo_container_of(n, struct xo_cell, runq_node));
     }
+    xo_timers_discard(w);
     tls_worker = NULL;
     return NULL;
 }
@@ -247,7 +486,12 @@ int xo_workers_start(xo_runtime_t *rt)
         struct xo_worker *w = &rt->workers[i];
         w->rt = rt;
         w->index = i;
-        w->ctx = (struct xo_ctx){ rt, NULL, i };
+        w->ctx = (struct xo_ctx){ rt, NULL, i, NULL, NULL };
+        w->exit_item.kind = XO_K_EXIT;
+        w->batch_buf = xo_mem_alloc(&rt->mem,
+                                    sizeof(*w->batch_buf) * rt->cfg.batch);
+        if (w->batch_buf == NULL)
+            return XO_ENOMEM;
         xo_mpscq_init(&w->runq, false);
         atomic_init(&w->wake, 0);
         atomic_init(&w->handled, 0);
@@ -265,10 +509,16 @@ void xo_workers_stop(xo_runtime_t *rt)
 {
     for (unsigned i = 0; i < rt->npools; i++)
         if (rt->workers[i].started)
-            runq_push(&rt->workers[i], &rt->workers[i].exit_node);
+            xo_runq_push(&rt->workers[i], &rt->workers[i].exit_item);
     for (unsigned i = 0; i < rt->npools; i++)
         if (rt->workers[i].started) {
             pthread_join(rt->workers[i].thread, NULL);
             rt->workers[i].started = false;
         }
+    for (unsigned i = 0; i < rt->npools; i++) {
+        struct xo_worker *w = &rt->workers[i];
+        xo_mem_free(&rt->mem, w->batch_buf,
+                    sizeof(*w->batch_buf) * rt->cfg.batch);
+        w->batch_buf = NULL;
+    }
 }

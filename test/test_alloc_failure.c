@@ -21,11 +21,12 @@ static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void count_destroy(xo_ctx_t *ctx, void *state)
+static int count_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     (void)state;
     atomic_fetch_add(&destroyed, 1);
+    return 0;
 }
 
 static const xo_actor_def_t counter_def = {

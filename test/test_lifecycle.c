@@ -97,12 +97,13 @@ static int link_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void link_destroy(xo_ctx_t *ctx, void *state)
+static int link_destroy(xo_ctx_t *ctx, void *state)
 {
     struct link *l = state;
     (void)ctx;
     if (l->seen == LAPS)
         atomic_fetch_add(&destroyed, 1);
+    return 0;
 }
 
 static const xo_actor_def_t link_def = {
@@ -146,11 +147,12 @@ static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void count_destroy(xo_ctx_t *ctx, void *state)
+static int count_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     if (*(int *)state == 2)
         atomic_fetch_add(&destroyed, 1);
+    return 0;
 }
 
 static const xo_actor_def_t counter_def = {
@@ -196,12 +198,13 @@ static int recorder_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void recorder_destroy(xo_ctx_t *ctx, void *state)
+static int recorder_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     rec.handled_at_destroy = ((struct recorder *)state)->handled;
     rec.destroy_calls++;
     latch_count_down(&done);
+    return 0;
 }
 
 static const xo_actor_def_t recorder_def = {
@@ -236,12 +239,13 @@ static int self_destroy_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return xo_destroy(xo_self(ctx));
 }
 
-static void self_destroy_destroy(xo_ctx_t *ctx, void *state)
+static int self_destroy_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     (void)state;
     atomic_fetch_add(&destroyed, 1);
     latch_count_down(&done);
+    return 0;
 }
 
 static const xo_actor_def_t self_destroy_def = {

@@ -49,7 +49,7 @@ static int receiver_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void receiver_destroy(xo_ctx_t *ctx, void *state)
+static int receiver_destroy(xo_ctx_t *ctx, void *state)
 {
     struct receiver *r = state;
     (void)ctx;
@@ -58,6 +58,7 @@ static void receiver_destroy(xo_ctx_t *ctx, void *state)
     seen.out_of_order = r->out_of_order;
     seen.bad_size = r->bad_size;
     seen.destroyed++;
+    return 0;
 }
 
 static const xo_actor_def_t receiver_def = {

@@ -18,11 +18,12 @@ static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void count_destroy(xo_ctx_t *ctx, void *state)
+static int count_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     (void)state;
     atomic_fetch_add(&destroyed, 1);
+    return 0;
 }
 
 static const xo_actor_def_t counter_def = {
@@ -107,7 +108,7 @@ static int bounce_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return rc;
 }
 
-static void bounce_destroy(xo_ctx_t *ctx, void *state)
+static int bounce_destroy(xo_ctx_t *ctx, void *state)
 {
     (void)state;
     xo_ref_t other;
@@ -115,6 +116,7 @@ static void bounce_destroy(xo_ctx_t *ctx, void *state)
     if (xo_spawn(xo_ctx_runtime(ctx), &counter_def, NULL, &other) ==
         XO_ECLOSED)
         atomic_fetch_add(&destroyed, 1);
+    return 0;
 }
 
 static const xo_actor_def_t bounce_def = {

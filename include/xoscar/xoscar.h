@@ -46,6 +46,10 @@ extern "C" {
     X(EEXIST,    -17,   "an actor with this uid already exists")           \
     X(ENOTEXIST, -4001, "no such actor (unknown, or already destroyed)")   \
     X(ECLOSED,   -4002, "the runtime is stopping or stopped")              \
+    X(ETIMEDOUT, -110,  "timed out")                                       \
+    X(EDEADLK,   -35,   "waiting would close a cycle of waits (deadlock)")  \
+    X(ECANCELED, -125,  "the call was cancelled")                          \
+    X(EEOF,      -4003, "end of stream")                                   \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -66,6 +70,8 @@ XO_API const char *xo_err_name(int err);
 
 typedef struct xo_runtime xo_runtime_t;
 typedef struct xo_ctx xo_ctx_t;
+typedef struct xo_future xo_future_t;
+typedef struct xo_request xo_request_t;
 
 /*
  * A reference to an actor: a small value, copied freely, never owning.
@@ -91,13 +97,15 @@ static inline bool xo_ref_eq(xo_ref_t a, xo_ref_t b)
 /*
  * A message as a handler sees it. The handler may read it during the call
  * only; the runtime frees it afterwards. `sender` is the actor that sent it,
- * or XO_REF_NONE when it came from a thread outside the runtime.
+ * or XO_REF_NONE when it came from a thread outside the runtime. `request`
+ * is set when the message is a call (xo_call): answer it with xo_reply.
  */
 typedef struct xo_msg {
     uint32_t tag;
     uint32_t size;
     void *data;
     xo_ref_t sender;
+    xo_request_t *request;
 } xo_msg_t;
 
 /* ------------------------------------------------------------------ */
@@ -164,19 +172,40 @@ XO_API void xo_runtime_free(xo_runtime_t *rt);
  *             makes xo_spawn fail with that code: the actor never existed,
  *             its uid stays free, on_destroy does not run, and what it had
  *             sent to itself is dropped.
- * on_message  handles one message on the actor's worker. A negative return
- *             is counted and passed to the config's on_handler_error.
+ * on_message  handles one message on the actor's worker. For a call, a
+ *             negative return (with xo_fail for a message) completes the
+ *             caller's future with that error unless the handler replied;
+ *             for a one-way message it is counted and passed to the
+ *             config's on_handler_error.
+ * on_batch    optional: receives a run of consecutive messages with the same
+ *             tag (up to cfg.batch) in one call, in order. Without it they
+ *             go to on_message one by one. Calls among them are answered
+ *             as usual (xo_reply on each message's request).
  * on_destroy  runs once, on the actor's worker, after every message
- *             accepted before the destroy was handled.
- * All three may be NULL.
+ *             accepted before the destroy was handled. A negative return
+ *             cancels the destroy: the actor stays alive (and keeps its
+ *             uid unless another actor took it meanwhile) and xo_destroy
+ *             returns the code. During xo_runtime_stop the actor goes
+ *             regardless.
+ * All may be NULL.
+ *
+ * flags: XO_ACTOR_STATELESS lets the handlers of one actor run on several
+ * workers at once (the runtime does not serialise them; on_batch is not
+ * used). Its state is shared by those runs: keep it read-only or
+ * synchronise it yourself.
  */
+#define XO_ACTOR_STATELESS 1u
+
 typedef struct xo_actor_def {
     const char *name;
     size_t state_size;
+    uint32_t flags;
     int (*on_create)(xo_ctx_t *ctx, void *state, const void *arg,
                      size_t arg_size);
     int (*on_message)(xo_ctx_t *ctx, void *state, const xo_msg_t *msg);
-    void (*on_destroy)(xo_ctx_t *ctx, void *state);
+    int (*on_batch)(xo_ctx_t *ctx, void *state, const xo_msg_t *const *msgs,
+                    size_t count);
+    int (*on_destroy)(xo_ctx_t *ctx, void *state);
 } xo_actor_def_t;
 
 #define XO_POOL_ANY (-1)
@@ -209,12 +238,19 @@ XO_API int xo_lookup(xo_runtime_t *rt, const char *uid, xo_ref_t *out);
 XO_API bool xo_ref_alive(xo_ref_t ref);
 
 /*
- * Destroy an actor. From the moment it returns 0, sends through any ref to
+ * Destroy an actor. From the moment it is called, sends through any ref to
  * the actor return XO_ENOTEXIST and its uid is free for a new actor; the
  * messages it accepted before are still handled, then on_destroy runs on its
- * worker, then its memory is reclaimed. Returns at once (it does not wait
- * for on_destroy), so a handler may destroy any actor, itself included.
- * Errors: XO_ENOTEXIST (unknown, or destroyed already), XO_ECLOSED.
+ * worker, then its memory is reclaimed.
+ *
+ * xo_destroy waits for on_destroy and returns its result (0, or the error
+ * that kept the actor alive). Called by an actor on itself it cannot wait
+ * (on_destroy runs after the current handler): it returns 0 at once and a
+ * failing on_destroy is reported to cfg.on_handler_error. A handler waiting
+ * for another actor's destroy lends its worker to other actors meanwhile,
+ * and a wait that would close a cycle fails with XO_EDEADLK.
+ * Errors: XO_ENOTEXIST (unknown, or destroyed already), XO_ECLOSED,
+ * XO_ENOMEM, XO_EDEADLK, or on_destroy's code.
  */
 XO_API int xo_destroy(xo_ref_t ref);
 
@@ -255,6 +291,145 @@ XO_API int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
                        xo_msg_t **out);
 XO_API int xo_send(xo_ref_t to, xo_msg_t *msg);
 XO_API void xo_msg_free(xo_runtime_t *rt, xo_msg_t *msg);
+
+/*
+ * Delayed one-way message (Xoscar's tell_delay): like xo_tell, delivered
+ * no earlier than delay_ns from now. The target must exist now (else
+ * XO_ENOTEXIST); if it is gone when the time comes, or the runtime stops
+ * first, the message is dropped.
+ */
+XO_API int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
+                         const void *data, size_t size);
+
+/*
+ * Batch sends. xo_tell_batch pushes count messages into one mailbox with a
+ * single atomic exchange, in order (all or nothing: on error none was
+ * sent). Each item names its tag and payload (copied).
+ */
+typedef struct xo_batch_item {
+    uint32_t tag;
+    const void *data;
+    size_t size;
+} xo_batch_item_t;
+
+XO_API int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items,
+                         size_t count);
+
+/* ------------------------------------------------------------------ */
+/* Calls and futures                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A call sends a request and returns a future that the callee completes:
+ * with xo_reply (one reply), with xo_reply_part ... then the end of the
+ * handler (a stream of parts), or with an error (the handler's negative
+ * return, with the message given to xo_fail: the C form of Xoscar
+ * re-raising the remote exception). A handler that returns 0 without
+ * replying answers with an empty reply.
+ *
+ * The future belongs to the caller until xo_future_release; a reply that
+ * arrives after the caller gave up is freed with the future, never leaked.
+ */
+typedef struct xo_result {
+    int status;          /* 0, or the callee's (or the runtime's) error */
+    const char *error;   /* message for status < 0 (never NULL then) */
+    uint32_t tag;        /* of the reply message */
+    const void *data;    /* reply payload (valid until the future is
+                            released, or the next xo_stream_next) */
+    size_t size;
+    xo_ref_t from;       /* the actor that answered */
+} xo_result_t;
+
+XO_API int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
+                   xo_future_t **out);
+
+/*
+ * One call per item, all to `to`, sent with one exchange; one future with
+ * count results in item order. Items must share one tag (XO_EINVAL
+ * otherwise); an empty batch returns a future that is already complete.
+ */
+XO_API int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items,
+                         size_t count, xo_future_t **out);
+
+/*
+ * Wait until the future completes: 0 when it did, XO_ETIMEDOUT after
+ * timeout_ns (negative: no limit; 0: just look). Inside a handler the wait
+ * lends the worker to other actors of its pool meanwhile, and fails at once
+ * with XO_EDEADLK when it would close a cycle of waits (A waiting on B
+ * while B waits on A, or A on itself).
+ */
+XO_API int xo_future_wait(xo_future_t *f, int64_t timeout_ns);
+XO_API bool xo_future_done(const xo_future_t *f);
+/* Number of results: 1 for a call, count for a batch. */
+XO_API size_t xo_future_count(const xo_future_t *f);
+/* Result i of a completed future; returns its status (XO_EINVAL if the
+   future is not complete or i is out of range). */
+XO_API int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out);
+
+/*
+ * Cancel: calls not yet started are skipped and complete at once with
+ * XO_ECANCELED; a handler already running sees xo_request_cancelled() and
+ * may stop early, and what it replies still reaches the caller.
+ */
+XO_API int xo_future_cancel(xo_future_t *f);
+XO_API void xo_future_release(xo_future_t *f);
+
+/*
+ * Read a streamed reply: 0 with the next part in order, XO_EEOF once the
+ * stream ended (the final status is xo_future_result(f, 0)), or the
+ * stream's error, or XO_ETIMEDOUT. Releasing the future abandons the
+ * stream: later parts are dropped and the producer's xo_reply_part returns
+ * XO_ECANCELED.
+ */
+XO_API int xo_stream_next(xo_future_t *f, int64_t timeout_ns,
+                          xo_result_t *part);
+
+/*
+ * Inside an actor: call, and run `then` later as a turn of the calling
+ * actor (with its state, never concurrently with its other handlers) once
+ * the future completes, or with XO_ETIMEDOUT after timeout_ns (negative: no
+ * limit). The actor keeps handling other messages meanwhile. `then` reads
+ * the results with xo_future_result; the runtime releases the future after
+ * it returns. If the calling actor is gone by then, `then` does not run.
+ */
+typedef int (*xo_then_fn)(xo_ctx_t *ctx, void *state, xo_future_t *f,
+                          void *arg);
+
+XO_API int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag,
+                        const void *data, size_t size, int64_t timeout_ns,
+                        xo_then_fn then, void *arg);
+
+/* ---- the callee's side ------------------------------------------- */
+
+/* Complete the call with a reply (payload copied). Errors: XO_EINVAL
+   (already answered), XO_ENOMEM. */
+XO_API int xo_reply(xo_request_t *req, uint32_t tag, const void *data,
+                    size_t size);
+/* Send one part of a streamed reply; the stream ends when the handler
+   returns (or with xo_reply_end for a deferred request). XO_ECANCELED when
+   the caller abandoned the stream. */
+XO_API int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
+                         size_t size);
+XO_API int xo_reply_end(xo_request_t *req);
+/* Complete the call with an error and a message. */
+XO_API int xo_reply_error(xo_request_t *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+XO_API bool xo_request_cancelled(const xo_request_t *req);
+/*
+ * Keep the request past the handler's return, to answer it later from any
+ * thread (xo_reply, xo_reply_part, xo_reply_end, xo_reply_error). Returns
+ * the request to use from then on, or NULL (XO_ENOMEM). It must be answered
+ * exactly once with a final reply, end or error.
+ */
+XO_API xo_request_t *xo_request_defer(xo_request_t *req);
+
+/*
+ * For handlers: set the error message of the message being handled and
+ * return err, as in `return xo_fail(ctx, XO_EINVAL, "bad key %d", k);`.
+ * A call's caller sees the message in xo_result_t.error.
+ */
+XO_API int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
 /* Handler context                                                     */

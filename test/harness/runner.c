@@ -5,7 +5,7 @@
  * line per test and Criterion's synthesis line, and exits non-zero if any
  * test failed.
  */
-#define _GNU_SOURCE
+
 #include "criterion/criterion.h"
 
 #include <signal.h>

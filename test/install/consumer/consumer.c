@@ -10,10 +10,11 @@ static int count(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static void report(xo_ctx_t *ctx, void *state)
+static int report(xo_ctx_t *ctx, void *state)
 {
     (void)ctx;
     printf("consumer: %d messages handled\n", *(int *)state);
+    return 0;
 }
 
 static const xo_actor_def_t def = {

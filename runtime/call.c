@@ -1,0 +1,669 @@
+/*
+ * call.c -- calls, replies, futures, streams and continuations (design in
+ * call.h).
+ *
+ * A call is a message of kind CALL whose envelope carries a request: the
+ * future and the item index it answers. The callee answers through the
+ * request (xo_reply, xo_reply_error, parts); whatever its handler leaves
+ * unanswered is answered when it returns (xo_request_finish): its error
+ * code and xo_fail message, or an empty reply. Replies never travel through
+ * a mailbox to an outside caller: the callee completes the future in place.
+ * A continuation (xo_call_then) is the exception: the completion pushes a
+ * CONT message into the calling actor's mailbox so that `then` runs as one
+ * of its turns, with its state, single-threaded.
+ *
+ * Blocking waits inside handlers record what they wait for in the waiting
+ * actor's cell (waiting_for) and then walk that chain: if it leads back to
+ * the waiter, the wait would never end and fails with XO_EDEADLK. Store
+ * then walk, both seq_cst: of two actors that start waiting on each other
+ * at once, at least one sees the other's store.
+ */
+#include "runtime.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- futures -------------------------------------------------------- */
+
+int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
+                  struct xo_future **out)
+{
+    size_t size = sizeof(struct xo_future) +
+                  sizeof(struct xo_call_item) * (count ? count : 1);
+    struct xo_future *f = xo_mem_zalloc(&rt->mem, size);
+    if (f == NULL)
+        return XO_ENOMEM;
+    f->alloc_size = size;
+    f->rt = rt;
+    f->callee_id = callee_id;
+    f->count = count;
+    xo_mpscq_init(&f->parts, false);
+    atomic_init(&f->refs, 1); /* the caller's; each request adds one */
+    atomic_init(&f->pending, count);
+    atomic_init(&f->flags, count == 0 ? XO_FUT_DONE : 0);
+    *out = f;
+    return 0;
+}
+
+static void free_future(struct xo_future *f)
+{
+    xo_runtime_t *rt = f->rt;
+    for (uint32_t i = 0; i < f->count; i++) {
+        struct xo_call_item *it = &f->items[i];
+        if (it->reply)
+            xo_envelope_free(rt, it->reply);
+        if (it->error)
+            xo_mem_free(&rt->mem, it->error, strlen(it->error) + 1);
+    }
+    if (f->current_part)
+        xo_envelope_free(rt, f->current_part);
+    struct xo_qnode *n;
+    while ((n = xo_mpscq_pop(&f->parts)) != NULL)
+        xo_envelope_free(rt, (struct xo_envelope *)n);
+    xo_mem_free(&rt->mem, f, f->alloc_size);
+}
+
+void xo_future_unref(struct xo_future *f)
+{
+    /* acq_rel: the last owner sees every write made under the others. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        free_future(f);
+}
+
+static void schedule_continuation(struct xo_future *f);
+
+/* The last item completed. */
+static void finish(struct xo_future *f)
+{
+    /* acq_rel: release publishes the items' results to whoever sees DONE;
+       acquire pairs with a waiter's or attacher's fetch_or. */
+    uint32_t old = atomic_fetch_or_explicit(&f->flags, XO_FUT_DONE,
+                                            memory_order_acq_rel);
+    if (old & XO_FUT_WAITERS)
+        xo_futex_wake_all(&f->flags);
+    if (old & XO_FUT_THEN)
+        schedule_continuation(f);
+}
+
+static char *copy_error(xo_runtime_t *rt, const char *msg)
+{
+    if (msg == NULL)
+        return NULL;
+    size_t len = strlen(msg);
+    char *copy = xo_mem_alloc(&rt->mem, len + 1);
+    if (copy != NULL)
+        memcpy(copy, msg, len + 1);
+    return copy;
+}
+
+static bool claim_item(struct xo_call_item *it, uint32_t to)
+{
+    uint32_t phase = atomic_load_explicit(&it->phase, memory_order_acquire);
+    while (phase == XO_ITEM_QUEUED || phase == XO_ITEM_RUNNING) {
+        /* acq_rel: one completer wins the item. */
+        if (atomic_compare_exchange_weak_explicit(
+                &it->phase, &phase, to, memory_order_acq_rel,
+                memory_order_acquire))
+            return true;
+    }
+    return false;
+}
+
+bool xo_future_complete_item(struct xo_future *f, uint32_t i, int status,
+                             const char *error, struct xo_envelope *reply,
+                             uint64_t from_id)
+{
+    struct xo_call_item *it = &f->items[i];
+    uint32_t to = status == XO_ECANCELED ? XO_ITEM_CANCELLED : XO_ITEM_DONE;
+    if (!claim_item(it, to)) {
+        if (reply)
+            xo_envelope_free(f->rt, reply);
+        return false;
+    }
+    it->status = status;
+    it->reply = reply;
+    it->from_id = from_id;
+    if (status < 0)
+        it->error = copy_error(f->rt, error ? error : xo_strerror(status));
+    /* acq_rel: the item's fields above happen before the finisher's
+       release of DONE. */
+    if (atomic_fetch_sub_explicit(&f->pending, 1, memory_order_acq_rel) == 1)
+        finish(f);
+    return true;
+}
+
+bool xo_future_start_item(struct xo_future *f, uint32_t i)
+{
+    uint32_t expected = XO_ITEM_QUEUED;
+    /* acq_rel: pairs with a cancel's CAS on the same item. */
+    return atomic_compare_exchange_strong_explicit(
+        &f->items[i].phase, &expected, XO_ITEM_RUNNING, memory_order_acq_rel,
+        memory_order_acquire);
+}
+
+/* ---- calling -------------------------------------------------------- */
+
+static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
+                         uint32_t tag, const void *data, size_t size,
+                         struct xo_envelope **out)
+{
+    if (data == NULL && size > 0)
+        return XO_EINVAL;
+    struct xo_envelope *env;
+    int rc = xo_envelope_new(rt, tag, size, &env);
+    if (rc != 0)
+        return rc;
+    if (size > 0)
+        memcpy(env->payload, data, size);
+    env->item.kind = XO_K_CALL;
+    env->req = (struct xo_request){ .f = f, .index = i };
+    /* relaxed: the envelope's reference; the caller's keeps f alive. */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    env->msg.request = &env->req;
+    env->msg.sender = xo_current_sender(rt);
+    *out = env;
+    return 0;
+}
+
+int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
+            xo_future_t **out)
+{
+    if (to.rt == NULL || out == NULL || (data == NULL && size > 0))
+        return XO_EINVAL;
+    struct xo_future *f;
+    int rc = xo_future_new(to.rt, to.id, 1, &f);
+    if (rc != 0)
+        return rc;
+    struct xo_envelope *env;
+    rc = call_envelope(to.rt, f, 0, tag, data, size, &env);
+    if (rc == 0) {
+        rc = xo_enqueue(to, env);
+        if (rc != 0)
+            xo_envelope_free(to.rt, env);
+    }
+    if (rc != 0) {
+        xo_future_unref(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
+                  xo_future_t **out)
+{
+    if (to.rt == NULL || out == NULL || (items == NULL && count > 0) ||
+        count > UINT32_MAX)
+        return XO_EINVAL;
+    for (size_t i = 1; i < count; i++)
+        if (items[i].tag != items[0].tag)
+            return XO_EINVAL;
+    struct xo_future *f;
+    int rc = xo_future_new(to.rt, to.id, (uint32_t)count, &f);
+    if (rc != 0)
+        return rc;
+    if (count == 0) {
+        *out = f;
+        return 0;
+    }
+    struct xo_envelope *first = NULL, *last = NULL;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        struct xo_envelope *env;
+        rc = call_envelope(to.rt, f, (uint32_t)i, items[i].tag, items[i].data,
+                           items[i].size, &env);
+        if (rc != 0)
+            break;
+        if (last)
+            atomic_store_explicit(&last->item.node.next, &env->item.node,
+                                  memory_order_relaxed);
+        else
+            first = env;
+        last = env;
+    }
+    if (rc == 0)
+        rc = xo_enqueue_chain(to, first, last);
+    if (rc != 0) {
+        if (first != NULL)
+            xo_envelope_chain_free(to.rt, first, last);
+        xo_future_unref(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+static bool wait_closes_cycle(struct xo_cell *self, uint64_t target)
+{
+    xo_runtime_t *rt = self->rt;
+    uint64_t id = target;
+    bool cycle = false;
+    xo_rcu_lock();
+    for (int depth = 0; depth < 1024 && id != 0; depth++) {
+        struct xo_cell *c = xo_resolve(rt, id);
+        if (c == NULL || c->stateless)
+            break;
+        if (c == self) {
+            cycle = true;
+            break;
+        }
+        /* seq_cst: pairs with the seq_cst store of each waiter's own
+           waiting_for before its walk. */
+        id = atomic_load(&c->waiting_for);
+    }
+    xo_rcu_unlock(&rt->rcu_sync);
+    return cycle;
+}
+
+static uint64_t deadline_of(int64_t timeout_ns)
+{
+    return timeout_ns < 0 ? 0 : xo_now_ns() + (uint64_t)timeout_ns;
+}
+
+/* Outside the runtime: sleep on the future's futex word. */
+static int wait_outside(_Atomic uint32_t *word, uint32_t bit,
+                        int64_t timeout_ns)
+{
+    uint64_t deadline = deadline_of(timeout_ns);
+    for (;;) {
+        /* acquire: pairs with finish()'s release of DONE. */
+        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+        if (v & bit)
+            return 0;
+        uint64_t now = xo_now_ns();
+        if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
+            return XO_ETIMEDOUT;
+        if (!(v & XO_FUT_WAITERS)) {
+            /* acq_rel: announce the sleeper before sleeping; the
+               completer's fetch_or sees it. */
+            atomic_fetch_or_explicit(word, XO_FUT_WAITERS,
+                                     memory_order_acq_rel);
+            continue;
+        }
+        xo_futex_wait(word, v, deadline ? deadline - now : 0);
+    }
+}
+
+/* Wait on `word` for `bit`: from a handler with the cycle check and a
+   helping worker, from elsewhere on the futex. */
+static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
+                        _Atomic uint32_t *word, uint32_t bit,
+                        int64_t timeout_ns)
+{
+    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_worker *w = xo_current_worker();
+    if (ctx == NULL || ctx->cell == NULL || ctx->rt != rt || w == NULL ||
+        w->rt != rt)
+        return wait_outside(word, bit, timeout_ns);
+    if (atomic_load_explicit(word, memory_order_acquire) & bit)
+        return 0;
+    struct xo_cell *self = ctx->cell;
+    if (!self->stateless) {
+        /* seq_cst: see the cycle check above. */
+        atomic_store(&self->waiting_for, target);
+        if (wait_closes_cycle(self, target)) {
+            atomic_store(&self->waiting_for, 0);
+            return XO_EDEADLK;
+        }
+    }
+    int rc = xo_worker_block(w, word, bit, XO_FUT_WAITERS,
+                             timeout_ns < 0 ? 0 : deadline_of(timeout_ns));
+    if (!self->stateless)
+        atomic_store(&self->waiting_for, 0);
+    return rc;
+}
+
+int xo_future_wait_internal(struct xo_future *f, int64_t timeout_ns)
+{
+    return wait_for_bit(f->rt, f->callee_id, &f->flags, XO_FUT_DONE,
+                        timeout_ns);
+}
+
+int xo_future_wait(xo_future_t *f, int64_t timeout_ns)
+{
+    if (f == NULL)
+        return XO_EINVAL;
+    return xo_future_wait_internal(f, timeout_ns);
+}
+
+bool xo_future_done(const xo_future_t *f)
+{
+    /* acquire: results may be read once this says done. */
+    return f != NULL && (atomic_load_explicit(&((xo_future_t *)f)->flags,
+                                              memory_order_acquire) &
+                         XO_FUT_DONE);
+}
+
+size_t xo_future_count(const xo_future_t *f)
+{
+    return f ? f->count : 0;
+}
+
+static void fill_result(xo_runtime_t *rt, int status, const char *error,
+                        const struct xo_envelope *env, uint64_t from,
+                        xo_result_t *out)
+{
+    out->status = status;
+    out->error = status < 0 ? (error ? error : xo_strerror(status)) : NULL;
+    out->tag = env ? env->msg.tag : 0;
+    out->data = env ? env->msg.data : NULL;
+    out->size = env ? env->msg.size : 0;
+    out->from = from ? (xo_ref_t){ rt, from } : XO_REF_NONE;
+}
+
+int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out)
+{
+    if (f == NULL || out == NULL || i >= f->count || !xo_future_done(f))
+        return XO_EINVAL;
+    const struct xo_call_item *it = &f->items[i];
+    fill_result(f->rt, it->status, it->error, it->reply, it->from_id, out);
+    return it->status;
+}
+
+int xo_future_cancel(xo_future_t *f)
+{
+    if (f == NULL)
+        return XO_EINVAL;
+    /* Take a reference: the last cancelled item may finish the future. */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    for (uint32_t i = 0; i < f->count; i++) {
+        uint32_t expected = XO_ITEM_QUEUED;
+        struct xo_call_item *it = &f->items[i];
+        /* Only calls not yet started: a running handler decides. The
+           claim to RUNNING first lets complete_item finish it normally. */
+        if (atomic_compare_exchange_strong_explicit(
+                &it->phase, &expected, XO_ITEM_RUNNING, memory_order_acq_rel,
+                memory_order_acquire))
+            xo_future_complete_item(f, i, XO_ECANCELED, NULL, NULL, 0);
+    }
+    /* relaxed: a hint for running handlers (xo_request_cancelled). */
+    atomic_fetch_or_explicit(&f->flags, XO_FUT_CANCEL,
+                             memory_order_relaxed);
+    xo_future_unref(f);
+    return 0;
+}
+
+void xo_future_release(xo_future_t *f)
+{
+    if (f == NULL)
+        return;
+    /* release: nothing of ours is touched after; acquire not needed. */
+    atomic_fetch_or_explicit(&f->flags, XO_FUT_ABANDONED,
+                             memory_order_release);
+    xo_future_unref(f);
+}
+
+/* ---- streams -------------------------------------------------------- */
+
+int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
+{
+    if (f == NULL || part == NULL || f->count != 1)
+        return XO_EINVAL;
+    if (f->current_part) {
+        xo_envelope_free(f->rt, f->current_part);
+        f->current_part = NULL;
+    }
+    uint64_t deadline = deadline_of(timeout_ns);
+    for (;;) {
+        /* acquire: pairs with the event/DONE release by the producer. */
+        uint32_t seen = atomic_load_explicit(&f->flags, memory_order_acquire);
+        struct xo_qnode *n = xo_mpscq_pop(&f->parts);
+        if (n != NULL) {
+            struct xo_envelope *env = (struct xo_envelope *)n;
+            f->current_part = env;
+            fill_result(f->rt, 0, NULL, env, env->msg.sender.id, part);
+            return 0;
+        }
+        if (seen & XO_FUT_DONE) {
+            /* Parts are queued before DONE is set: none can be missing
+               once DONE was seen before the pop above came up empty,
+               except one mid-link; retry while the queue is not empty. */
+            if (!xo_mpscq_empty(&f->parts))
+                continue;
+            const struct xo_call_item *it = &f->items[0];
+            if (it->status < 0) {
+                fill_result(f->rt, it->status, it->error, NULL, it->from_id,
+                            part);
+                return it->status;
+            }
+            memset(part, 0, sizeof(*part));
+            return XO_EEOF;
+        }
+        uint64_t now = xo_now_ns();
+        if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
+            return XO_ETIMEDOUT;
+        if (!(seen & XO_FUT_WAITERS)) {
+            atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
+                                     memory_order_acq_rel);
+            continue;
+        }
+        xo_futex_wait(&f->flags, seen, deadline ? deadline - now : 0);
+    }
+}
+
+/* ---- the callee's side ---------------------------------------------- */
+
+static int reply_with(xo_request_t *req, int status, const char *error,
+                      struct xo_envelope *env)
+{
+    struct xo_future *f = req->f;
+    uint64_t from = req->callee;
+    uint32_t index = req->index;
+    bool heap = req->heap;
+    if (env)
+        env->msg.sender = (xo_ref_t){ f->rt, from };
+    req->answered = 1;
+    if (heap) /* a deferred copy is ours to free once answered */
+        xo_mem_free(&f->rt->mem, req, sizeof(*req));
+    xo_future_complete_item(f, index, status, error, env, from);
+    if (heap)
+        xo_future_unref(f); /* the deferred copy's reference */
+    return 0;
+}
+
+int xo_reply(xo_request_t *req, uint32_t tag, const void *data, size_t size)
+{
+    if (req == NULL || req->answered || (data == NULL && size > 0))
+        return XO_EINVAL;
+    struct xo_envelope *env;
+    int rc = xo_envelope_new(req->f->rt, tag, size, &env);
+    if (rc != 0)
+        return rc;
+    if (size > 0)
+        memcpy(env->payload, data, size);
+    return reply_with(req, 0, NULL, env);
+}
+
+int xo_reply_end(xo_request_t *req)
+{
+    if (req == NULL || req->answered)
+        return XO_EINVAL;
+    return reply_with(req, 0, NULL, NULL);
+}
+
+static int vreply_error(xo_request_t *req, int err, const char *fmt,
+                        va_list ap)
+{
+    char buf[512];
+    const char *msg = NULL;
+    if (fmt != NULL) {
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        msg = buf;
+    }
+    return reply_with(req, err, msg, NULL);
+}
+
+int xo_reply_error(xo_request_t *req, int err, const char *fmt, ...)
+{
+    if (req == NULL || req->answered || err >= 0)
+        return XO_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vreply_error(req, err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
+                  size_t size)
+{
+    if (req == NULL || req->answered || (data == NULL && size > 0) ||
+        req->f->count != 1)
+        return XO_EINVAL;
+    struct xo_future *f = req->f;
+    /* acquire: pairs with release's fetch_or of ABANDONED. */
+    if (atomic_load_explicit(&f->flags, memory_order_acquire) &
+        (XO_FUT_ABANDONED | XO_FUT_CANCEL))
+        return XO_ECANCELED;
+    struct xo_envelope *env;
+    int rc = xo_envelope_new(f->rt, tag, size, &env);
+    if (rc != 0)
+        return rc;
+    if (size > 0)
+        memcpy(env->payload, data, size);
+    env->msg.sender = (xo_ref_t){ f->rt, req->callee };
+    req->streamed = 1;
+    (void)xo_mpscq_push(&f->parts, &env->item.node);
+    /* acq_rel: the part is linked before the event is seen; the event
+       count tells a sleeping reader to look again. */
+    uint32_t old = atomic_fetch_add_explicit(&f->flags, XO_FUT_EVENT,
+                                             memory_order_acq_rel);
+    if (old & XO_FUT_WAITERS)
+        xo_futex_wake_all(&f->flags);
+    return 0;
+}
+
+bool xo_request_cancelled(const xo_request_t *req)
+{
+    /* relaxed: a hint, polled by the handler. */
+    return req != NULL &&
+           (atomic_load_explicit(&req->f->flags, memory_order_relaxed) &
+            (XO_FUT_CANCEL | XO_FUT_ABANDONED));
+}
+
+xo_request_t *xo_request_defer(xo_request_t *req)
+{
+    if (req == NULL || req->answered || req->heap)
+        return req && req->heap ? req : NULL;
+    xo_request_t *copy = xo_mem_alloc(&req->f->rt->mem, sizeof(*copy));
+    if (copy == NULL)
+        return NULL;
+    *copy = *req;
+    copy->heap = 1;
+    req->deferred = 1;
+    /* relaxed: the copy's reference; the envelope's keeps f alive now. */
+    atomic_fetch_add_explicit(&req->f->refs, 1, memory_order_relaxed);
+    return copy;
+}
+
+int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
+{
+    if (ctx == NULL || fmt == NULL)
+        return err;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (ctx->fail_msg)
+        xo_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+    ctx->fail_msg = copy_error(ctx->rt, buf);
+    return err;
+}
+
+void xo_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc)
+{
+    xo_request_t *req = msg->request;
+    if (req != NULL && !req->answered && !req->deferred) {
+        if (rc < 0)
+            reply_with(req, rc, ctx->fail_msg, NULL);
+        else
+            reply_with(req, 0, NULL, NULL);
+    }
+}
+
+/* ---- continuations -------------------------------------------------- */
+
+struct cont_payload {
+    struct xo_future *f;
+    xo_then_fn then;
+    void *arg;
+};
+
+static void schedule_continuation(struct xo_future *f)
+{
+    xo_runtime_t *rt = f->rt;
+    struct xo_envelope *env;
+    if (xo_envelope_new(rt, 0, sizeof(struct cont_payload), &env) != 0) {
+        /* Nowhere to run it: the continuation's reference goes. A failed
+           allocation here is reported as a handler error of the caller. */
+        if (rt->cfg.on_handler_error)
+            rt->cfg.on_handler_error(rt, f->then_actor, 0, XO_ENOMEM,
+                                     rt->cfg.on_handler_error_user);
+        xo_future_unref(f);
+        return;
+    }
+    env->item.kind = XO_K_CONT;
+    struct cont_payload *p = (struct cont_payload *)env->payload;
+    *p = (struct cont_payload){ f, f->then, f->then_arg };
+    if (xo_enqueue(f->then_actor, env) != 0)
+        xo_drop_continuation(rt, env);
+}
+
+void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env)
+{
+    struct cont_payload *p = (struct cont_payload *)env->payload;
+    xo_future_unref(p->f);
+    xo_envelope_free(rt, env);
+}
+
+int xo_run_continuation(struct xo_ctx *ctx, struct xo_envelope *env)
+{
+    struct cont_payload *p = (struct cont_payload *)env->payload;
+    int rc = p->then(ctx, ctx->cell->state, p->f, p->arg);
+    xo_future_unref(p->f);
+    return rc;
+}
+
+static int timeout_timer(struct xo_future *f, struct xo_worker *w,
+                         int64_t timeout_ns)
+{
+    struct xo_timer *t = xo_mem_zalloc(&f->rt->mem, sizeof(*t));
+    if (t == NULL)
+        return XO_ENOMEM;
+    t->deadline = deadline_of(timeout_ns);
+    t->what = XO_TIMER_CALL_TIMEOUT;
+    t->f = f;
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return xo_timer_start(w, t);
+}
+
+int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
+                 size_t size, int64_t timeout_ns, xo_then_fn then, void *arg)
+{
+    if (ctx == NULL || ctx->cell == NULL || then == NULL || to.rt != ctx->rt)
+        return XO_EINVAL;
+    struct xo_worker *w = xo_current_worker();
+    if (w == NULL || w->rt != ctx->rt)
+        return XO_EINVAL; /* on_create runs on the spawner's thread */
+    struct xo_future *f;
+    int rc = xo_call(to, tag, data, size, &f);
+    if (rc != 0)
+        return rc;
+    f->then_actor = xo_cell_ref(ctx->cell);
+    f->then = then;
+    f->then_arg = arg;
+    if (timeout_ns >= 0 && timeout_timer(f, w, timeout_ns) != 0) {
+        /* No timer: cancel what has not started and let it complete. */
+        xo_future_cancel(f);
+    }
+    /* The caller's reference becomes the continuation's. acq_rel: pairs
+       with finish()'s fetch_or; exactly one of us schedules. */
+    uint32_t old = atomic_fetch_or_explicit(&f->flags, XO_FUT_THEN,
+                                            memory_order_acq_rel);
+    if (old & XO_FUT_DONE)
+        schedule_continuation(f);
+    return 0;
+}

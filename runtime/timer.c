@@ -1,0 +1,138 @@
+/*
+ * timer.c -- the runtime's one timer mechanism: a binary min-heap of
+ * deadlines per worker, used by delayed tells and by call timeouts.
+ *
+ * Only its worker touches a heap. Another thread that arms a timer hands it
+ * over through the worker's run queue (an item of kind TIMER), which also
+ * wakes the worker if it is parked; the worker files it on pop. A parked
+ * worker sleeps no longer than its earliest deadline.
+ *
+ * Firing: a delayed tell is enqueued to its target (dropped if the target
+ * is gone or the runtime is stopping); a call timeout completes the call's
+ * future with XO_ETIMEDOUT unless a reply came first (the future's items
+ * settle that race by CAS). Timers still pending when the workers exit are
+ * discarded: delayed tells are dropped, futures released.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+uint64_t xo_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sift_up(struct xo_timer_heap *h, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (h->v[parent]->deadline <= h->v[i]->deadline)
+            break;
+        struct xo_timer *t = h->v[parent];
+        h->v[parent] = h->v[i];
+        h->v[i] = t;
+        i = parent;
+    }
+}
+
+static void sift_down(struct xo_timer_heap *h, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, min = i;
+        if (l < h->len && h->v[l]->deadline < h->v[min]->deadline)
+            min = l;
+        if (r < h->len && h->v[r]->deadline < h->v[min]->deadline)
+            min = r;
+        if (min == i)
+            return;
+        struct xo_timer *t = h->v[min];
+        h->v[min] = h->v[i];
+        h->v[i] = t;
+        i = min;
+    }
+}
+
+static void discard(xo_runtime_t *rt, struct xo_timer *t)
+{
+    if (t->env)
+        xo_envelope_free(rt, t->env);
+    if (t->f)
+        xo_future_unref(t->f);
+    xo_mem_free(&rt->mem, t, sizeof(*t));
+}
+
+/* Grow by doubling through the system allocator: the heap is per worker
+   and long-lived, not on the message path. */
+static int reserve(struct xo_timer_heap *h)
+{
+    if (h->len < h->cap)
+        return 0;
+    size_t cap = h->cap ? h->cap * 2 : 64;
+    struct xo_timer **v = realloc(h->v, cap * sizeof(*v));
+    if (v == NULL)
+        return XO_ENOMEM;
+    h->v = v;
+    h->cap = cap;
+    return 0;
+}
+
+void xo_timer_insert(struct xo_worker *w, struct xo_timer *t)
+{
+    struct xo_timer_heap *h = &w->timers;
+    if (reserve(h) != 0) {
+        discard(w->rt, t); /* reported as a dropped timer, see docs */
+        return;
+    }
+    h->v[h->len] = t;
+    sift_up(h, h->len++);
+}
+
+int xo_timer_start(struct xo_worker *w, struct xo_timer *t)
+{
+    t->item.kind = XO_K_TIMER;
+    if (xo_current_worker() == w)
+        xo_timer_insert(w, t);
+    else
+        xo_runq_push(w, &t->item);
+    return 0;
+}
+
+static void fire(struct xo_worker *w, struct xo_timer *t)
+{
+    if (t->what == XO_TIMER_TELL) {
+        if (xo_enqueue(t->to, t->env) == 0)
+            t->env = NULL; /* delivered: no longer ours */
+    } else if (t->what == XO_TIMER_CALL_TIMEOUT) {
+        for (uint32_t i = 0; i < t->f->count; i++)
+            xo_future_complete_item(t->f, i, XO_ETIMEDOUT, NULL, NULL, 0);
+    }
+    discard(w->rt, t);
+}
+
+uint64_t xo_timers_run(struct xo_worker *w)
+{
+    struct xo_timer_heap *h = &w->timers;
+    if (h->len == 0)
+        return 0;
+    uint64_t now = xo_now_ns();
+    while (h->len > 0 && h->v[0]->deadline <= now) {
+        struct xo_timer *t = h->v[0];
+        h->v[0] = h->v[--h->len];
+        sift_down(h, 0);
+        fire(w, t);
+    }
+    return h->len > 0 ? h->v[0]->deadline : 0;
+}
+
+void xo_timers_discard(struct xo_worker *w)
+{
+    struct xo_timer_heap *h = &w->timers;
+    for (size_t i = 0; i < h->len; i++)
+        discard(w->rt, h->v[i]);
+    free(h->v);
+    h->v = NULL;
+    h->len = h->cap = 0;
+}
