@@ -372,6 +372,41 @@ Test(lifecycle, two_threads_racing_for_one_uid_get_exactly_one_winner)
     stop_runtime(rt);
 }
 
+/* ---- uid visibility during on_create -------------------------------------- */
+
+static atomic_int lookup_during_create;
+
+static int peek_create(xo_ctx_t *ctx, void *state, const void *arg,
+                       size_t size)
+{
+    (void)state;
+    (void)arg;
+    (void)size;
+    xo_ref_t found;
+    atomic_store(&lookup_during_create,
+                 xo_lookup(xo_ctx_runtime(ctx), "shy", &found));
+    return 0;
+}
+
+static const xo_actor_def_t peek_def = {
+    .name = "peek", .on_create = peek_create,
+};
+
+Test(lifecycle, uid_is_found_only_once_on_create_succeeded)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.uid = "shy";
+    xo_ref_t r, found;
+    cr_assert_eq(xo_spawn(rt, &peek_def, &opts, &r), 0);
+    cr_assert_eq(atomic_load(&lookup_during_create), XO_ENOTEXIST,
+                 "reserved but not visible while on_create runs");
+    cr_assert_eq(xo_lookup(rt, "shy", &found), 0);
+    cr_assert(xo_ref_eq(found, r));
+    stop_runtime(rt);
+}
+
 /* ---- on_create failure ----------------------------------------------------- */
 
 static int failing_create(xo_ctx_t *ctx, void *state, const void *arg,

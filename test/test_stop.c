@@ -188,3 +188,97 @@ Test(stop, free_without_stop_still_drains_and_destroys)
     cr_assert_eq(atomic_load(&handled), 1000);
     cr_assert_eq(atomic_load(&destroyed), 1);
 }
+
+/* ---- stop racing with other threads ----------------------------------- */
+
+static atomic_int slow_done;
+
+static int slow_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    sleep_ms(50);
+    atomic_store(&slow_done, 1);
+    return 0;
+}
+
+static const xo_actor_def_t slow_def = {
+    .name = "slow", .on_message = slow_message,
+};
+
+static void *second_stopper(void *arg)
+{
+    xo_runtime_t *rt = arg;
+    int rc = xo_runtime_stop(rt);
+    /* It returns only once the first stop finished: the handler ran. */
+    if (rc == XO_ECLOSED && atomic_load(&slow_done) == 1)
+        atomic_fetch_add(&closed_seen, 1);
+    return NULL;
+}
+
+Test(stop, a_second_stop_returns_eclosed_only_after_the_first_finished)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &slow_def, NULL, &r), 0);
+    cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
+    pthread_t t;
+    /* This thread stops first; the helper's stop races with it. Either
+       order is fine: exactly one gets 0, the other ECLOSED afterwards. */
+    pthread_create(&t, NULL, second_stopper, rt);
+    int rc = xo_runtime_stop(rt);
+    pthread_join(t, NULL);
+    if (rc == XO_ECLOSED)
+        cr_assert_eq(atomic_load(&slow_done), 1);
+    else
+        cr_assert_eq(rc, 0);
+    xo_runtime_free(rt); /* safe: both stops are over */
+    cr_assert_eq(atomic_load(&slow_done), 1);
+    cr_assert_leq(atomic_load(&closed_seen), 1);
+}
+
+struct churn {
+    xo_runtime_t *rt;
+    long spawned, refused, other;
+};
+
+static void *spawn_churn(void *arg)
+{
+    struct churn *c = arg;
+    for (;;) {
+        xo_ref_t r;
+        int rc = xo_spawn(c->rt, &counter_def, NULL, &r);
+        if (rc == XO_ECLOSED) {
+            c->refused++;
+            return NULL;
+        }
+        if (rc != 0) {
+            c->other++;
+            return NULL;
+        }
+        c->spawned++;
+        rc = xo_destroy(r);
+        if (rc != 0 && rc != XO_ECLOSED && rc != XO_ENOTEXIST)
+            c->other++;
+    }
+}
+
+Test(stop, spawns_and_destroys_racing_with_stop_fail_cleanly_with_eclosed)
+{
+    for (int round = 0; round < 20; round++) {
+        xo_runtime_t *rt = start_runtime(2);
+        struct churn c[3] = { { .rt = rt }, { .rt = rt }, { .rt = rt } };
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+            pthread_create(&t[i], NULL, spawn_churn, &c[i]);
+        sleep_ms(2);
+        cr_assert_eq(xo_runtime_stop(rt), 0);
+        for (int i = 0; i < 3; i++) {
+            pthread_join(t[i], NULL);
+            cr_assert_eq(c[i].other, 0, "only success or XO_ECLOSED");
+            cr_assert_eq(c[i].refused, 1);
+        }
+        xo_runtime_free(rt); /* the spawners are joined: nobody left */
+    }
+}
