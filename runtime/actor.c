@@ -52,6 +52,7 @@ static void free_name(struct xo_name *n, void *arg)
 
 static void free_cell(xo_runtime_t *rt, struct xo_cell *c)
 {
+    xo_mark_release(rt, c->mark);
     if (c->name != NULL)
         free_name(c->name, rt);
     xo_mem_free(&rt->mem, c, c->alloc_size);
@@ -69,7 +70,7 @@ static void push_reap(struct xo_cell *c)
         uint64_t old = atomic_fetch_or_explicit(&c->inflight, XO_INFLIGHT_DEAD,
                                                 memory_order_acq_rel);
         if (old == 0)
-            xo_runq_push(&c->rt->workers[c->pool], &c->reap);
+            xo_runq_push(xo_pool(c->rt, c->pool), &c->reap);
         return;
     }
     if (xo_mpscq_push(&c->mbox, &c->reap.node))
@@ -82,7 +83,7 @@ void xo_stateless_task_done(struct xo_cell *c)
     uint64_t old = atomic_fetch_sub_explicit(&c->inflight, 1,
                                              memory_order_acq_rel);
     if (old == (XO_INFLIGHT_DEAD | 1))
-        xo_runq_push(&c->rt->workers[c->pool], &c->reap);
+        xo_runq_push(xo_pool(c->rt, c->pool), &c->reap);
 }
 
 /* Grace period over: nobody can push into c's mailbox any more. */
@@ -117,26 +118,6 @@ static bool unpublish(xo_runtime_t *rt, struct xo_cell *c,
     return true;
 }
 
-static int choose_pool(xo_runtime_t *rt, const xo_spawn_opts_t *opts,
-                       unsigned *pool)
-{
-    if (opts->pool != XO_POOL_ANY) {
-        if (opts->pool < 0 || (unsigned)opts->pool >= rt->npools)
-            return XO_EINVAL;
-        *pool = (unsigned)opts->pool;
-        return 0;
-    }
-    struct xo_ctx *ctx = xo_current_ctx();
-    if (ctx != NULL && ctx->rt == rt) {
-        *pool = ctx->pool;
-        return 0;
-    }
-    /* relaxed: any spread will do, only atomicity matters. */
-    *pool = atomic_fetch_add_explicit(&rt->rr_next, 1, memory_order_relaxed) %
-            rt->npools;
-    return 0;
-}
-
 static int new_name(xo_runtime_t *rt, const char *uid, struct xo_name **out)
 {
     *out = NULL;
@@ -160,18 +141,23 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
                     const xo_spawn_opts_t *opts, struct xo_cell **out)
 {
     unsigned pool;
-    int rc = choose_pool(rt, opts, &pool);
+    struct xo_mark *mark;
+    int rc = xo_place(rt, def, opts, &pool, &mark);
     if (rc != 0)
         return rc;
     size_t size = cell_size(def);
     struct xo_cell *c = xo_mem_zalloc(&rt->mem, size);
-    if (c == NULL)
+    if (c == NULL) {
+        xo_mark_release(rt, mark);
         return XO_ENOMEM;
+    }
     c->alloc_size = size;
+    c->mark = mark;
     c->rt = rt;
     c->def = def;
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
+    c->movable = opts->movable && !c->stateless;
     c->run.kind = XO_K_ACTOR;
     c->reap.kind = XO_K_REAP;
     xo_mpscq_init(&c->mbox, false); /* busy until on_create is over */
@@ -188,21 +174,26 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     return 0;
 }
 
-/* Make c reachable through its slot and uid, unless the runtime closed or
-   the uid is taken. */
+/* publish(): the chosen pool started leaving meanwhile; place again. */
+#define XO_PLACE_AGAIN 1
+
+/* Make c reachable through its slot and uid, unless the runtime closed,
+   its pool is leaving, or the uid is taken. */
 static int publish(xo_runtime_t *rt, struct xo_cell *c)
 {
     int rc = 0;
     xo_rcu_lock();
     if (xo_rt_closing(rt))
         rc = XO_ECLOSED;
+    else if (!xo_pool_active(xo_pool(rt, c->pool)))
+        rc = XO_PLACE_AGAIN; /* xo_pool_remove waits for this section */
     else if (c->name != NULL)
         rc = xo_registry_add(&rt->names, c->name);
     if (rc == 0) {
         struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
         /* relaxed: counters; stop reads live under its own ordering. */
         atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rt->workers[c->pool].actors, 1,
+        atomic_fetch_add_explicit(&xo_pool(rt, c->pool)->actors, 1,
                                   memory_order_relaxed);
         /* release: pairs with the acquire load in xo_resolve. */
         atomic_store_explicit(&slot->cell, c, memory_order_release);
@@ -249,14 +240,20 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
     if (xo_rt_closing(rt))
         return XO_ECLOSED;
     struct xo_cell *c;
-    int rc = new_cell(rt, def, opts, &c);
-    if (rc != 0)
-        return rc;
-    rc = publish(rt, c);
-    if (rc != 0) {
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        rc = new_cell(rt, def, opts, &c);
+        if (rc != 0)
+            return rc;
+        rc = publish(rt, c);
+        if (rc == 0)
+            break;
         xo_slots_give(&rt->slots, c->index);
         free_cell(rt, c);
-        return rc;
+        if (rc != XO_PLACE_AGAIN)
+            return rc;
+        if (attempt == 3)
+            return XO_ENOSLOT;
     }
     rc = run_on_create(c, opts);
     if (rc == 0) {
@@ -412,6 +409,11 @@ static void settle_destroy(struct xo_cell *c, int rc)
                                     c->rt->cfg.on_handler_error_user);
 }
 
+bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c)
+{
+    return unpublish(rt, c, NULL);
+}
+
 bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
 {
     xo_runtime_t *rt = c->rt;
@@ -430,8 +432,8 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
     }
     settle_destroy(c, 0);
     /* relaxed: a counter for introspection. */
-    atomic_fetch_sub_explicit(&rt->workers[c->pool].actors, 1,
-                              memory_order_relaxed);
+    atomic_fetch_sub_explicit(&xo_pool(rt, c->pool)->actors, 1,
+                              memory_order_release);
     xo_slots_give(&rt->slots, c->index);
     free_cell(rt, c);
     xo_runtime_actor_gone(rt);

@@ -200,17 +200,15 @@ int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
     t->what = XO_TIMER_TELL;
     t->to = to;
     t->env = env;
-    /* The timer lives on the target's worker, chosen while it exists. */
-    unsigned pool = 0;
+    /* The timer lives on the target's home worker, handed over inside the
+       section so that a pool being removed cannot miss it. */
     xo_rcu_lock();
     struct xo_cell *c = xo_rt_closing(rt) ? NULL : xo_resolve(rt, to.id);
     if (c != NULL)
-        pool = c->pool;
+        rc = xo_timer_start(xo_pool(rt, c->pool), t);
     else
         rc = xo_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
     xo_rcu_unlock(&rt->rcu_sync);
-    if (rc == 0)
-        rc = xo_timer_start(&rt->workers[pool], t);
     if (rc != 0) {
         xo_envelope_free(rt, env);
         xo_mem_free(&rt->mem, t, sizeof(*t));

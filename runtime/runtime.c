@@ -25,7 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define XO_MAX_POOLS 4096u
 
 void xo_config_init(xo_config_t *cfg)
 {
@@ -34,15 +33,6 @@ void xo_config_init(xo_config_t *cfg)
     cfg->pin_threads = true;
     cfg->batch = 64;
     cfg->spin_ns = 50000;
-}
-
-static unsigned allowed_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1u;
 }
 
 static void release_tables(xo_runtime_t *rt);
@@ -54,6 +44,18 @@ static void free_leftover_name(struct xo_name *n, void *arg)
     xo_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
 }
 
+static bool config_valid(const xo_config_t *cfg)
+{
+    if (cfg->batch == 0 || cfg->pools > XO_MAX_POOLS)
+        return false;
+    if ((cfg->cpus != NULL || cfg->labels != NULL) && cfg->pools == 0)
+        return false; /* per-pool arrays need an explicit pool count */
+    for (unsigned i = 0; cfg->cpus != NULL && i < cfg->pools; i++)
+        if (cfg->cpus[i] < -1 || cfg->cpus[i] >= CPU_SETSIZE)
+            return false;
+    return true;
+}
+
 int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
 {
     xo_config_t defaults;
@@ -63,39 +65,43 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         xo_config_init(&defaults);
         cfg = &defaults;
     }
-    if (cfg->batch == 0 || cfg->pools > XO_MAX_POOLS)
+    if (!config_valid(cfg))
         return XO_EINVAL;
     xo_runtime_t *rt;
     if (posix_memalign((void **)&rt, XO_CACHELINE, sizeof(*rt)) != 0)
         return XO_ENOMEM;
     memset(rt, 0, sizeof(*rt));
     rt->cfg = *cfg;
-    rt->npools = cfg->pools ? cfg->pools : allowed_cpus();
+    rt->cfg.cpus = NULL;   /* the caller's arrays are read at start only */
+    rt->cfg.labels = NULL;
     atomic_init(&rt->state, XO_RT_RUNNING);
     xo_mem_init(&rt->mem);
     pthread_mutex_init(&rt->stop_lock, NULL);
     pthread_cond_init(&rt->stop_cond, NULL);
-    int rc = XO_ENOMEM;
-    if (posix_memalign((void **)&rt->workers, XO_CACHELINE,
-                       sizeof(*rt->workers) * rt->npools) != 0)
-        goto fail_workers;
-    memset(rt->workers, 0, sizeof(*rt->workers) * rt->npools);
-    if ((rc = xo_slots_init(&rt->slots, &rt->mem)) != 0)
+    pthread_mutex_init(&rt->pools_lock, NULL);
+    int rc = xo_slots_init(&rt->slots, &rt->mem);
+    if (rc != 0)
         goto fail_slots;
     if ((rc = xo_registry_init(&rt->names)) != 0)
         goto fail_names;
-    if ((rc = xo_workers_start(rt)) != 0) {
-        xo_workers_stop(rt);
+    xo_config_t with_arrays = rt->cfg;
+    with_arrays.cpus = cfg->cpus;
+    with_arrays.labels = cfg->labels;
+    rt->cfg = with_arrays;
+    rc = xo_pools_start(rt);
+    rt->cfg.cpus = NULL;
+    rt->cfg.labels = NULL;
+    if (rc != 0) {
+        xo_pools_join(rt);
         release_tables(rt);
-        goto fail_workers;
+        goto fail_slots;
     }
     *out = rt;
     return 0;
 fail_names:
     xo_slots_fini(&rt->slots, &rt->mem);
 fail_slots:
-    free(rt->workers);
-fail_workers:
+    pthread_mutex_destroy(&rt->pools_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
     free(rt);
@@ -118,8 +124,7 @@ static void release_tables(xo_runtime_t *rt)
 {
     xo_registry_fini(&rt->names, free_leftover_name, rt);
     xo_slots_fini(&rt->slots, &rt->mem);
-    free(rt->workers);
-    rt->workers = NULL;
+    xo_pools_free(rt);
 }
 
 int xo_runtime_stop(xo_runtime_t *rt)
@@ -146,7 +151,7 @@ int xo_runtime_stop(xo_runtime_t *rt)
     while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);
-    xo_workers_stop(rt);
+    xo_pools_join(rt);
     /* The tables stay until xo_runtime_free: a thread that passed a
        closing check just before stop began may still be on its way to
        them (it will then fail with XO_ECLOSED). */
@@ -173,29 +178,10 @@ void xo_runtime_free(xo_runtime_t *rt)
     if (xo_runtime_stop(rt) == XO_ECLOSED)
         wait_stopped(rt);
     release_tables(rt);
+    pthread_mutex_destroy(&rt->pools_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
     free(rt);
-}
-
-unsigned xo_pool_count(const xo_runtime_t *rt)
-{
-    return rt ? rt->npools : 0;
-}
-
-int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
-{
-    if (rt == NULL || out == NULL || index >= rt->npools ||
-        rt->workers == NULL)
-        return XO_EINVAL;
-    struct xo_worker *w = &rt->workers[index];
-    out->index = index;
-    out->core = w->core;
-    out->pinned = w->pinned;
-    /* relaxed: counters. */
-    out->actors = atomic_load_explicit(&w->actors, memory_order_relaxed);
-    out->handled = atomic_load_explicit(&w->handled, memory_order_relaxed);
-    return 0;
 }
 
 xo_ref_t xo_self(const xo_ctx_t *ctx)

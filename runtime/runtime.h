@@ -16,6 +16,7 @@
 #define XO_RUNTIME_RUNTIME_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -128,9 +129,11 @@ struct xo_cell {
     const xo_actor_def_t *def;
     struct xo_name *name;       /* uid entry or NULL */
     uint32_t index, gen;        /* immutable after spawn */
-    unsigned pool;
+    unsigned pool;              /* home pool */
     bool created;               /* on_create succeeded (or none) */
     bool stateless;
+    bool movable;               /* other pools may run its turns */
+    struct xo_mark *mark;       /* idle-label reservation, or NULL */
     /* Stateful only: a message popped while collecting an on_batch run
        that did not belong to it; handled next. Owner worker only. */
     struct xo_envelope *stash;
@@ -160,6 +163,9 @@ struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id);
    task ended): run on_destroy, then reclaim, or revive on failure.
    Returns true when the cell was freed. */
 bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx);
+/* Inside xo_rcu_lock, runtime open: destroy c without waiting for it
+   (false if another destroy won). */
+bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c);
 /* Stop: unpublish every live actor and queue its reap marker. */
 void xo_actors_close_all(xo_runtime_t *rt);
 /* A stateless task finished: drop its in-flight count. */
@@ -194,25 +200,41 @@ void xo_timers_discard(struct xo_worker *w);
 
 /* ---- scheduling (sched.c) ----------------------------------------- */
 
+enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
+
 struct xo_worker {
     alignas(XO_CACHELINE) struct xo_mpscq runq;
+    /* Run-queue pushes, by anyone (relaxed RMW next to the queue head the
+       pushers write anyway); `taken` below counts pops. Their difference
+       is the pool's runnable load for placement. */
+    _Atomic uint64_t scheduled;
     /* Futex word: 0 while parked and not yet woken. The waker stores 1
        (release) after taking the run queue's idle mark; the worker resets
        it to 0 before marking idle again. */
-    _Atomic uint32_t wake;
+    alignas(XO_CACHELINE) _Atomic uint32_t wake;
+    /* relaxed: true while the worker runs an item (a hint for sharing). */
+    _Atomic bool running;
+    /* XO_POOL_*: written under the runtime's pools_lock; read by placement
+       and scheduling (acquire). */
+    _Atomic int state;
     xo_runtime_t *rt;
     unsigned index;
     int core;
     bool pinned;
     bool started;
     pthread_t thread;
+    char *labels;                /* "cpu[,user...]", owned */
     struct xo_ctx ctx;
     struct xo_item exit_item;
     struct xo_timer_heap timers; /* owner worker only */
     const xo_msg_t **batch_buf;  /* cfg.batch entries, for on_batch runs */
-    /* relaxed counters, single writer except `actors` (spawn/reap). */
+    uint64_t start_ns;           /* coarse clock when it started */
+    /* Counters, relaxed; single writer (the worker) except `actors`
+       (spawn and reap). */
+    _Atomic uint64_t taken;
     _Atomic uint64_t handled;
     _Atomic uint64_t actors;
+    _Atomic uint64_t idle_ns;
 };
 
 /* Make an actor runnable on its home pool, waking the worker if parked. */
@@ -221,8 +243,8 @@ void xo_schedule(struct xo_cell *c);
 void xo_runq_push(struct xo_worker *w, struct xo_item *it);
 /* A worker for a stateless task: spreads tasks over the pools. */
 struct xo_worker *xo_task_worker(xo_runtime_t *rt);
-int xo_workers_start(xo_runtime_t *rt);
-void xo_workers_stop(xo_runtime_t *rt);
+int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w);
+void xo_worker_join(struct xo_worker *w);
 /* The worker that is the calling thread, or NULL. */
 struct xo_worker *xo_current_worker(void);
 /* The runtime whose worker is the calling thread, or NULL. */
@@ -241,6 +263,28 @@ void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                    uint64_t timeout_ns);
 void xo_futex_wake_all(_Atomic uint32_t *word);
 
+/* ---- pools and placement (pool.c) ------------------------------------ */
+
+#define XO_MAX_POOLS 256u
+
+/* An idle-label reservation: (label, mark) held by one live actor. */
+struct xo_mark {
+    struct xo_mark *next;
+    unsigned pool;
+    char *label, *mark;
+};
+
+int xo_pools_start(xo_runtime_t *rt);
+void xo_pools_join(xo_runtime_t *rt);
+void xo_pools_free(xo_runtime_t *rt);
+/* Choose the home pool of a new actor (mark: an idle-label reservation
+   the cell keeps until it is reaped). */
+int xo_place(xo_runtime_t *rt, const xo_actor_def_t *def,
+             const xo_spawn_opts_t *opts, unsigned *pool,
+             struct xo_mark **mark);
+void xo_mark_release(xo_runtime_t *rt, struct xo_mark *mark);
+uint64_t xo_coarse_ns(void);
+
 /* ---- the runtime (runtime.c) ---------------------------------------- */
 
 enum { XO_RT_RUNNING = 0, XO_RT_CLOSING = 1, XO_RT_STOPPED = 2 };
@@ -251,8 +295,14 @@ struct xo_runtime {
        senders inside one (rcu.h explains why that suffices). */
     _Atomic int state;
     xo_config_t cfg;
-    unsigned npools;
-    struct xo_worker *workers;
+    /* The pool table: slots 0..npools-1 hold workers (never freed before
+       xo_runtime_free; a removed pool keeps its slot). Append-only under
+       pools_lock; readers load npools with acquire, then the slots. */
+    _Atomic(struct xo_worker *) *pools;
+    _Atomic unsigned npools;
+    pthread_mutex_t pools_lock;
+    struct xo_mark *marks;        /* idle-label reservations, pools_lock */
+    cpu_set_t allowed;            /* CPUs this process may run on */
     struct xo_allocator mem;
     struct xo_slots slots;
     struct xo_registry names;
@@ -265,6 +315,26 @@ struct xo_runtime {
     /* TSan model of RCU's guarantee (see rcu.h); never read. */
     alignas(XO_CACHELINE) char rcu_sync;
 };
+
+static inline unsigned xo_pool_slots(const xo_runtime_t *rt)
+{
+    /* acquire: pairs with the release of npools in pool.c's add. */
+    return atomic_load_explicit(&((xo_runtime_t *)rt)->npools,
+                                memory_order_acquire);
+}
+
+static inline struct xo_worker *xo_pool(const xo_runtime_t *rt, unsigned i)
+{
+    /* acquire: the worker was initialised before it was stored. */
+    return atomic_load_explicit(&rt->pools[i], memory_order_acquire);
+}
+
+static inline bool xo_pool_active(struct xo_worker *w)
+{
+    /* acquire: pairs with the state store under pools_lock. */
+    return atomic_load_explicit(&w->state, memory_order_acquire) ==
+           XO_POOL_ACTIVE;
+}
 
 static inline bool xo_rt_closing(xo_runtime_t *rt)
 {

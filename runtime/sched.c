@@ -83,21 +83,63 @@ static void wake_worker(struct xo_worker *w)
 
 void xo_runq_push(struct xo_worker *w, struct xo_item *it)
 {
+    /* relaxed: a load figure for placement, not a synchronisation. */
+    atomic_fetch_add_explicit(&w->scheduled, 1, memory_order_relaxed);
     if (xo_mpscq_push(&w->runq, &it->node))
         wake_worker(w);
 }
 
+/* A parked worker of an active pool other than `not`, or NULL. */
+static struct xo_worker *parked_worker(xo_runtime_t *rt, struct xo_worker *not)
+{
+    unsigned n = xo_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xo_worker *w = xo_pool(rt, i);
+        if (w == NULL || w == not || !xo_pool_active(w))
+            continue;
+        /* relaxed: a hint; a wrong guess only costs locality. */
+        if (atomic_load_explicit(&w->runq.head, memory_order_relaxed) &
+            XO_MPSCQ_IDLE)
+            return w;
+    }
+    return NULL;
+}
+
 void xo_schedule(struct xo_cell *c)
 {
-    xo_runq_push(&c->rt->workers[c->pool], &c->run);
+    struct xo_worker *home = xo_pool(c->rt, c->pool);
+    struct xo_worker *w = home;
+    /* A movable actor whose home is busy goes to a parked worker: the turn
+       runs there, the actor keeps its home. relaxed: hints. */
+    if (c->movable &&
+        atomic_load_explicit(&home->running, memory_order_relaxed)) {
+        struct xo_worker *idle = parked_worker(c->rt, home);
+        if (idle != NULL)
+            w = idle;
+    }
+    xo_runq_push(w, &c->run);
 }
 
 struct xo_worker *xo_task_worker(xo_runtime_t *rt)
 {
-    /* relaxed: any spread will do. */
-    unsigned i = atomic_fetch_add_explicit(&rt->rr_next, 1,
-                                           memory_order_relaxed);
-    return &rt->workers[i % rt->npools];
+    unsigned n = xo_pool_slots(rt);
+    for (unsigned tries = 0; tries < n; tries++) {
+        /* relaxed: any spread will do. */
+        unsigned i = atomic_fetch_add_explicit(&rt->rr_next, 1,
+                                               memory_order_relaxed);
+        struct xo_worker *w = xo_pool(rt, i % n);
+        if (w != NULL && xo_pool_active(w))
+            return w;
+    }
+    return xo_pool(rt, 0); /* the main pool is never removed */
+}
+
+static void bump(_Atomic uint64_t *counter, uint64_t by)
+{
+    /* relaxed single-writer counters (see struct xo_cell). */
+    atomic_store_explicit(
+        counter, atomic_load_explicit(counter, memory_order_relaxed) + by,
+        memory_order_relaxed);
 }
 
 static inline void cpu_relax(void)
@@ -149,10 +191,13 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
         return n;
     uint64_t spin = w->rt->cfg.spin_ns;
     uint64_t deadline = spin ? xo_now_ns() + spin : 0;
+    uint64_t idle_since = xo_coarse_ns();
     for (unsigned i = 1;; i++) {
         n = xo_mpscq_pop(&w->runq);
-        if (n != NULL)
+        if (n != NULL) {
+            bump(&w->idle_ns, xo_coarse_ns() - idle_since);
             return n;
+        }
         if (deadline != 0 && ((i & 63) != 0 || xo_now_ns() < deadline)) {
             cpu_relax();
             continue;
@@ -162,14 +207,6 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
         next = xo_timers_run(w);
         deadline = spin ? xo_now_ns() + spin : 0;
     }
-}
-
-static void bump(_Atomic uint64_t *counter, uint64_t by)
-{
-    /* relaxed single-writer counters (see struct xo_cell). */
-    atomic_store_explicit(
-        counter, atomic_load_explicit(counter, memory_order_relaxed) + by,
-        memory_order_relaxed);
 }
 
 static void report_failure(struct xo_worker *w, struct xo_cell *c,
@@ -328,8 +365,12 @@ static void run_turn(struct xo_worker *w, struct xo_cell *c)
     bump(&w->handled, n);
     if (n < batch && c->stash == NULL && xo_mpscq_mark_idle(&c->mbox))
         return;
-    /* Still has work (or a send is mid-way): back of the line. */
-    xo_runq_push(w, &c->run);
+    /* Still has work (or a send is mid-way): back of the line, on this
+       worker if it is the actor's home, else through the scheduler. */
+    if (c->pool == w->index)
+        xo_runq_push(w, &c->run);
+    else
+        xo_schedule(c);
 }
 
 /* A message to a stateless actor, run as a task on this worker. */
@@ -349,6 +390,7 @@ static void run_task(struct xo_worker *w, struct xo_envelope *env)
 static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
 {
     struct xo_item *it = (struct xo_item *)n;
+    bump(&w->taken, 1);
     switch (it->kind) {
     case XO_K_ACTOR:
         run_turn(w, xo_container_of(it, struct xo_cell, run));
@@ -423,7 +465,11 @@ static void *worker_main(void *arg)
     tls_worker = w;
     for (;;) {
         struct xo_qnode *n = next_runnable(w);
-        if (!dispatch(w, n))
+        /* relaxed: a hint for xo_schedule's sharing of movable actors. */
+        atomic_store_explicit(&w->running, true, memory_order_relaxed);
+        bool go_on = dispatch(w, n);
+        atomic_store_explicit(&w->running, false, memory_order_relaxed);
+        if (!go_on)
             break;
     }
     xo_timers_discard(w);
@@ -431,28 +477,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* The i-th CPU this process may run on, or -1. */
-static int nth_allowed_cpu(const cpu_set_t *set, unsigned i)
-{
-    int count = CPU_COUNT(set);
-    if (count <= 0)
-        return -1;
-    unsigned want = i % (unsigned)count, seen = 0;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, set))
-            continue;
-        if (seen++ == want)
-            return cpu;
-    }
-    return -1;
-}
-
-static int start_worker(xo_runtime_t *rt, struct xo_worker *w,
-                        const cpu_set_t *allowed)
+/* Start w's thread, pinned to w->core when asked and allowed. */
+int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    w->core = nth_allowed_cpu(allowed, w->index);
     w->pinned = false;
     int rc = EINVAL;
     if (rt->cfg.pin_threads && w->core >= 0) {
@@ -475,50 +504,12 @@ static int start_worker(xo_runtime_t *rt, struct xo_worker *w,
     return rc == 0 ? 0 : XO_ENOMEM;
 }
 
-int xo_workers_start(xo_runtime_t *rt)
+/* Ask w's thread to exit once it reaches the request, and join it. */
+void xo_worker_join(struct xo_worker *w)
 {
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
-        CPU_ZERO(&allowed);
-        CPU_SET(0, &allowed);
-    }
-    for (unsigned i = 0; i < rt->npools; i++) {
-        struct xo_worker *w = &rt->workers[i];
-        w->rt = rt;
-        w->index = i;
-        w->ctx = (struct xo_ctx){ rt, NULL, i, NULL, NULL };
-        w->exit_item.kind = XO_K_EXIT;
-        w->batch_buf = xo_mem_alloc(&rt->mem,
-                                    sizeof(*w->batch_buf) * rt->cfg.batch);
-        if (w->batch_buf == NULL)
-            return XO_ENOMEM;
-        xo_mpscq_init(&w->runq, false);
-        atomic_init(&w->wake, 0);
-        atomic_init(&w->handled, 0);
-        atomic_init(&w->actors, 0);
-    }
-    for (unsigned i = 0; i < rt->npools; i++) {
-        int rc = start_worker(rt, &rt->workers[i], &allowed);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-void xo_workers_stop(xo_runtime_t *rt)
-{
-    for (unsigned i = 0; i < rt->npools; i++)
-        if (rt->workers[i].started)
-            xo_runq_push(&rt->workers[i], &rt->workers[i].exit_item);
-    for (unsigned i = 0; i < rt->npools; i++)
-        if (rt->workers[i].started) {
-            pthread_join(rt->workers[i].thread, NULL);
-            rt->workers[i].started = false;
-        }
-    for (unsigned i = 0; i < rt->npools; i++) {
-        struct xo_worker *w = &rt->workers[i];
-        xo_mem_free(&rt->mem, w->batch_buf,
-                    sizeof(*w->batch_buf) * rt->cfg.batch);
-        w->batch_buf = NULL;
-    }
+    if (!w->started)
+        return;
+    xo_runq_push(w, &w->exit_item);
+    pthread_join(w->thread, NULL);
+    w->started = false;
 }

@@ -50,6 +50,7 @@ extern "C" {
     X(EDEADLK,   -35,   "waiting would close a cycle of waits (deadlock)")  \
     X(ECANCELED, -125,  "the call was cancelled")                          \
     X(EEOF,      -4003, "end of stream")                                   \
+    X(ENOSLOT,   -4004, "no pool fits the placement")                      \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -119,6 +120,12 @@ typedef struct xo_config {
     /* CPU pools, one worker thread each. 0: one per CPU this process may
        run on (sched_getaffinity). */
     unsigned pools;
+    /* Optional, `pools` entries each: the CPU pool i is pinned to (-1: the
+       i-th CPU this process may run on), and its user labels as one
+       comma-separated string ("io,fast"; NULL for none). Every CPU pool
+       also carries the label "cpu". */
+    const int *cpus;
+    const char *const *labels;
     /* Pin pool i's worker to the i-th allowed CPU. Where the system refuses,
        the worker runs unpinned and xo_pool_info reports pinned = false. */
     bool pin_threads;
@@ -211,13 +218,53 @@ typedef struct xo_actor_def {
 #define XO_POOL_ANY (-1)
 #define XO_UID_MAX 255
 
+/*
+ * Where a new actor lives: Xoscar's allocation strategies, plus what a
+ * latency-sensitive C program needs. Removed and removing pools are never
+ * chosen. XO_ENOSLOT when no pool fits.
+ */
+typedef enum xo_place_kind {
+    XO_PLACE_LEAST_LOADED = 0, /* the default: fewest runnable actors in
+                                  the run queue, then fewest actors */
+    XO_PLACE_POOL,             /* `pool` */
+    XO_PLACE_MAIN,             /* pool 0 */
+    XO_PLACE_RANDOM,
+    XO_PLACE_RANDOM_LABEL,     /* a random pool carrying `label` */
+    XO_PLACE_IDLE_LABEL,       /* the first pool carrying `label` that holds
+                                  no live actor placed with the same label
+                                  and `mark` (Xoscar's IdleLabel) */
+    XO_PLACE_ROUND_ROBIN,
+    XO_PLACE_NEAR,             /* the pool of actor `near` */
+    XO_PLACE_CALLBACK,         /* ask `fn` */
+} xo_place_kind_t;
+
+/* A placement callback: set *pool and return 0, or return an error. */
+typedef int (*xo_place_fn)(xo_runtime_t *rt, const xo_actor_def_t *def,
+                           void *user, unsigned *pool);
+
+typedef struct xo_placement {
+    xo_place_kind_t kind;
+    unsigned pool;
+    const char *label;
+    const char *mark;
+    xo_ref_t near;
+    xo_place_fn fn;
+    void *user;
+} xo_placement_t;
+
 typedef struct xo_spawn_opts {
     /* A unique name (at most XO_UID_MAX bytes) that xo_lookup resolves;
        NULL for none. Taken by another live actor: XO_EEXIST. */
     const char *uid;
-    /* Pool index to live in, or XO_POOL_ANY (the default): a handler's
-       spawns go to its own pool, others round-robin over the pools. */
+    /* Pool index to live in (a shorthand for place.kind = XO_PLACE_POOL),
+       or XO_POOL_ANY (the default): `place` decides. */
     int pool;
+    xo_placement_t place;
+    /* May another pool's worker run this actor's turns when its own pool
+       is busy and that one idles? Default false: an actor runs on its
+       home pool's thread only (see docs/pools.md for the trade-off). The
+       actor stays single-threaded either way. */
+    bool movable;
     /* Passed to on_create, which must copy what it keeps. */
     const void *arg;
     size_t arg_size;
@@ -445,17 +492,48 @@ XO_API unsigned xo_ctx_pool(const xo_ctx_t *ctx);
 /* Pools                                                               */
 /* ------------------------------------------------------------------ */
 
+typedef enum xo_pool_kind {
+    XO_POOL_CPU = 1,
+    XO_POOL_REMOVED = 2, /* its index stays taken; it runs nothing */
+} xo_pool_kind_t;
+
 typedef struct xo_pool_info {
     unsigned index;
+    xo_pool_kind_t kind;
     int core;          /* CPU the worker was assigned, -1 if none */
     bool pinned;       /* the worker is bound to `core` */
+    const char *labels;/* "cpu" plus user labels, comma-separated; valid
+                          until xo_runtime_free */
     uint64_t actors;   /* live actors whose home is this pool */
+    uint64_t runnable; /* actors waiting in its run queue now */
     uint64_t handled;  /* messages handled by this pool's worker */
+    uint64_t busy_ns;  /* time its worker was not waiting for work
+                          (coarse clock: milliseconds of resolution) */
 } xo_pool_info_t;
 
+/* Pool indexes ever used (removed pools keep theirs). */
 XO_API unsigned xo_pool_count(const xo_runtime_t *rt);
 XO_API int xo_pool_info(const xo_runtime_t *rt, unsigned index,
                         xo_pool_info_t *out);
+
+/*
+ * Grow the pool table while the runtime runs (Xoscar's append_sub_pool):
+ * a new CPU pool pinned to `cpu` (-1: the next allowed CPU, round-robin)
+ * with the given user labels (NULL: none). Its index is returned in *index.
+ * Errors: XO_EINVAL, XO_ENOMEM, XO_ENOSLOT (table full), XO_ECLOSED.
+ */
+XO_API int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
+                       unsigned *index);
+
+/*
+ * Remove a pool (Xoscar's remove_sub_pool): it takes no new actors, its
+ * actors are destroyed (each handles what it had accepted, then runs
+ * on_destroy; later sends give XO_ENOTEXIST), then its worker exits.
+ * Returns when all that is done. Not from a handler (XO_EINVAL), not pool
+ * 0 (the main pool, XO_EINVAL), not an unknown or removed pool
+ * (XO_ENOTEXIST).
+ */
+XO_API int xo_pool_remove(xo_runtime_t *rt, unsigned index);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,530 @@
+/*
+ * pool.c -- the pool table and placement.
+ *
+ * A pool is the unit of placement, as in Xoscar: a CPU pool is one worker
+ * thread pinned to one core (sched.c runs it). The table is an array of
+ * XO_MAX_POOLS worker pointers allocated with the runtime; pools are
+ * appended while it runs (xo_pool_add) and never move, so any thread reads
+ * slot i without a lock. A removed pool keeps its slot and its (stopped)
+ * worker struct until xo_runtime_free, so a late reader never touches freed
+ * memory. Adding, removing and idle-label reservations are serialised by
+ * pools_lock; none of them is on the message path.
+ *
+ * Removing a pool: mark it REMOVING (placement and task spreading skip it),
+ * wait a grace period (spawns that chose it before have published), destroy
+ * every actor whose home it is (each drains its mailbox and runs
+ * on_destroy on this pool's worker), wait until it holds none, then stop its
+ * worker and hand anything still queued there to the other pools.
+ *
+ * Placement turns an xo_placement_t into a pool index. Least-loaded, the
+ * default, reads two counters per pool: run-queue pushes minus pops (the
+ * actors waiting to run there) and live actors.
+ */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t xo_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- labels ----------------------------------------------------------- */
+
+static char *make_labels(const char *user)
+{
+    size_t len = user ? strlen(user) : 0;
+    char *s = malloc(len + 5);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, "cpu", 4);
+    if (len > 0) {
+        s[3] = ',';
+        memcpy(s + 4, user, len + 1);
+    }
+    return s;
+}
+
+static bool has_label(const struct xo_worker *w, const char *label)
+{
+    size_t want = strlen(label);
+    for (const char *p = w->labels; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == want && memcmp(p, label, len) == 0)
+            return true;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+static bool labels_valid(const char *user)
+{
+    if (user == NULL)
+        return true;
+    /* No empty label, no leading/trailing/double comma. */
+    size_t len = strlen(user);
+    if (len == 0 || user[0] == ',' || user[len - 1] == ',' ||
+        strstr(user, ",,") != NULL)
+        return false;
+    return true;
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+/* The i-th CPU this process may run on, or -1. */
+static int nth_allowed_cpu(const cpu_set_t *set, unsigned i)
+{
+    int count = CPU_COUNT(set);
+    if (count <= 0)
+        return -1;
+    unsigned want = i % (unsigned)count, seen = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, set))
+            continue;
+        if (seen++ == want)
+            return cpu;
+    }
+    return -1;
+}
+
+static void free_worker(xo_runtime_t *rt, struct xo_worker *w)
+{
+    xo_mem_free(&rt->mem, w->batch_buf, sizeof(*w->batch_buf) * rt->cfg.batch);
+    free(w->labels);
+    free(w);
+}
+
+static int new_worker(xo_runtime_t *rt, unsigned index, int cpu,
+                      const char *user_labels, struct xo_worker **out)
+{
+    if (!labels_valid(user_labels))
+        return XO_EINVAL;
+    struct xo_worker *w;
+    if (posix_memalign((void **)&w, XO_CACHELINE, sizeof(*w)) != 0)
+        return XO_ENOMEM;
+    memset(w, 0, sizeof(*w));
+    w->rt = rt;
+    w->index = index;
+    w->core = cpu >= 0 ? cpu : nth_allowed_cpu(&rt->allowed, index);
+    w->ctx = (struct xo_ctx){ rt, NULL, index, NULL, NULL };
+    w->exit_item.kind = XO_K_EXIT;
+    w->start_ns = xo_coarse_ns();
+    xo_mpscq_init(&w->runq, false);
+    atomic_init(&w->state, XO_POOL_ACTIVE);
+    w->labels = make_labels(user_labels);
+    w->batch_buf =
+        xo_mem_alloc(&rt->mem, sizeof(*w->batch_buf) * rt->cfg.batch);
+    if (w->labels == NULL || w->batch_buf == NULL) {
+        free_worker(rt, w);
+        return XO_ENOMEM;
+    }
+    *out = w;
+    return 0;
+}
+
+/* Start a worker and make it visible as pool `index`. Under pools_lock (or
+   before the runtime is shared). */
+static int append_pool(xo_runtime_t *rt, int cpu, const char *labels,
+                       unsigned *index)
+{
+    /* relaxed: npools is only written under pools_lock. */
+    unsigned i = atomic_load_explicit(&rt->npools, memory_order_relaxed);
+    if (i >= XO_MAX_POOLS)
+        return XO_ENOSLOT;
+    if (cpu >= CPU_SETSIZE)
+        return XO_EINVAL;
+    struct xo_worker *w;
+    int rc = new_worker(rt, i, cpu, labels, &w);
+    if (rc != 0)
+        return rc;
+    /* release: the worker is initialised before anyone can load it. */
+    atomic_store_explicit(&rt->pools[i], w, memory_order_release);
+    rc = xo_worker_start(rt, w);
+    if (rc != 0) {
+        atomic_store_explicit(&rt->pools[i], NULL, memory_order_relaxed);
+        free_worker(rt, w);
+        return rc;
+    }
+    /* release: pairs with xo_pool_slots' acquire. */
+    atomic_store_explicit(&rt->npools, i + 1, memory_order_release);
+    if (index)
+        *index = i;
+    return 0;
+}
+
+int xo_pools_start(xo_runtime_t *rt)
+{
+    if (sched_getaffinity(0, sizeof(rt->allowed), &rt->allowed) != 0 ||
+        CPU_COUNT(&rt->allowed) == 0) {
+        CPU_ZERO(&rt->allowed);
+        CPU_SET(0, &rt->allowed);
+    }
+    unsigned n = rt->cfg.pools ? rt->cfg.pools
+                               : (unsigned)CPU_COUNT(&rt->allowed);
+    if (n > XO_MAX_POOLS)
+        return XO_EINVAL;
+    rt->pools = calloc(XO_MAX_POOLS, sizeof(*rt->pools));
+    if (rt->pools == NULL)
+        return XO_ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        int cpu = rt->cfg.cpus ? rt->cfg.cpus[i] : -1;
+        const char *labels = rt->cfg.labels ? rt->cfg.labels[i] : NULL;
+        int rc = append_pool(rt, cpu, labels, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void xo_pools_join(xo_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->pools_lock);
+    unsigned n = xo_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++)
+        xo_worker_join(xo_pool(rt, i));
+    pthread_mutex_unlock(&rt->pools_lock);
+}
+
+void xo_pools_free(xo_runtime_t *rt)
+{
+    if (rt->pools == NULL)
+        return;
+    unsigned n = xo_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xo_worker *w = xo_pool(rt, i);
+        if (w != NULL)
+            free_worker(rt, w);
+    }
+    free(rt->pools);
+    rt->pools = NULL;
+    while (rt->marks != NULL) {
+        struct xo_mark *m = rt->marks;
+        rt->marks = m->next;
+        free(m->label);
+        free(m->mark);
+        free(m);
+    }
+}
+
+/* ---- adding and removing pools ---------------------------------------- */
+
+static bool called_from_runtime(xo_runtime_t *rt)
+{
+    struct xo_ctx *ctx = xo_current_ctx();
+    return xo_current_worker_runtime() == rt || (ctx && ctx->rt == rt);
+}
+
+int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
+                unsigned *index)
+{
+    if (rt == NULL || cpu < -1)
+        return XO_EINVAL;
+    pthread_mutex_lock(&rt->pools_lock);
+    int rc = xo_rt_closing(rt) ? XO_ECLOSED
+                               : append_pool(rt, cpu, labels, index);
+    pthread_mutex_unlock(&rt->pools_lock);
+    return rc;
+}
+
+/* Destroy every actor whose home is pool `index`. */
+static void destroy_pool_actors(xo_runtime_t *rt, unsigned index)
+{
+    uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        xo_rcu_lock();
+        struct xo_cell *c = atomic_load_explicit(
+            &xo_slots_get(&rt->slots, i)->cell, memory_order_acquire);
+        if (c != NULL && c->pool == index && !xo_rt_closing(rt))
+            (void)xo_cell_unpublish(rt, c);
+        xo_rcu_unlock(&rt->rcu_sync);
+    }
+}
+
+/* The worker has exited: whatever still sits in its run queue (a task or a
+   shared turn pushed just as the pool was leaving) goes elsewhere. */
+static void rehome_leftovers(xo_runtime_t *rt, struct xo_worker *w)
+{
+    struct xo_qnode *n;
+    while ((n = xo_mpscq_pop(&w->runq)) != NULL) {
+        struct xo_item *it = (struct xo_item *)n;
+        switch (it->kind) {
+        case XO_K_ACTOR:
+            xo_schedule(xo_container_of(it, struct xo_cell, run));
+            break;
+        case XO_K_TELL:
+        case XO_K_CALL:
+            xo_runq_push(xo_task_worker(rt), it);
+            break;
+        case XO_K_TIMER:
+            xo_timer_start(xo_pool(rt, 0),
+                           xo_container_of(it, struct xo_timer, item));
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int xo_pool_remove(xo_runtime_t *rt, unsigned index)
+{
+    if (rt == NULL || index == 0 || called_from_runtime(rt))
+        return XO_EINVAL;
+    pthread_mutex_lock(&rt->pools_lock);
+    struct xo_worker *w =
+        index < xo_pool_slots(rt) ? xo_pool(rt, index) : NULL;
+    int rc = 0;
+    if (xo_rt_closing(rt))
+        rc = XO_ECLOSED;
+    else if (w == NULL || !xo_pool_active(w))
+        rc = XO_ENOTEXIST;
+    else /* release: placement reads it with acquire */
+        atomic_store_explicit(&w->state, XO_POOL_REMOVING,
+                              memory_order_release);
+    pthread_mutex_unlock(&rt->pools_lock);
+    if (rc != 0)
+        return rc;
+    /* Spawns that chose this pool before are published after this (spawn
+       re-checks the pool inside its publishing section). */
+    xo_rcu_synchronize(&rt->rcu_sync);
+    destroy_pool_actors(rt, index);
+    /* relaxed polling of a counter; the reaps run on this pool's worker. */
+    while (atomic_load_explicit(&w->actors, memory_order_acquire) != 0) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&rt->pools_lock);
+    xo_worker_join(w);
+    atomic_store_explicit(&w->state, XO_POOL_GONE, memory_order_release);
+    pthread_mutex_unlock(&rt->pools_lock);
+    rehome_leftovers(rt, w);
+    return 0;
+}
+
+/* ---- introspection ---------------------------------------------------- */
+
+unsigned xo_pool_count(const xo_runtime_t *rt)
+{
+    return rt && rt->pools ? xo_pool_slots(rt) : 0;
+}
+
+int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
+{
+    if (rt == NULL || out == NULL || rt->pools == NULL ||
+        index >= xo_pool_slots(rt))
+        return XO_EINVAL;
+    struct xo_worker *w = xo_pool(rt, index);
+    if (w == NULL)
+        return XO_EINVAL;
+    out->index = index;
+    out->kind = atomic_load_explicit(&w->state, memory_order_acquire) ==
+                        XO_POOL_GONE
+                    ? XO_POOL_REMOVED
+                    : XO_POOL_CPU;
+    out->core = w->core;
+    out->pinned = w->pinned;
+    out->labels = w->labels;
+    /* relaxed: counters. */
+    out->actors = atomic_load_explicit(&w->actors, memory_order_relaxed);
+    uint64_t pushed = atomic_load_explicit(&w->scheduled, memory_order_relaxed);
+    uint64_t taken = atomic_load_explicit(&w->taken, memory_order_relaxed);
+    out->runnable = pushed > taken ? pushed - taken : 0;
+    out->handled = atomic_load_explicit(&w->handled, memory_order_relaxed);
+    uint64_t idle = atomic_load_explicit(&w->idle_ns, memory_order_relaxed);
+    uint64_t up = xo_coarse_ns() - w->start_ns;
+    out->busy_ns = up > idle ? up - idle : 0;
+    return 0;
+}
+
+/* ---- placement -------------------------------------------------------- */
+
+static unsigned next_random(void)
+{
+    static __thread uint64_t state;
+    if (state == 0)
+        state = (uint64_t)(uintptr_t)&state ^ xo_now_ns() ^ 0x9e3779b97f4a7c15ull;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (unsigned)(state >> 11);
+}
+
+static uint64_t runnable_load(struct xo_worker *w)
+{
+    uint64_t pushed = atomic_load_explicit(&w->scheduled, memory_order_relaxed);
+    uint64_t taken = atomic_load_explicit(&w->taken, memory_order_relaxed);
+    return pushed > taken ? pushed - taken : 0;
+}
+
+/* Pools that are active and (if label) carry it, into out; their count. */
+static unsigned candidates(xo_runtime_t *rt, const char *label,
+                           unsigned out[XO_MAX_POOLS])
+{
+    unsigned n = xo_pool_slots(rt), k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct xo_worker *w = xo_pool(rt, i);
+        if (w != NULL && xo_pool_active(w) && (!label || has_label(w, label)))
+            out[k++] = i;
+    }
+    return k;
+}
+
+static int least_loaded(xo_runtime_t *rt, unsigned *pool)
+{
+    unsigned c[XO_MAX_POOLS], k = candidates(rt, NULL, c);
+    if (k == 0)
+        return XO_ENOSLOT;
+    unsigned best = c[0];
+    uint64_t best_q = UINT64_MAX, best_a = UINT64_MAX;
+    for (unsigned j = 0; j < k; j++) {
+        struct xo_worker *w = xo_pool(rt, c[j]);
+        uint64_t q = runnable_load(w);
+        uint64_t a = atomic_load_explicit(&w->actors, memory_order_relaxed);
+        if (q < best_q || (q == best_q && a < best_a)) {
+            best = c[j];
+            best_q = q;
+            best_a = a;
+        }
+    }
+    *pool = best;
+    return 0;
+}
+
+static int idle_label(xo_runtime_t *rt, const char *label, const char *mark,
+                      unsigned *pool, struct xo_mark **out)
+{
+    if (label == NULL || mark == NULL)
+        return XO_EINVAL;
+    struct xo_mark *m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->label = strdup(label)) == NULL ||
+        (m->mark = strdup(mark)) == NULL) {
+        if (m)
+            free(m->label);
+        free(m);
+        return XO_ENOMEM;
+    }
+    int rc = XO_ENOSLOT;
+    pthread_mutex_lock(&rt->pools_lock);
+    unsigned c[XO_MAX_POOLS], k = candidates(rt, label, c);
+    for (unsigned j = 0; j < k && rc != 0; j++) {
+        bool taken = false;
+        for (struct xo_mark *e = rt->marks; e && !taken; e = e->next)
+            taken = e->pool == c[j] && strcmp(e->label, label) == 0 &&
+                    strcmp(e->mark, mark) == 0;
+        if (!taken) {
+            m->pool = c[j];
+            m->next = rt->marks;
+            rt->marks = m;
+            *pool = c[j];
+            *out = m;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&rt->pools_lock);
+    if (rc != 0) {
+        free(m->label);
+        free(m->mark);
+        free(m);
+    }
+    return rc;
+}
+
+void xo_mark_release(xo_runtime_t *rt, struct xo_mark *mark)
+{
+    if (mark == NULL)
+        return;
+    pthread_mutex_lock(&rt->pools_lock);
+    for (struct xo_mark **p = &rt->marks; *p; p = &(*p)->next)
+        if (*p == mark) {
+            *p = mark->next;
+            break;
+        }
+    pthread_mutex_unlock(&rt->pools_lock);
+    free(mark->label);
+    free(mark->mark);
+    free(mark);
+}
+
+static int pool_of(xo_ref_t near, xo_runtime_t *rt, unsigned *pool)
+{
+    if (near.rt != rt)
+        return XO_EINVAL;
+    int rc = XO_ENOTEXIST;
+    xo_rcu_lock();
+    struct xo_cell *c = xo_resolve(rt, near.id);
+    if (c != NULL) {
+        *pool = c->pool;
+        rc = 0;
+    }
+    xo_rcu_unlock(&rt->rcu_sync);
+    return rc;
+}
+
+static int check_pool(xo_runtime_t *rt, unsigned pool)
+{
+    if (pool >= xo_pool_slots(rt))
+        return XO_EINVAL;
+    struct xo_worker *w = xo_pool(rt, pool);
+    return w != NULL && xo_pool_active(w) ? 0 : XO_ENOSLOT;
+}
+
+int xo_place(xo_runtime_t *rt, const xo_actor_def_t *def,
+             const xo_spawn_opts_t *opts, unsigned *pool,
+             struct xo_mark **mark)
+{
+    const xo_placement_t *p = &opts->place;
+    unsigned c[XO_MAX_POOLS], k;
+    int rc;
+    *mark = NULL;
+    if (opts->pool != XO_POOL_ANY) {
+        if (opts->pool < 0)
+            return XO_EINVAL;
+        *pool = (unsigned)opts->pool;
+        return check_pool(rt, *pool);
+    }
+    switch (p->kind) {
+    case XO_PLACE_LEAST_LOADED:
+        return least_loaded(rt, pool);
+    case XO_PLACE_POOL:
+        *pool = p->pool;
+        return check_pool(rt, *pool);
+    case XO_PLACE_MAIN:
+        *pool = 0;
+        return check_pool(rt, 0);
+    case XO_PLACE_RANDOM:
+    case XO_PLACE_RANDOM_LABEL:
+        if (p->kind == XO_PLACE_RANDOM_LABEL && p->label == NULL)
+            return XO_EINVAL;
+        k = candidates(rt, p->kind == XO_PLACE_RANDOM ? NULL : p->label, c);
+        if (k == 0)
+            return XO_ENOSLOT;
+        *pool = c[next_random() % k];
+        return 0;
+    case XO_PLACE_IDLE_LABEL:
+        return idle_label(rt, p->label, p->mark, pool, mark);
+    case XO_PLACE_ROUND_ROBIN:
+        k = candidates(rt, NULL, c);
+        if (k == 0)
+            return XO_ENOSLOT;
+        /* relaxed: any spread will do, only atomicity matters. */
+        *pool = c[atomic_fetch_add_explicit(&rt->rr_next, 1,
+                                            memory_order_relaxed) % k];
+        return 0;
+    case XO_PLACE_NEAR:
+        return pool_of(p->near, rt, pool);
+    case XO_PLACE_CALLBACK:
+        if (p->fn == NULL)
+            return XO_EINVAL;
+        rc = p->fn(rt, def, p->user, pool);
+        if (rc < 0)
+            return rc;
+        return check_pool(rt, *pool);
+    }
+    return XO_EINVAL;
+}
