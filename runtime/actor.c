@@ -430,12 +430,19 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
             rt->cfg.on_handler_error(rt, xo_cell_ref(c), 0, rc,
                                      rt->cfg.on_handler_error_user);
     }
-    settle_destroy(c, 0);
-    /* relaxed: a counter for introspection. */
+    /* Reclaim first, then tell the destroyer: once xo_destroy returns, the
+       pool's count, the idle-label reservation and the slot are free. */
+    struct xo_future *f = c->destroy_f;
+    uint64_t id = xo_cell_ref(c).id;
+    /* release: pairs with xo_pool_remove's acquire poll of the count. */
     atomic_fetch_sub_explicit(&xo_pool(rt, c->pool)->actors, 1,
                               memory_order_release);
     xo_slots_give(&rt->slots, c->index);
     free_cell(rt, c);
+    if (f != NULL) {
+        xo_future_complete_item(f, 0, 0, NULL, NULL, id);
+        xo_future_unref(f);
+    }
     xo_runtime_actor_gone(rt);
     return true;
 }

@@ -1,0 +1,544 @@
+/*
+ * Pools and placement: every policy lands where it says (the handler
+ * reports its pool and core), idle-label reservations, pools added and
+ * removed while the runtime runs, fairness under a flood, and work sharing
+ * that moves only movable actors.
+ */
+#include "support.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { WHERE = 1, BLOCK = 2, FLOOD = 3, PROBE = 4 };
+
+struct where_reply {
+    unsigned pool;
+    int cpu;
+};
+
+static int where_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)state;
+    struct where_reply r = { xo_ctx_pool(ctx), sched_getcpu() };
+    if (m->request)
+        return xo_reply(m->request, WHERE, &r, sizeof(r));
+    return 0;
+}
+
+static const xo_actor_def_t where_def = {
+    .name = "where", .on_message = where_message,
+};
+
+static xo_runtime_t *start_labelled(void)
+{
+    static const char *const labels[3] = { NULL, "gpu-feeder,io", "io" };
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 3;
+    cfg.labels = labels;
+    cfg.spin_ns = 5000;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    return rt;
+}
+
+/* Spawn with a placement; ask the actor where its handler ran. */
+static int spawn_where(xo_runtime_t *rt, const xo_placement_t *p,
+                       xo_ref_t *ref, unsigned *pool)
+{
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.place = *p;
+    int rc = xo_spawn(rt, &where_def, &opts, ref);
+    if (rc != 0)
+        return rc;
+    xo_future_t *f;
+    cr_assert_eq(xo_call(*ref, WHERE, NULL, 0, &f), 0);
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(f, 0, &r), 0);
+    struct where_reply w;
+    memcpy(&w, r.data, sizeof(w));
+    xo_future_release(f);
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, w.pool, &info), 0);
+    if (info.pinned)
+        cr_assert_eq(w.cpu, info.core, "ran on its pool's core");
+    xo_actor_stats_t st;
+    cr_assert_eq(xo_actor_stats(*ref, &st), 0);
+    cr_assert_eq(st.pool, w.pool, "stats and handler agree");
+    *pool = w.pool;
+    return 0;
+}
+
+Test(placement, each_policy_lands_where_it_says)
+{
+    xo_runtime_t *rt = start_labelled();
+    xo_ref_t r;
+    unsigned pool;
+    xo_placement_t p = { .kind = XO_PLACE_POOL, .pool = 2 };
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, 2);
+
+    p = (xo_placement_t){ .kind = XO_PLACE_MAIN };
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, 0);
+
+    p = (xo_placement_t){ .kind = XO_PLACE_NEAR, .near = r };
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, 0, "next to the actor it names");
+
+    p = (xo_placement_t){ .kind = XO_PLACE_RANDOM_LABEL, .label = "io" };
+    int seen[3] = { 0 };
+    for (int i = 0; i < 40; i++) {
+        cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+        cr_assert(pool == 1 || pool == 2, "only pools labelled io");
+        seen[pool]++;
+    }
+    p.label = "gpu-feeder";
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, 1);
+    p.label = "nobody";
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), XO_ENOSLOT);
+    p.label = "cpu"; /* every CPU pool carries it */
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+
+    p = (xo_placement_t){ .kind = XO_PLACE_RANDOM };
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+        cr_assert_lt(pool, 3);
+    }
+
+    p = (xo_placement_t){ .kind = XO_PLACE_ROUND_ROBIN };
+    unsigned first;
+    cr_assert_eq(spawn_where(rt, &p, &r, &first), 0);
+    for (unsigned i = 1; i < 6; i++) {
+        cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+        cr_assert_eq(pool, (first + i) % 3, "round-robin cycles the pools");
+    }
+    stop_runtime(rt);
+}
+
+Test(placement, least_loaded_is_the_default_and_picks_the_emptiest_pool)
+{
+    xo_runtime_t *rt = start_labelled();
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    xo_ref_t r;
+    /* Load pools 0 and 2 with actors; the default must pick pool 1. */
+    for (int i = 0; i < 5; i++) {
+        opts.pool = 0;
+        cr_assert_eq(xo_spawn(rt, &where_def, &opts, &r), 0);
+        opts.pool = 2;
+        cr_assert_eq(xo_spawn(rt, &where_def, &opts, &r), 0);
+    }
+    xo_placement_t p = { 0 }; /* zeroed: XO_PLACE_LEAST_LOADED */
+    unsigned pool;
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, 1);
+    /* And spreads: three more default spawns go where actors are fewest. */
+    uint64_t counts[3];
+    for (int i = 0; i < 12; i++)
+        cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        xo_pool_info_t info;
+        cr_assert_eq(xo_pool_info(rt, i, &info), 0);
+        counts[i] = info.actors;
+    }
+    cr_assert_eq(counts[0] + counts[1] + counts[2], 23);
+    cr_assert_leq(counts[1], 8, "no pool ran far ahead");
+    stop_runtime(rt);
+}
+
+static int pick_last(xo_runtime_t *rt, const xo_actor_def_t *def, void *user,
+                     unsigned *pool)
+{
+    (void)def;
+    *(int *)user += 1;
+    *pool = xo_pool_count(rt) - 1;
+    return 0;
+}
+
+static int refuse(xo_runtime_t *rt, const xo_actor_def_t *def, void *user,
+                  unsigned *pool)
+{
+    (void)rt;
+    (void)def;
+    (void)user;
+    (void)pool;
+    return XO_ENOSLOT;
+}
+
+static int out_of_range(xo_runtime_t *rt, const xo_actor_def_t *def,
+                        void *user, unsigned *pool)
+{
+    (void)def;
+    (void)user;
+    *pool = xo_pool_count(rt) + 5;
+    return 0;
+}
+
+Test(placement, policy_callback_is_honoured_and_its_errors_reported)
+{
+    xo_runtime_t *rt = start_labelled();
+    int calls = 0;
+    xo_placement_t p = { .kind = XO_PLACE_CALLBACK, .fn = pick_last,
+                         .user = &calls };
+    xo_ref_t r;
+    unsigned pool;
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, 2);
+    cr_assert_eq(calls, 1);
+    p.fn = refuse;
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), XO_ENOSLOT);
+    p.fn = out_of_range;
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), XO_EINVAL);
+    p.fn = NULL;
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), XO_EINVAL);
+    stop_runtime(rt);
+}
+
+/* ---- idle-label ------------------------------------------------------- */
+
+Test(placement, idle_label_fills_each_labelled_pool_once_then_enoslot)
+{
+    xo_runtime_t *rt = start_labelled();
+    xo_placement_t p = { .kind = XO_PLACE_IDLE_LABEL, .label = "io",
+                         .mark = "worker" };
+    xo_ref_t a, b, c;
+    unsigned pa, pb, pc;
+    cr_assert_eq(spawn_where(rt, &p, &a, &pa), 0);
+    cr_assert_eq(spawn_where(rt, &p, &b, &pb), 0);
+    cr_assert(pa != pb && (pa == 1 || pa == 2) && (pb == 1 || pb == 2));
+    cr_assert_eq(spawn_where(rt, &p, &c, &pc), XO_ENOSLOT);
+    /* Another mark is another reservation. */
+    p.mark = "cache";
+    cr_assert_eq(spawn_where(rt, &p, &c, &pc), 0);
+    /* Destroying a holder frees its pool for the same mark. */
+    p.mark = "worker";
+    cr_assert_eq(xo_destroy(a), 0); /* waits for the reap */
+    cr_assert_eq(spawn_where(rt, &p, &c, &pc), 0);
+    cr_assert_eq(pc, pa);
+    cr_assert_eq(xo_destroy(c), 0);
+    p.mark = NULL;
+    cr_assert_eq(spawn_where(rt, &p, &c, &pc), XO_EINVAL);
+    stop_runtime(rt);
+}
+
+struct idle_race {
+    xo_runtime_t *rt;
+    pthread_barrier_t *start;
+    int ok[64];
+    unsigned pool[64];
+};
+
+static void *idle_racer(void *arg)
+{
+    struct idle_race *r = arg;
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.place = (xo_placement_t){ .kind = XO_PLACE_IDLE_LABEL, .label = "io" };
+    char mark[16];
+    for (int i = 0; i < 64; i++) {
+        snprintf(mark, sizeof(mark), "m%d", i);
+        opts.place.mark = mark;
+        pthread_barrier_wait(r->start);
+        xo_ref_t ref;
+        r->ok[i] = xo_spawn(r->rt, &where_def, &opts, &ref);
+        xo_actor_stats_t st;
+        if (r->ok[i] == 0 && xo_actor_stats(ref, &st) == 0)
+            r->pool[i] = st.pool;
+    }
+    return NULL;
+}
+
+Test(placement, idle_label_never_gives_one_pool_to_two_concurrent_spawns)
+{
+    xo_runtime_t *rt = start_labelled();
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 3);
+    static struct idle_race r[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        r[i].rt = rt;
+        r[i].start = &start;
+        pthread_create(&t[i], NULL, idle_racer, &r[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    for (int m = 0; m < 64; m++) {
+        int wins = 0, full = 0;
+        for (int i = 0; i < 3; i++) {
+            if (r[i].ok[m] == 0)
+                wins++;
+            else if (r[i].ok[m] == XO_ENOSLOT)
+                full++;
+        }
+        cr_assert_eq(wins, 2, "mark %d: both io pools taken once", m);
+        cr_assert_eq(full, 1, "mark %d: the third gets XO_ENOSLOT", m);
+        unsigned seen = 0;
+        for (int i = 0; i < 3; i++)
+            if (r[i].ok[m] == 0)
+                seen |= 1u << r[i].pool[m];
+        cr_assert_eq(seen, (1u << 1) | (1u << 2), "on distinct pools");
+    }
+    pthread_barrier_destroy(&start);
+    stop_runtime(rt);
+}
+
+/* ---- adding and removing pools ---------------------------------------- */
+
+static atomic_int destroyed, handled_before_destroy;
+
+struct keeper {
+    int handled;
+};
+
+static int keeper_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)m;
+    ((struct keeper *)state)->handled++;
+    return 0;
+}
+
+static int keeper_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    atomic_fetch_add(&handled_before_destroy,
+                     ((struct keeper *)state)->handled);
+    atomic_fetch_add(&destroyed, 1);
+    return 0;
+}
+
+static const xo_actor_def_t keeper_def = {
+    .name = "keeper", .state_size = sizeof(struct keeper),
+    .on_message = keeper_message, .on_destroy = keeper_destroy,
+};
+
+Test(placement, added_pool_grows_the_table_and_runs_actors)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    unsigned idx;
+    cr_assert_eq(xo_pool_add(rt, -1, "extra", &idx), 0);
+    cr_assert_eq(idx, 1);
+    cr_assert_eq(xo_pool_count(rt), 2);
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, idx, &info), 0);
+    cr_assert_eq(info.kind, XO_POOL_CPU);
+    cr_assert_str_eq(info.labels, "cpu,extra");
+    xo_placement_t p = { .kind = XO_PLACE_RANDOM_LABEL, .label = "extra" };
+    xo_ref_t r;
+    unsigned pool;
+    cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
+    cr_assert_eq(pool, idx, "an actor runs on the new pool");
+    cr_assert_eq(xo_pool_add(rt, -1, ",bad", &idx), XO_EINVAL);
+    cr_assert_eq(xo_pool_add(rt, -2, NULL, &idx), XO_EINVAL);
+    stop_runtime(rt);
+}
+
+Test(placement, removed_pool_drains_and_destroys_its_actors_then_enotexist)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 1;
+    xo_ref_t doomed[10], kept;
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(xo_spawn(rt, &keeper_def, &opts, &doomed[i]), 0);
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &keeper_def, &opts, &kept), 0);
+    for (int n = 0; n < 100; n++)
+        for (int i = 0; i < 10; i++)
+            cr_assert_eq(xo_tell(doomed[i], FLOOD, NULL, 0), 0);
+    cr_assert_eq(xo_pool_remove(rt, 1), 0);
+    cr_assert_eq(atomic_load(&destroyed), 10, "its actors were destroyed");
+    cr_assert_eq(atomic_load(&handled_before_destroy), 1000,
+                 "after handling what they had accepted");
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(xo_tell(doomed[i], FLOOD, NULL, 0), XO_ENOTEXIST);
+    cr_assert_eq(xo_tell(kept, FLOOD, NULL, 0), 0, "other pools go on");
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, 1, &info), 0);
+    cr_assert_eq(info.kind, XO_POOL_REMOVED);
+    cr_assert_eq(info.actors, 0);
+    /* Placement never picks it again. */
+    opts.pool = 1;
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &keeper_def, &opts, &r), XO_ENOSLOT);
+    xo_spawn_opts_init(&opts);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(xo_spawn(rt, &keeper_def, &opts, &r), 0);
+        xo_actor_stats_t st;
+        cr_assert_eq(xo_actor_stats(r, &st), 0);
+        cr_assert_eq(st.pool, 0);
+    }
+    cr_assert_eq(xo_pool_remove(rt, 1), XO_ENOTEXIST, "already removed");
+    cr_assert_eq(xo_pool_remove(rt, 0), XO_EINVAL, "not the main pool");
+    cr_assert_eq(xo_pool_remove(rt, 9), XO_ENOTEXIST);
+    stop_runtime(rt);
+}
+
+/* ---- fairness --------------------------------------------------------- */
+
+static atomic_long flood_handled;
+static _Atomic long probe_saw = -1;
+static struct latch probed;
+
+static int flood_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&flood_handled, 1);
+    return 0;
+}
+
+static int probe_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_store(&probe_saw, atomic_load(&flood_handled));
+    latch_count_down(&probed);
+    return 0;
+}
+
+static const xo_actor_def_t flood_def = {
+    .name = "flood", .on_message = flood_message,
+};
+static const xo_actor_def_t probe_def = {
+    .name = "probe", .on_message = probe_message,
+};
+
+#define FLOOD_SIZE 200000
+
+Test(placement, a_flooded_actor_does_not_starve_its_pool_mates)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    latch_init(&probed, 1);
+    xo_ref_t flood, probe;
+    cr_assert_eq(xo_spawn(rt, &flood_def, NULL, &flood), 0);
+    cr_assert_eq(xo_spawn(rt, &probe_def, NULL, &probe), 0);
+    /* Queue the whole flood first (one exchange), then the probe. */
+    static xo_batch_item_t items[FLOOD_SIZE];
+    for (int i = 0; i < FLOOD_SIZE; i++)
+        items[i] = (xo_batch_item_t){ FLOOD, NULL, 0 };
+    cr_assert_eq(xo_tell_batch(flood, items, FLOOD_SIZE), 0);
+    cr_assert_eq(xo_tell(probe, PROBE, NULL, 0), 0);
+    latch_wait(&probed);
+    cr_assert_lt(atomic_load(&probe_saw), FLOOD_SIZE,
+                 "the probe ran while the flood was still queued");
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&flood_handled), FLOOD_SIZE);
+}
+
+/* ---- work sharing ----------------------------------------------------- */
+
+static atomic_int release_block;
+static atomic_int blocking;
+
+static int blocker_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_store(&blocking, 1);
+    while (!atomic_load(&release_block))
+        sleep_ms(1);
+    return 0;
+}
+
+static const xo_actor_def_t blocker_def = {
+    .name = "blocker", .on_message = blocker_message,
+};
+
+struct thread_reply {
+    pthread_t thread;
+};
+
+static int thread_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    struct thread_reply r = { pthread_self() };
+    return xo_reply(m->request, PROBE, &r, sizeof(r));
+}
+
+static const xo_actor_def_t thread_def = {
+    .name = "thread", .on_message = thread_message,
+};
+
+static pthread_t thread_of(xo_future_t *f)
+{
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(f, 0, &r), 0);
+    struct thread_reply t;
+    memcpy(&t, r.data, sizeof(t));
+    xo_future_release(f);
+    return t.thread;
+}
+
+Test(placement, only_movable_actors_run_on_an_idle_pool_while_home_is_busy)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 0;
+    xo_ref_t blocker, pinned, movable;
+    cr_assert_eq(xo_spawn(rt, &blocker_def, &opts, &blocker), 0);
+    cr_assert_eq(xo_spawn(rt, &thread_def, &opts, &pinned), 0);
+    opts.movable = true;
+    cr_assert_eq(xo_spawn(rt, &thread_def, &opts, &movable), 0);
+    /* Where pool 0's worker runs, measured while it is free. */
+    xo_future_t *f;
+    cr_assert_eq(xo_call(pinned, PROBE, NULL, 0, &f), 0);
+    pthread_t home = thread_of(f);
+
+    cr_assert_eq(xo_tell(blocker, BLOCK, NULL, 0), 0); /* pool 0 busy */
+    while (!atomic_load(&blocking))
+        sleep_ms(1);
+    xo_pool_info_t other;
+    do { /* wait until pool 1's worker parked (idle) */
+        sleep_ms(2);
+        cr_assert_eq(xo_pool_info(rt, 1, &other), 0);
+    } while (other.runnable != 0);
+    sleep_ms(5);
+    xo_future_t *fm, *fp;
+    cr_assert_eq(xo_call(movable, PROBE, NULL, 0, &fm), 0);
+    pthread_t moved = thread_of(fm); /* answered while pool 0 is blocked */
+    cr_assert_eq(xo_call(pinned, PROBE, NULL, 0, &fp), 0);
+    atomic_store(&release_block, 1);
+    pthread_t stayed = thread_of(fp);
+    cr_assert_not(pthread_equal(moved, home),
+                  "the movable actor ran on the idle pool");
+    cr_assert(pthread_equal(stayed, home),
+              "the pinned actor waited for its own pool");
+    xo_actor_stats_t st;
+    cr_assert_eq(xo_actor_stats(movable, &st), 0);
+    cr_assert_eq(st.pool, 0, "its home did not change");
+    stop_runtime(rt);
+}
+
+Test(placement, config_cpus_and_labels_are_validated_and_applied)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    int cpus[2] = { 0, -1 };
+    cfg.cpus = cpus; /* without an explicit pool count */
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), XO_EINVAL);
+    cfg.pools = 2;
+    cpus[1] = -7;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), XO_EINVAL);
+    cpus[1] = 0; /* both on CPU 0 */
+    cfg.spin_ns = 0;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, 1, &info), 0);
+    cr_assert_eq(info.core, 0);
+    cr_assert_str_eq(info.labels, "cpu");
+    stop_runtime(rt);
+}
