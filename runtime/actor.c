@@ -323,17 +323,25 @@ int xo_destroy(xo_ref_t ref)
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     }
     int rc = 0;
+    bool cycle = false;
     xo_rcu_lock();
     if (xo_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
         struct xo_cell *c = xo_resolve(rt, ref.id);
+        /* Check the wait while the target still resolves: once it is
+           unpublished the walk could not see a cycle through it. */
+        cycle = c != NULL && f != NULL && xo_wait_closes_cycle(rt, ref.id);
         if (c == NULL || !unpublish(rt, c, f))
             rc = XO_ENOTEXIST;
     }
     xo_rcu_unlock(&rt->rcu_sync);
     if (f == NULL)
         return rc;
+    if (rc == 0 && cycle) {
+        xo_future_release(f); /* the cell keeps its reference */
+        return XO_EDEADLK;    /* the destroy goes on; we cannot wait */
+    }
     if (rc != 0) {
         xo_future_unref(f); /* the cell's, never handed over */
         xo_future_release(f);
@@ -376,37 +384,38 @@ static bool revive(xo_runtime_t *rt, struct xo_cell *c)
     bool revived = false;
     xo_rcu_lock();
     if (!xo_rt_closing(rt)) {
-        struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
-        struct xo_cell *expected = NULL;
-        /* acq_rel: the slot is still ours (not given back), so this only
-           fails if something is badly wrong; release republishes c. */
-        revived = atomic_compare_exchange_strong_explicit(
-            &slot->cell, &expected, c, memory_order_acq_rel,
-            memory_order_acquire);
-        if (revived && c->name != NULL &&
-            xo_registry_add(&rt->names, c->name) != 0) {
+        /* Reset everything a sender or a destroyer could touch first, and
+           make the cell reachable last: until the slot holds it again, no
+           one can find it. */
+        if (c->stateless) /* relaxed: published by the release CAS below */
+            atomic_store_explicit(&c->inflight, 0, memory_order_relaxed);
+        if (c->name != NULL && xo_registry_add(&rt->names, c->name) != 0) {
             /* Another actor took the uid meanwhile: live on unnamed. The
                failed add never linked the node, so it can go now. */
             free_name(c->name, rt);
             c->name = NULL;
         }
-        if (revived && c->stateless)
-            atomic_store_explicit(&c->inflight, 0, memory_order_relaxed);
+        struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
+        /* release: republishes c with the resets above. The slot is still
+           ours (not given back), so it holds NULL. */
+        atomic_store_explicit(&slot->cell, c, memory_order_release);
+        revived = true;
     }
     xo_rcu_unlock(&rt->rcu_sync);
     return revived;
 }
 
-static void settle_destroy(struct xo_cell *c, int rc)
+/* Tell the destroyer (or, for a self-destroy, the error hook) that
+   on_destroy refused with rc. */
+static void report_refusal(struct xo_cell *c, struct xo_future *f, int rc)
 {
-    struct xo_future *f = c->destroy_f;
-    c->destroy_f = NULL;
     if (f != NULL) {
         xo_future_complete_item(f, 0, rc, NULL, NULL, xo_cell_ref(c).id);
         xo_future_unref(f);
-    } else if (rc < 0 && c->rt->cfg.on_handler_error != NULL)
+    } else if (c->rt->cfg.on_handler_error != NULL) {
         c->rt->cfg.on_handler_error(c->rt, xo_cell_ref(c), 0, rc,
                                     c->rt->cfg.on_handler_error_user);
+    }
 }
 
 bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c)
@@ -418,11 +427,14 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
 {
     xo_runtime_t *rt = c->rt;
     int rc = 0;
+    /* Taken before a revive can let the next destroyer store its own. */
+    struct xo_future *f = c->destroy_f;
+    c->destroy_f = NULL;
     if (c->created && c->def->on_destroy != NULL)
         rc = c->def->on_destroy(ctx, c->state);
     if (rc < 0) {
         if (revive(rt, c)) {
-            settle_destroy(c, rc);
+            report_refusal(c, f, rc);
             return false;
         }
         /* Stopping: the actor goes regardless; say that it objected. */
@@ -432,7 +444,6 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
     }
     /* Reclaim first, then tell the destroyer: once xo_destroy returns, the
        pool's count, the idle-label reservation and the slot are free. */
-    struct xo_future *f = c->destroy_f;
     uint64_t id = xo_cell_ref(c).id;
     /* release: pairs with xo_pool_remove's acquire poll of the count. */
     atomic_fetch_sub_explicit(&xo_pool(rt, c->pool)->actors, 1,

@@ -235,17 +235,35 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
 
 /* ---- waiting -------------------------------------------------------- */
 
-static bool wait_closes_cycle(struct xo_cell *self, uint64_t target)
+static bool blocked_below(const struct xo_worker *w, const struct xo_cell *c)
+{
+    for (unsigned i = 0; i < w->nblocked; i++)
+        if (w->blocked[i] == c)
+            return true;
+    return false;
+}
+
+/*
+ * Walk the chain of waits from `target`. A cycle: it leads back to self,
+ * or to an actor blocked lower on this worker's stack (that actor resumes
+ * only after our wait, nested above it, ends).
+ */
+static bool walk_closes_cycle(struct xo_cell *self, struct xo_worker *w,
+                              uint64_t target)
 {
     xo_runtime_t *rt = self->rt;
     uint64_t id = target;
     bool cycle = false;
     xo_rcu_lock();
-    for (int depth = 0; depth < 1024 && id != 0; depth++) {
+    /* During stop the sweep frees cells without a grace period of its
+       own: a walk that saw the runtime open is waited for, later ones do
+       not walk. */
+    for (int depth = 0; depth < 1024 && id != 0 && !xo_rt_closing(rt);
+         depth++) {
         struct xo_cell *c = xo_resolve(rt, id);
         if (c == NULL || c->stateless)
             break;
-        if (c == self) {
+        if (c == self || blocked_below(w, c)) {
             cycle = true;
             break;
         }
@@ -254,6 +272,21 @@ static bool wait_closes_cycle(struct xo_cell *self, uint64_t target)
         id = atomic_load(&c->waiting_for);
     }
     xo_rcu_unlock(&rt->rcu_sync);
+    return cycle;
+}
+
+bool xo_wait_closes_cycle(xo_runtime_t *rt, uint64_t target)
+{
+    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_worker *w = xo_current_worker();
+    if (ctx == NULL || ctx->cell == NULL || ctx->rt != rt || w == NULL ||
+        w->rt != rt || ctx->cell->stateless)
+        return false;
+    struct xo_cell *self = ctx->cell;
+    /* seq_cst: see the cycle check above. */
+    atomic_store(&self->waiting_for, target);
+    bool cycle = walk_closes_cycle(self, w, target);
+    atomic_store(&self->waiting_for, 0);
     return cycle;
 }
 
@@ -303,13 +336,19 @@ static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
     if (!self->stateless) {
         /* seq_cst: see the cycle check above. */
         atomic_store(&self->waiting_for, target);
-        if (wait_closes_cycle(self, target)) {
+        if (walk_closes_cycle(self, w, target)) {
             atomic_store(&self->waiting_for, 0);
             return XO_EDEADLK;
         }
     }
+    if (w->nblocked == XO_MAX_NESTED_WAITS) {
+        atomic_store(&self->waiting_for, 0);
+        return XO_EDEADLK; /* waits nested this deep: refuse, not hang */
+    }
+    w->blocked[w->nblocked++] = self;
     int rc = xo_worker_block(w, word, bit, XO_FUT_WAITERS,
                              timeout_ns < 0 ? 0 : deadline_of(timeout_ns));
+    w->nblocked--;
     if (!self->stateless)
         atomic_store(&self->waiting_for, 0);
     return rc;
@@ -612,9 +651,28 @@ static void schedule_continuation(struct xo_future *f)
         xo_drop_continuation(rt, env);
 }
 
+/* Nobody reads a continuation's future after it ran (the runtime owns
+   it), but a timeout timer may keep the struct until its deadline: free
+   the replies now so that only the small struct waits. */
+static void drop_results(struct xo_future *f)
+{
+    for (uint32_t i = 0; i < f->count; i++) {
+        struct xo_call_item *it = &f->items[i];
+        if (it->reply) {
+            xo_envelope_free(f->rt, it->reply);
+            it->reply = NULL;
+        }
+        if (it->error) {
+            xo_mem_free(&f->rt->mem, it->error, strlen(it->error) + 1);
+            it->error = NULL;
+        }
+    }
+}
+
 void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env)
 {
     struct cont_payload *p = (struct cont_payload *)env->payload;
+    drop_results(p->f);
     xo_future_unref(p->f);
     xo_envelope_free(rt, env);
 }
@@ -623,6 +681,7 @@ int xo_run_continuation(struct xo_ctx *ctx, struct xo_envelope *env)
 {
     struct cont_payload *p = (struct cont_payload *)env->payload;
     int rc = p->then(ctx, ctx->cell->state, p->f, p->arg);
+    drop_results(p->f);
     xo_future_unref(p->f);
     return rc;
 }
@@ -645,6 +704,8 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
 {
     if (ctx == NULL || ctx->cell == NULL || then == NULL || to.rt != ctx->rt)
         return XO_EINVAL;
+    if (ctx->cell->stateless)
+        return XO_EINVAL; /* no turn of its own to continue in: block */
     struct xo_worker *w = xo_current_worker();
     if (w == NULL || w->rt != ctx->rt)
         return XO_EINVAL; /* on_create runs on the spawner's thread */

@@ -94,9 +94,8 @@ static int nth_allowed_cpu(const cpu_set_t *set, unsigned i)
     return -1;
 }
 
-static void free_worker(xo_runtime_t *rt, struct xo_worker *w)
+static void free_worker(struct xo_worker *w)
 {
-    xo_mem_free(&rt->mem, w->batch_buf, sizeof(*w->batch_buf) * rt->cfg.batch);
     free(w->labels);
     free(w);
 }
@@ -119,10 +118,8 @@ static int new_worker(xo_runtime_t *rt, unsigned index, int cpu,
     xo_mpscq_init(&w->runq, false);
     atomic_init(&w->state, XO_POOL_ACTIVE);
     w->labels = make_labels(user_labels);
-    w->batch_buf =
-        xo_mem_alloc(&rt->mem, sizeof(*w->batch_buf) * rt->cfg.batch);
-    if (w->labels == NULL || w->batch_buf == NULL) {
-        free_worker(rt, w);
+    if (w->labels == NULL) {
+        free_worker(w);
         return XO_ENOMEM;
     }
     *out = w;
@@ -149,7 +146,7 @@ static int append_pool(xo_runtime_t *rt, int cpu, const char *labels,
     rc = xo_worker_start(rt, w);
     if (rc != 0) {
         atomic_store_explicit(&rt->pools[i], NULL, memory_order_relaxed);
-        free_worker(rt, w);
+        free_worker(w);
         return rc;
     }
     /* release: pairs with xo_pool_slots' acquire. */
@@ -200,7 +197,7 @@ void xo_pools_free(xo_runtime_t *rt)
     for (unsigned i = 0; i < n; i++) {
         struct xo_worker *w = xo_pool(rt, i);
         if (w != NULL)
-            free_worker(rt, w);
+            free_worker(w);
     }
     free(rt->pools);
     rt->pools = NULL;

@@ -46,7 +46,7 @@ static void free_leftover_name(struct xo_name *n, void *arg)
 
 static bool config_valid(const xo_config_t *cfg)
 {
-    if (cfg->batch == 0 || cfg->pools > XO_MAX_POOLS)
+    if (cfg->batch == 0 || cfg->batch > 4096 || cfg->pools > XO_MAX_POOLS)
         return false;
     if ((cfg->cpus != NULL || cfg->labels != NULL) && cfg->pools == 0)
         return false; /* per-pool arrays need an explicit pool count */

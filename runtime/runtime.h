@@ -163,6 +163,9 @@ struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id);
    task ended): run on_destroy, then reclaim, or revive on failure.
    Returns true when the cell was freed. */
 bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx);
+/* Would the current handler, waiting on `target`, close a cycle of waits?
+   Leaves nothing recorded. */
+bool xo_wait_closes_cycle(xo_runtime_t *rt, uint64_t target);
 /* Inside xo_rcu_lock, runtime open: destroy c without waiting for it
    (false if another destroy won). */
 bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c);
@@ -202,6 +205,8 @@ void xo_timers_discard(struct xo_worker *w);
 
 enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
 
+#define XO_MAX_NESTED_WAITS 64
+
 struct xo_worker {
     alignas(XO_CACHELINE) struct xo_mpscq runq;
     /* Run-queue pushes, by anyone (relaxed RMW next to the queue head the
@@ -227,7 +232,11 @@ struct xo_worker {
     struct xo_ctx ctx;
     struct xo_item exit_item;
     struct xo_timer_heap timers; /* owner worker only */
-    const xo_msg_t **batch_buf;  /* cfg.batch entries, for on_batch runs */
+    /* Cells whose handlers block in xo_worker_block on this thread, outer
+       first: none of them can resume before the waits nested above it
+       end. Owner worker only; read by its own cycle checks. */
+    struct xo_cell *blocked[XO_MAX_NESTED_WAITS];
+    unsigned nblocked;
     uint64_t start_ns;           /* coarse clock when it started */
     /* Counters, relaxed; single writer (the worker) except `actors`
        (spawn and reap). */

@@ -298,14 +298,18 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
                               struct xo_envelope *first, unsigned room)
 {
     struct xo_cell *c = ctx->cell;
+    /* On this frame's stack, not the worker's: a blocking wait inside
+       on_batch may run another actor's on_batch nested on this thread. */
     struct xo_envelope *run[room];
+    const xo_msg_t *msgs[room];
+    const uint32_t tag = first->msg.tag; /* `first` may be freed below */
     unsigned n = 0, consumed = 0;
     for (struct xo_envelope *e = first; e != NULL;) {
         consumed++;
         if (call_may_start(e)) {
             e->req.callee = xo_cell_ref(c).id;
             run[n] = e;
-            w->batch_buf[n++] = &e->msg;
+            msgs[n++] = &e->msg;
         } else {
             xo_envelope_free(w->rt, e);
         }
@@ -315,14 +319,14 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
         if (e == NULL)
             break;
         if ((struct xo_item *)e == &c->reap || e->item.kind == XO_K_CONT ||
-            e->msg.tag != first->msg.tag) {
+            e->msg.tag != tag) {
             c->stash = e;
             break;
         }
     }
     if (n == 0)
         return consumed;
-    int rc = c->def->on_batch(ctx, c->state, w->batch_buf, n);
+    int rc = c->def->on_batch(ctx, c->state, msgs, n);
     bump(&c->handled, n);
     for (unsigned i = 0; i < n; i++) {
         if (rc < 0 && run[i]->item.kind == XO_K_TELL && i == 0)

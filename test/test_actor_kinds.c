@@ -283,3 +283,89 @@ Test(actor_kinds, failing_on_destroy_keeps_the_actor_alive_with_its_uid)
     stop_runtime(rt);
     cr_assert_eq(atomic_load(&destroy_calls), 2);
 }
+
+/* ---- concurrent destroys of an actor whose on_destroy refuses ---------- */
+
+static atomic_int refuse_destroy = 1;
+
+static int refusing_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    return atomic_load(&refuse_destroy) ? XO_EINVAL : 0;
+}
+
+static int nop_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    return 0;
+}
+
+static const xo_actor_def_t refusing_def = {
+    .name = "refusing", .on_message = nop_message,
+    .on_destroy = refusing_destroy,
+};
+static const xo_actor_def_t refusing_stateless_def = {
+    .name = "refusing-stateless", .flags = XO_ACTOR_STATELESS,
+    .on_message = nop_message, .on_destroy = refusing_destroy,
+};
+
+struct destroyer {
+    xo_ref_t target;
+    int refused, raced, other;
+};
+
+static void *keep_destroying(void *arg)
+{
+    struct destroyer *d = arg;
+    for (int i = 0; i < 300; i++) {
+        int rc = xo_destroy(d->target);
+        if (rc == XO_EINVAL)
+            d->refused++;
+        else if (rc == XO_ENOTEXIST)
+            d->raced++; /* another destroy was in flight */
+        else
+            d->other++;
+        (void)xo_tell(d->target, WORK, NULL, 0);
+    }
+    return NULL;
+}
+
+static void destroy_race(const xo_actor_def_t *def)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.uid = "contested";
+    xo_ref_t r, found;
+    cr_assert_eq(xo_spawn(rt, def, &opts, &r), 0);
+    struct destroyer d[3] = { { .target = r }, { .target = r },
+                              { .target = r } };
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, keep_destroying, &d[i]);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL); /* every destroy returned: none hung */
+        cr_assert_eq(d[i].other, 0, "only refusals and lost races");
+        cr_assert_gt(d[i].refused + d[i].raced, 0);
+    }
+    cr_assert(xo_ref_alive(r), "still alive after all the refusals");
+    cr_assert_eq(xo_lookup(rt, "contested", &found), 0, "with its uid");
+    cr_assert(xo_ref_eq(found, r));
+    atomic_store(&refuse_destroy, 0);
+    cr_assert_eq(xo_destroy(r), 0);
+    cr_assert_eq(xo_lookup(rt, "contested", &found), XO_ENOTEXIST);
+    stop_runtime(rt);
+}
+
+Test(actor_kinds, concurrent_destroys_of_a_refusing_actor_all_return_and_it_survives)
+{
+    destroy_race(&refusing_def);
+}
+
+Test(actor_kinds, concurrent_destroys_of_a_refusing_stateless_actor_all_return)
+{
+    destroy_race(&refusing_stateless_def);
+}

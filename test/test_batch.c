@@ -167,3 +167,142 @@ Test(batch, on_batch_runs_break_at_a_different_tag)
     cr_assert_geq(report.runs, 2, "a tag change starts a new run");
     stop_runtime(rt);
 }
+
+/* ---- runs and cancellation, runs and nested waits ---------------------- */
+
+static atomic_int gate_open, gate_entered;
+
+static int gate_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_store(&gate_entered, 1);
+    while (!atomic_load(&gate_open))
+        sleep_ms(1);
+    return 0;
+}
+
+static const xo_actor_def_t gate_def = {
+    .name = "gate", .on_message = gate_message,
+};
+
+Test(batch, a_cancelled_call_at_the_head_of_a_run_is_skipped_and_the_run_goes_on)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    latch_init(&done, 1);
+    xo_ref_t gate, a;
+    cr_assert_eq(xo_spawn(rt, &gate_def, NULL, &gate), 0);
+    cr_assert_eq(xo_spawn(rt, &batched_def, NULL, &a), 0);
+    cr_assert_eq(xo_tell(gate, 1, NULL, 0), 0); /* the only worker waits */
+    while (!atomic_load(&gate_entered))
+        sleep_ms(1);
+    int one = 1, two = 2, end = -1;
+    xo_future_t *f;
+    cr_assert_eq(xo_call(a, SQUARE, &one, sizeof(one), &f), 0);
+    cr_assert_eq(xo_future_cancel(f), 0);
+    cr_assert_eq(xo_tell(a, SQUARE, &two, sizeof(two)), 0);
+    cr_assert_eq(xo_tell(a, SQUARE, &end, sizeof(end)), 0);
+    atomic_store(&gate_open, 1);
+    latch_wait(&done);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(f, 0, &r), XO_ECANCELED);
+    xo_future_release(f);
+    cr_assert_eq(report.n, 2, "the cancelled call never reached on_batch");
+    cr_assert_eq(report.seen[0], 2);
+    cr_assert_eq(report.seen[1], -1);
+    stop_runtime(rt);
+}
+
+/* An on_batch handler that waits (blocking) lends its worker to another
+   on_batch actor; its own run must be intact afterwards. */
+static atomic_int inner_ran;
+static atomic_int outer_ok = -1;
+
+static int slow_peer_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    while (!atomic_load(&inner_ran)) /* answer once the nested run ran */
+        sleep_ms(1);
+    return xo_reply(m->request, 0, NULL, 0);
+}
+
+static const xo_actor_def_t slow_peer_def = {
+    .name = "slow-peer", .on_message = slow_peer_message,
+};
+
+static int inner_batch(xo_ctx_t *ctx, void *state, const xo_msg_t *const *msgs,
+                       size_t count)
+{
+    (void)ctx;
+    (void)state;
+    (void)msgs;
+    (void)count;
+    atomic_store(&inner_ran, 1);
+    return 0;
+}
+
+static const xo_actor_def_t inner_def = {
+    .name = "inner", .on_batch = inner_batch,
+};
+
+static int outer_batch(xo_ctx_t *ctx, void *state, const xo_msg_t *const *msgs,
+                       size_t count)
+{
+    (void)ctx;
+    xo_ref_t peer = *(xo_ref_t *)state;
+    int before[8];
+    for (size_t i = 0; i < count && i < 8; i++)
+        before[i] = *(const int *)msgs[i]->data;
+    xo_future_t *f;
+    int rc = xo_call(peer, 0, NULL, 0, &f);
+    if (rc == 0)
+        rc = xo_future_wait(f, -1);
+    xo_future_release(f);
+    int ok = rc == 0;
+    for (size_t i = 0; i < count && i < 8; i++)
+        ok &= msgs[i]->tag == SQUARE && *(const int *)msgs[i]->data == before[i];
+    atomic_store(&outer_ok, ok);
+    latch_count_down(&done);
+    return 0;
+}
+
+static int outer_create(xo_ctx_t *ctx, void *state, const void *arg,
+                        size_t size)
+{
+    (void)ctx;
+    (void)size;
+    *(xo_ref_t *)state = *(const xo_ref_t *)arg;
+    return 0;
+}
+
+static const xo_actor_def_t outer_def = {
+    .name = "outer", .state_size = sizeof(xo_ref_t),
+    .on_create = outer_create, .on_batch = outer_batch,
+};
+
+Test(batch, a_blocking_wait_inside_on_batch_keeps_its_run_intact)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    latch_init(&done, 1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 1;
+    xo_ref_t peer, outer, inner;
+    cr_assert_eq(xo_spawn(rt, &slow_peer_def, &opts, &peer), 0);
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &inner_def, &opts, &inner), 0);
+    opts.arg = &peer;
+    opts.arg_size = sizeof(peer);
+    cr_assert_eq(xo_spawn(rt, &outer_def, &opts, &outer), 0);
+    static int values[4] = { 10, 11, 12, 13 };
+    xo_batch_item_t items[4];
+    for (int i = 0; i < 4; i++)
+        items[i] = (xo_batch_item_t){ SQUARE, &values[i], sizeof(int) };
+    cr_assert_eq(xo_tell_batch(outer, items, 4), 0);
+    cr_assert_eq(xo_tell_batch(inner, items, 4), 0);
+    latch_wait(&done);
+    cr_assert_eq(atomic_load(&outer_ok), 1);
+    stop_runtime(rt);
+}

@@ -640,3 +640,139 @@ Test(calls, two_hundred_calls_in_flight_to_a_destroyed_actor_all_complete)
     }
     stop_runtime(rt);
 }
+
+/* ---- waits nested on one worker, and destroys in a cycle --------------- */
+
+static atomic_int a_waiting, b_result = 1, a_result = 1, x_release;
+static xo_ref_t nest_a;
+
+static int x_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    while (!atomic_load(&x_release))
+        sleep_ms(1);
+    return xo_reply(m->request, 0, NULL, 0);
+}
+
+static const xo_actor_def_t x_def = { .name = "x", .on_message = x_message };
+
+static int a_nest_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    if (m->request) /* B's call: would be answered if A could run */
+        return 0;
+    xo_ref_t x = *(const xo_ref_t *)m->data;
+    xo_future_t *f;
+    int rc = xo_call(x, 0, NULL, 0, &f);
+    atomic_store(&a_waiting, 1);
+    if (rc == 0)
+        rc = xo_future_wait(f, -1);
+    xo_future_release(f);
+    atomic_store(&a_result, rc);
+    latch_count_down(&done);
+    return 0;
+}
+
+static int b_nest_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    xo_future_t *f;
+    int rc = xo_call(nest_a, 0, NULL, 0, &f);
+    if (rc == 0)
+        rc = xo_future_wait(f, -1); /* A is below us on this thread */
+    if (rc == XO_EDEADLK)
+        xo_future_cancel(f);
+    xo_future_release(f);
+    atomic_store(&b_result, rc);
+    atomic_store(&x_release, 1);
+    return 0;
+}
+
+static const xo_actor_def_t a_nest_def = { .name = "a",
+                                           .on_message = a_nest_message };
+static const xo_actor_def_t b_nest_def = { .name = "b",
+                                           .on_message = b_nest_message };
+
+Test(calls, waiting_on_an_actor_blocked_lower_on_the_same_worker_is_edeadlk)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    latch_init(&done, 1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 1;
+    xo_ref_t x, b;
+    cr_assert_eq(xo_spawn(rt, &x_def, &opts, &x), 0);
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &a_nest_def, &opts, &nest_a), 0);
+    cr_assert_eq(xo_spawn(rt, &b_nest_def, &opts, &b), 0);
+    cr_assert_eq(xo_tell(nest_a, 1, &x, sizeof(x)), 0);
+    while (!atomic_load(&a_waiting))
+        sleep_ms(1);
+    cr_assert_eq(xo_tell(b, 1, NULL, 0), 0); /* runs nested above A */
+    latch_wait(&done);
+    cr_assert_eq(atomic_load(&b_result), XO_EDEADLK,
+                 "B cannot get A's answer while it sits above A");
+    cr_assert_eq(atomic_load(&a_result), 0, "A's own wait completed");
+    stop_runtime(rt);
+}
+
+static atomic_int destroy_result = 1;
+static xo_ref_t cyc_b;
+
+static int cyc_a_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    /* B waits on this call; destroying B from here would wait on B. */
+    atomic_store(&destroy_result, xo_destroy(cyc_b));
+    return xo_reply(m->request, 0, NULL, 0);
+}
+
+static int cyc_b_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    xo_ref_t a = *(const xo_ref_t *)m->data;
+    xo_future_t *f;
+    int rc = xo_call(a, 0, NULL, 0, &f);
+    if (rc == 0)
+        rc = xo_future_wait(f, -1);
+    xo_future_release(f);
+    return rc;
+}
+
+static int cyc_b_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    latch_count_down(&done);
+    return 0;
+}
+
+static const xo_actor_def_t cyc_a_def = { .name = "a",
+                                          .on_message = cyc_a_message };
+static const xo_actor_def_t cyc_b_def = { .name = "b",
+                                          .on_message = cyc_b_message,
+                                          .on_destroy = cyc_b_destroy };
+
+Test(calls, destroying_an_actor_that_waits_on_us_is_edeadlk_and_still_happens)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    latch_init(&done, 1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 0;
+    xo_ref_t a;
+    cr_assert_eq(xo_spawn(rt, &cyc_a_def, &opts, &a), 0);
+    opts.pool = 1;
+    cr_assert_eq(xo_spawn(rt, &cyc_b_def, &opts, &cyc_b), 0);
+    cr_assert_eq(xo_tell(cyc_b, 1, &a, sizeof(a)), 0);
+    latch_wait(&done); /* B's on_destroy ran: the destroy went on */
+    cr_assert_eq(atomic_load(&destroy_result), XO_EDEADLK);
+    cr_assert_not(xo_ref_alive(cyc_b));
+    stop_runtime(rt);
+}
