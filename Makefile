@@ -1,5 +1,8 @@
 # Entry points for people; CMake does the building.
-#   make run        install dependencies, build (Release), run the main job
+#   make run        install dependencies, build (Release), run the main job:
+#                   the benchmark suite, xoscar-bench all
+#   make bench      the suite 3 times over, results, table and chart under
+#                   build/bench-results/ (BENCH_RUNS=n to change)
 #   make test       install dependencies, build, run every test suite
 #   make test-asan  the same suites under AddressSanitizer+UBSan+LeakSanitizer
 #   make test-tsan  the same suites under ThreadSanitizer
@@ -8,7 +11,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE  ?= cmake
 
-.PHONY: all deps build run test test-asan test-tsan install clean
+.PHONY: all deps build run bench test test-asan test-tsan install clean
 
 all: build
 
@@ -27,10 +30,20 @@ build/tsan/CMakeCache.txt: | deps
 build: deps build/release/CMakeCache.txt
 	$(CMAKE) --build build/release -j $(JOBS)
 
-# The main job: the examples, until the benchmark suite takes over.
+# The main job: every benchmark once, each checking its own result. The
+# configure step picks up bench/ in a build tree made before it existed.
+XO_BENCH   = build/release/bench/xoscar-bench
+BENCH_RUNS ?= 3
 run: build
-	./build/release/examples/example_hello
-	./build/release/examples/example_pingpong 1000000
+	@$(CMAKE) -S . -B build/release >/dev/null
+	$(CMAKE) --build build/release -j $(JOBS) --target xoscar-bench
+	./$(XO_BENCH) all
+
+bench: build
+	@command -v gnuplot >/dev/null 2>&1 || bash tools/install-deps.sh gnuplot-nox
+	@$(CMAKE) -S . -B build/release >/dev/null
+	$(CMAKE) --build build/release -j $(JOBS) --target xoscar-bench
+	bash bench/run-suite.sh $(XO_BENCH) build/bench-results $(BENCH_RUNS)
 
 test: deps build/release/CMakeCache.txt
 	$(CMAKE) --build build/release -j $(JOBS)

@@ -1,0 +1,395 @@
+/*
+ * main.c -- the xoscar-bench command: which benchmarks exist, their
+ * arguments and defaults, and how runs are repeated.
+ *
+ *   xoscar-bench [flags] NAME [ARGS...]   one benchmark
+ *   xoscar-bench [flags] all              every benchmark, defaults
+ *   xoscar-bench list                     names, arguments, defaults
+ *
+ * Each benchmark prints one RESULT line (or, with --json, one JSON object)
+ * and the process exits non-zero when any check failed.
+ *
+ * Isolation. Under `all`, and whenever --runs asks for repeats, each run is
+ * a child process (fork, no exec: the parent never starts a runtime, so it
+ * has no threads to lose). A run then starts from a clean heap and its own
+ * peak RSS, and one benchmark's leftovers -- a million cells in the
+ * allocator's caches, a mailbox backlog's pages -- cannot flatter or burden
+ * the next. The child hands its struct bench_result back through a pipe;
+ * the parent prints it. With --runs N the line printed is the run with the
+ * median rate, and its extra gains runs, rate_min and rate_max, so the
+ * spread is there to see. A single run with no repeats stays in-process,
+ * which is what a profiler or debugger wants.
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_ARGS 2
+#define MAX_RUNS 99
+#define MAX_SIZE 1e12
+
+struct bench_def {
+    const char *name;
+    bench_fn run;
+    unsigned nargs;
+    const char *arg_names[MAX_ARGS];
+    const char *defaults[MAX_ARGS]; /* as a user would type them */
+    double minimum[MAX_ARGS];
+    const char *what;
+};
+
+/* `all` runs them in this order: the floor first. */
+static const struct bench_def benches[] = {
+    { "hw", bench_hw, 1, { "round_trips" }, { "1e6" }, { 1 },
+      "the machine's floor: atomic exchange, cache-line round trip, futex" },
+    { "pingpong", bench_pingpong, 1, { "round_trips" }, { "1e6" }, { 1 },
+      "two actors bounce a counter; round trips/s" },
+    { "threadring", bench_threadring, 2, { "hops", "ring" },
+      { "1e7", "1000" }, { 1, 1 },
+      "a token around a ring of actors; hops/s" },
+    { "fanin", bench_fanin, 2, { "per_sender", "senders" }, { "5e6", "2" },
+      { 1, 1 }, "senders flood one receiver; messages/s" },
+    { "forkjoin", bench_forkjoin, 2, { "per_worker", "workers" },
+      { "2e5", "60" }, { 1, 1 },
+      "a driver sends i to every worker, which adds sin(i)^2; messages/s" },
+    { "spawn", bench_spawn_run, 2, { "actors", "window" }, { "1e6", "1000" },
+      { 1, 0 }, "spawn children that say hello; actors/s, bytes/actor" },
+    { "spawn_burst", bench_spawn_burst, 2, { "actors", "window" },
+      { "5e4", "0" }, { 1, 0 }, "the same, all spawned in one loop" },
+    { "counting", bench_counting, 1, { "messages" }, { "1e7" }, { 1 },
+      "a producer increments a counter, then asks for it; messages/s" },
+    { "latency", bench_latency, 2, { "samples", "wake_samples" },
+      { "1e6", "1000" }, { 1, 1 },
+      "one message within a pool, across pools, to a parked worker" },
+};
+#define NBENCH (sizeof(benches) / sizeof(benches[0]))
+
+struct cli {
+    struct bench_opts opts;
+    bool json;
+    FILE *json_file;       /* --json-file: a copy of each result as JSON */
+    unsigned runs;
+    double scale;          /* applied to the defaults' first size */
+    const char *name;
+    const char *pos[MAX_ARGS + 1];
+    unsigned npos;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: xoscar-bench [flags] NAME [ARGS...] | all | list\n"
+        "flags:\n"
+        "  --json            one JSON object per result instead of RESULT\n"
+        "  --json-file PATH  also append each result to PATH as JSON\n"
+        "  --runs N          repeat each run N times (child processes), "
+        "print the median\n"
+        "  --pools N         runtime pools (default: one per CPU)\n"
+        "  --batch N         messages per actor turn (runtime default 64)\n"
+        "  --spin-ns N       idle polling before a worker parks (default "
+        "50000)\n"
+        "  --placement P     where actors live: least (the runtime's "
+        "default),\n"
+        "                    rr, random, or one (every actor in pool 0)\n"
+        "  --movable         spawn actors movable (work sharing, "
+        "docs/pools.md)\n"
+        "  --timeout S       a measured part longer than S seconds has hung "
+        "(default 300)\n"
+        "  --scale F         multiply the default sizes by F (quick checks)\n"
+        "benchmarks (ARGS in order, defaults):\n");
+    for (size_t i = 0; i < NBENCH; i++) {
+        const struct bench_def *d = &benches[i];
+        fprintf(f, "  %-12s", d->name);
+        for (unsigned a = 0; a < d->nargs; a++)
+            fprintf(f, " %s=%s", d->arg_names[a], d->defaults[a]);
+        fprintf(f, "\n      %s\n", d->what);
+    }
+}
+
+static const struct bench_def *find_bench(const char *name)
+{
+    for (size_t i = 0; i < NBENCH; i++)
+        if (strcmp(benches[i].name, name) == 0)
+            return &benches[i];
+    return NULL;
+}
+
+/* A whole number in [min, MAX_SIZE], written as 1000000 or 1e6. */
+static int parse_size(const char *s, double min, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !isfinite(v) || v != floor(v) ||
+        v < min || v > MAX_SIZE)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int parse_real(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    return end != s && *end == '\0' && isfinite(*out) && *out > 0 ? 0 : -1;
+}
+
+/* --flag VALUE or --flag=VALUE; advances *i past what it used. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag)
+{
+    size_t len = strlen(flag);
+    if (strncmp(argv[*i], flag, len) != 0)
+        return NULL;
+    if (argv[*i][len] == '=')
+        return argv[*i] + len + 1;
+    if (argv[*i][len] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+/* The runtime's policies that make sense for a whole benchmark. */
+static int parse_placement(struct bench_opts *o, const char *v)
+{
+    o->one_pool = strcmp(v, "one") == 0;
+    if (o->one_pool || strcmp(v, "least") == 0)
+        o->place = XO_PLACE_LEAST_LOADED;
+    else if (strcmp(v, "rr") == 0)
+        o->place = XO_PLACE_ROUND_ROBIN;
+    else if (strcmp(v, "random") == 0)
+        o->place = XO_PLACE_RANDOM;
+    else
+        return -1;
+    return 0;
+}
+
+static int set_unsigned(const char *v, double min, uint64_t max,
+                        unsigned *dst)
+{
+    uint64_t n;
+    if (v == NULL || parse_size(v, min, &n) != 0 || n > max)
+        return -1;
+    *dst = (unsigned)n;
+    return 0;
+}
+
+static int parse_flag(struct cli *c, int argc, char **argv, int *i)
+{
+    const char *v;
+    if (strcmp(argv[*i], "--json") == 0) {
+        c->json = true;
+        return 0;
+    }
+    if ((v = flag_value(argc, argv, i, "--json-file")) != NULL) {
+        if (c->json_file != NULL)
+            fclose(c->json_file);
+        c->json_file = fopen(v, "a");
+        if (c->json_file == NULL)
+            perror(v);
+        return c->json_file != NULL ? 0 : -1;
+    }
+    if ((v = flag_value(argc, argv, i, "--runs")) != NULL)
+        return set_unsigned(v, 1, MAX_RUNS, &c->runs);
+    if ((v = flag_value(argc, argv, i, "--pools")) != NULL)
+        return set_unsigned(v, 0, 4096, &c->opts.pools);
+    if ((v = flag_value(argc, argv, i, "--batch")) != NULL)
+        return set_unsigned(v, 1, 1u << 20, &c->opts.batch);
+    if ((v = flag_value(argc, argv, i, "--spin-ns")) != NULL) {
+        c->opts.spin_set = true;
+        return parse_size(v, 0, &c->opts.spin_ns);
+    }
+    if (strcmp(argv[*i], "--movable") == 0) {
+        c->opts.movable = true;
+        return 0;
+    }
+    if ((v = flag_value(argc, argv, i, "--placement")) != NULL)
+        return parse_placement(&c->opts, v);
+    if ((v = flag_value(argc, argv, i, "--timeout")) != NULL)
+        return parse_real(v, &c->opts.timeout_s);
+    if ((v = flag_value(argc, argv, i, "--scale")) != NULL)
+        return parse_real(v, &c->scale);
+    return -1;
+}
+
+static int parse_cli(struct cli *c, int argc, char **argv)
+{
+    memset(c, 0, sizeof(*c));
+    c->runs = 1;
+    c->scale = 1;
+    c->opts.timeout_s = 300;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            c->name = "help";
+        } else if (strncmp(argv[i], "--", 2) == 0) {
+            if (parse_flag(c, argc, argv, &i) != 0) {
+                fprintf(stderr, "xoscar-bench: bad flag or value: %s\n",
+                        argv[i]);
+                return -1;
+            }
+        } else if (c->name == NULL) {
+            c->name = argv[i];
+        } else if (c->npos <= MAX_ARGS) {
+            c->pos[c->npos++] = argv[i];
+        }
+    }
+    return 0;
+}
+
+/* The sizes for one run: the positional ones, else the (scaled) defaults. */
+static int bench_args(const struct bench_def *d, const struct cli *c,
+                      uint64_t *args)
+{
+    if (c->npos > d->nargs) {
+        fprintf(stderr, "%s: takes at most %u arguments\n", d->name, d->nargs);
+        return -1;
+    }
+    for (unsigned a = 0; a < d->nargs; a++) {
+        if (a < c->npos) {
+            if (parse_size(c->pos[a], d->minimum[a], &args[a]) != 0) {
+                fprintf(stderr, "%s: bad %s: %s\n", d->name, d->arg_names[a],
+                        c->pos[a]);
+                return -1;
+            }
+            continue;
+        }
+        double v = strtod(d->defaults[a], NULL);
+        if (a == 0)
+            v = fmax(d->minimum[a], floor(v * c->scale));
+        args[a] = (uint64_t)v;
+    }
+    return 0;
+}
+
+/* ---- runs in child processes ----------------------------------------- */
+
+static int read_all(int fd, void *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, (char *)buf + got, size - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int run_child(const struct bench_def *d, const struct cli *c,
+                     const uint64_t *args, struct bench_result *out)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        bench_result_init(out, d->name);
+        int rc = d->run(&c->opts, args, out);
+        if (rc == 0 && write(fds[1], out, sizeof(*out)) != sizeof(*out))
+            rc = -1;
+        exit(rc == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    int rc = pid < 0 ? -1 : read_all(fds[0], out, sizeof(*out));
+    close(fds[0]);
+    int status = 0;
+    if (pid > 0 && waitpid(pid, &status, 0) != pid)
+        rc = -1;
+    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        rc = -1;
+    return rc;
+}
+
+static int by_rate(const void *a, const void *b)
+{
+    double ra = bench_rate(a), rb = bench_rate(b);
+    return ra < rb ? -1 : ra > rb;
+}
+
+/* runs child processes; the median run by rate, with the spread. */
+static int run_repeated(const struct bench_def *d, const struct cli *c,
+                        const uint64_t *args, struct bench_result *out)
+{
+    struct bench_result *runs = calloc(c->runs, sizeof(*runs));
+    int rc = runs ? 0 : -1;
+    for (unsigned k = 0; rc == 0 && k < c->runs; k++)
+        rc = run_child(d, c, args, &runs[k]);
+    if (rc == 0) {
+        qsort(runs, c->runs, sizeof(*runs), by_rate);
+        *out = runs[(c->runs - 1) / 2];
+        if (c->runs > 1) {
+            bench_extra(out, "runs", "%u", c->runs);
+            bench_extra(out, "rate_min", "%.0f", bench_rate(&runs[0]));
+            bench_extra(out, "rate_max", "%.0f",
+                        bench_rate(&runs[c->runs - 1]));
+        }
+    }
+    free(runs);
+    return rc;
+}
+
+static int run_bench(const struct bench_def *d, const struct cli *c,
+                     bool isolate)
+{
+    uint64_t args[MAX_ARGS] = { 0, 0 };
+    struct bench_result r;
+    if (bench_args(d, c, args) != 0)
+        return -1;
+    bench_result_init(&r, d->name);
+    int rc = isolate || c->runs > 1 ? run_repeated(d, c, args, &r)
+                                    : d->run(&c->opts, args, &r);
+    if (rc != 0) {
+        fprintf(stderr, "%s: FAILED\n", d->name);
+        return -1;
+    }
+    bench_print(stdout, &r, c->json);
+    if (c->json_file != NULL)
+        bench_print(c->json_file, &r, true);
+    return 0;
+}
+
+static int run_all(const struct cli *c)
+{
+    int failures = 0;
+    if (c->npos > 0) {
+        fprintf(stderr, "all: takes no arguments (each runs its defaults)\n");
+        return 2;
+    }
+    for (size_t i = 0; i < NBENCH; i++)
+        if (run_bench(&benches[i], c, true) != 0)
+            failures++;
+    if (failures)
+        fprintf(stderr, "all: %d benchmark(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
+
+static int dispatch(const struct cli *c)
+{
+    if (c->name == NULL || strcmp(c->name, "list") == 0 ||
+        strcmp(c->name, "help") == 0) {
+        usage(c->name ? stdout : stderr);
+        return c->name ? 0 : 2;
+    }
+    if (strcmp(c->name, "all") == 0)
+        return run_all(c);
+    const struct bench_def *d = find_bench(c->name);
+    if (d == NULL) {
+        fprintf(stderr, "xoscar-bench: no benchmark named %s\n", c->name);
+        usage(stderr);
+        return 2;
+    }
+    return run_bench(d, c, false) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c;
+    int rc = parse_cli(&c, argc, argv) == 0 ? dispatch(&c) : 2;
+    if (c.json_file != NULL && fclose(c.json_file) != 0)
+        rc = rc ? rc : 1;
+    return rc;
+}
