@@ -209,10 +209,6 @@ enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
 
 struct xo_worker {
     alignas(XO_CACHELINE) struct xo_mpscq runq;
-    /* Run-queue pushes, by anyone (relaxed RMW next to the queue head the
-       pushers write anyway); `taken` below counts pops. Their difference
-       is the pool's runnable load for placement. */
-    _Atomic uint64_t scheduled;
     /* Futex word: 0 while parked and not yet woken. The waker stores 1
        (release) after taking the run queue's idle mark; the worker resets
        it to 0 before marking idle again. */
@@ -240,7 +236,6 @@ struct xo_worker {
     uint64_t start_ns;           /* coarse clock when it started */
     /* Counters, relaxed; single writer (the worker) except `actors`
        (spawn and reap). */
-    _Atomic uint64_t taken;
     _Atomic uint64_t handled;
     _Atomic uint64_t actors;
     _Atomic uint64_t idle_ns;

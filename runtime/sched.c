@@ -83,8 +83,6 @@ static void wake_worker(struct xo_worker *w)
 
 void xo_runq_push(struct xo_worker *w, struct xo_item *it)
 {
-    /* relaxed: a load figure for placement, not a synchronisation. */
-    atomic_fetch_add_explicit(&w->scheduled, 1, memory_order_relaxed);
     if (xo_mpscq_push(&w->runq, &it->node))
         wake_worker(w);
 }
@@ -394,7 +392,6 @@ static void run_task(struct xo_worker *w, struct xo_envelope *env)
 static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
 {
     struct xo_item *it = (struct xo_item *)n;
-    bump(&w->taken, 1);
     switch (it->kind) {
     case XO_K_ACTOR:
         run_turn(w, xo_container_of(it, struct xo_cell, run));

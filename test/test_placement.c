@@ -133,6 +133,14 @@ Test(placement, least_loaded_is_the_default_and_picks_the_emptiest_pool)
         opts.pool = 2;
         cr_assert_eq(xo_spawn(rt, &where_def, &opts, &r), 0);
     }
+    /* With every worker equally idle (parked), actors decide. */
+    for (unsigned i = 0; i < 3; i++) {
+        xo_pool_info_t info;
+        do {
+            sleep_ms(1);
+            cr_assert_eq(xo_pool_info(rt, i, &info), 0);
+        } while (!info.parked);
+    }
     xo_placement_t p = { 0 }; /* zeroed: XO_PLACE_LEAST_LOADED */
     unsigned pool;
     cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
@@ -504,8 +512,7 @@ Test(placement, only_movable_actors_run_on_an_idle_pool_while_home_is_busy)
     do { /* wait until pool 1's worker parked (idle) */
         sleep_ms(2);
         cr_assert_eq(xo_pool_info(rt, 1, &other), 0);
-    } while (other.runnable != 0);
-    sleep_ms(5);
+    } while (!other.parked);
     xo_future_t *fm, *fp;
     cr_assert_eq(xo_call(movable, PROBE, NULL, 0, &fm), 0);
     pthread_t moved = thread_of(fm); /* answered while pool 0 is blocked */

@@ -224,8 +224,9 @@ typedef struct xo_actor_def {
  * chosen. XO_ENOSLOT when no pool fits.
  */
 typedef enum xo_place_kind {
-    XO_PLACE_LEAST_LOADED = 0, /* the default: fewest runnable actors in
-                                  the run queue, then fewest actors */
+    XO_PLACE_LEAST_LOADED = 0, /* the default: the least busy worker
+                                  (parked, then idle, then running, then
+                                  with a queue), then fewest actors */
     XO_PLACE_POOL,             /* `pool` */
     XO_PLACE_MAIN,             /* pool 0 */
     XO_PLACE_RANDOM,
@@ -505,7 +506,8 @@ typedef struct xo_pool_info {
     const char *labels;/* "cpu" plus user labels, comma-separated; valid
                           until xo_runtime_free */
     uint64_t actors;   /* live actors whose home is this pool */
-    uint64_t runnable; /* actors waiting in its run queue now */
+    bool queued;       /* its run queue holds work now */
+    bool parked;       /* its worker sleeps, waiting for work */
     uint64_t handled;  /* messages handled by this pool's worker */
     uint64_t busy_ns;  /* time its worker was not waiting for work
                           (coarse clock: milliseconds of resolution) */
