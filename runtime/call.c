@@ -150,17 +150,23 @@ static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
 {
     if (data == NULL && size > 0)
         return XO_EINVAL;
+    /* The request goes after the payload, 16-byte aligned. */
+    size_t room = (size + 15u) & ~(size_t)15u;
+    if (size > XO_MSG_MAX_SIZE - sizeof(struct xo_request) - 16)
+        return XO_EINVAL;
     struct xo_envelope *env;
-    int rc = xo_envelope_new(rt, tag, size, &env);
+    int rc = xo_envelope_new(rt, tag, room + sizeof(struct xo_request), &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->payload, data, size);
+    env->msg.size = (uint32_t)size;
     env->item.kind = XO_K_CALL;
-    env->req = (struct xo_request){ .f = f, .index = i };
+    struct xo_request *req = (struct xo_request *)(env->payload + room);
+    *req = (struct xo_request){ .f = f, .index = i };
     /* relaxed: the envelope's reference; the caller's keeps f alive. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    env->msg.request = &env->req;
+    env->msg.request = req;
     env->msg.sender = xo_current_sender(rt);
     *out = env;
     return 0;

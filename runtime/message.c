@@ -30,8 +30,8 @@ int xo_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
     if (env == NULL)
         return XO_ENOMEM;
     env->item.kind = XO_K_TELL;
-    env->alloc_size = (uint32_t)total;
-    env->flags = 0;
+    env->item.size = (uint32_t)total;
+    env->item.flags = 0;
     env->task_cell = NULL;
     env->msg.tag = tag;
     env->msg.size = (uint32_t)size;
@@ -49,14 +49,14 @@ struct wrap_tail {
 
 void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env)
 {
-    if (env->item.kind == XO_K_CALL && env->req.f != NULL)
-        xo_future_unref(env->req.f);
-    if (env->flags & XO_ENV_WRAPPED) {
+    if (env->item.kind == XO_K_CALL && env->msg.request != NULL)
+        xo_future_unref(env->msg.request->f);
+    if (env->item.flags & XO_ENV_WRAPPED) {
         struct wrap_tail *t = (struct wrap_tail *)env->payload;
         if (t->free_fn != NULL)
             t->free_fn(env->msg.data, t->free_arg);
     }
-    xo_mem_free(&rt->mem, env, env->alloc_size);
+    xo_mem_free(&rt->mem, env, env->item.size);
 }
 
 void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
@@ -241,7 +241,7 @@ int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
     struct wrap_tail *t = (struct wrap_tail *)env->payload;
     t->free_fn = free_fn;
     t->free_arg = free_arg;
-    env->flags |= XO_ENV_WRAPPED;
+    env->item.flags |= XO_ENV_WRAPPED;
     env->msg.data = buf;
     env->msg.size = (uint32_t)size;
     *out = &env->msg;

@@ -71,7 +71,9 @@ enum xo_kind {
 
 struct xo_item {
     struct xo_qnode node;
-    uint32_t kind;
+    uint16_t kind;
+    uint16_t flags;  /* envelopes: XO_ENV_* */
+    uint32_t size;   /* envelopes: bytes of the block, for the sized free */
 };
 
 /* ---- messages (message.c) ---------------------------------------- */
@@ -89,15 +91,20 @@ struct xo_request {
     uint8_t streamed;  /* parts were sent */
 };
 
+/*
+ * One cache line of header, then the payload. A call's request lives after
+ * its payload (msg.request points at it), so one-way messages, the common
+ * case, do not carry it.
+ */
 struct xo_envelope {
     struct xo_item item;  /* kind: TELL, CALL or CONT */
-    uint32_t alloc_size;  /* bytes of this block, for the sized free */
-    uint32_t flags;
     xo_msg_t msg;
     struct xo_cell *task_cell; /* stateless target, while queued as a task */
-    struct xo_request req;     /* CALL only */
     alignas(16) unsigned char payload[];
 };
+
+_Static_assert(sizeof(struct xo_envelope) == 64,
+               "the envelope header is one cache line");
 
 /* Largest payload xo_tell / xo_msg_alloc accept. */
 #define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - sizeof(struct xo_envelope) - 64)

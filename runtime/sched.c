@@ -230,7 +230,7 @@ static bool call_may_start(struct xo_envelope *env)
 {
     if (env->item.kind != XO_K_CALL)
         return true;
-    return xo_future_start_item(env->req.f, env->req.index);
+    return xo_future_start_item(env->msg.request->f, env->msg.request->index);
 }
 
 /* Run on_message for one envelope, answer what it left unanswered, free
@@ -254,7 +254,8 @@ static void deliver(struct xo_worker *w, struct xo_ctx *ctx,
         xo_envelope_free(w->rt, env);
         return;
     }
-    env->req.callee = xo_cell_ref(c).id;
+    if (env->msg.request != NULL)
+        env->msg.request->callee = xo_cell_ref(c).id;
     int rc = 0;
     if (!c->created)
         rc = XO_ENOTEXIST; /* on_create failed: answer calls, drop tells */
@@ -305,7 +306,8 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
     for (struct xo_envelope *e = first; e != NULL;) {
         consumed++;
         if (call_may_start(e)) {
-            e->req.callee = xo_cell_ref(c).id;
+            if (e->msg.request != NULL)
+                e->msg.request->callee = xo_cell_ref(c).id;
             run[n] = e;
             msgs[n++] = &e->msg;
         } else {
