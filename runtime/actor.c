@@ -158,6 +158,7 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
     c->movable = opts->movable && !c->stateless;
+    c->capacity = c->stateless ? 0 : opts->capacity;
     c->run.kind = XO_K_ACTOR;
     c->reap.kind = XO_K_REAP;
     xo_mpscq_init(&c->mbox, false); /* busy until on_create is over */

@@ -81,6 +81,30 @@ xo_ref_t xo_current_sender(xo_runtime_t *rt)
     return xo_cell_ref(ctx->cell);
 }
 
+/* A bounded mailbox takes count more messages, or refuses them all. */
+static bool reserve_room(struct xo_cell *c, uint32_t count)
+{
+    if (c->capacity == 0)
+        return true;
+    /* relaxed: see struct xo_cell. */
+    uint32_t before = atomic_fetch_add_explicit(&c->queued, count,
+                                                memory_order_relaxed);
+    if (before + count <= c->capacity)
+        return true;
+    atomic_fetch_sub_explicit(&c->queued, count, memory_order_relaxed);
+    return false;
+}
+
+static uint32_t chain_length(struct xo_envelope *first,
+                             struct xo_envelope *last)
+{
+    uint32_t n = 1;
+    for (struct xo_envelope *e = first; e != last; n++)
+        e = (struct xo_envelope *)atomic_load_explicit(&e->item.node.next,
+                                                       memory_order_relaxed);
+    return n;
+}
+
 /* Stateless target: each envelope becomes a task on some worker. */
 static void push_tasks(struct xo_cell *c, struct xo_envelope *first,
                        struct xo_envelope *last)
@@ -114,6 +138,9 @@ int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
             rc = XO_ENOTEXIST;
         else if (c->stateless && first->item.kind != XO_K_CONT)
             push_tasks(c, first, last);
+        else if (c->capacity != 0 && first->item.kind != XO_K_CONT &&
+                 !reserve_room(c, chain_length(first, last)))
+            rc = XO_EFULL;
         else if (xo_mpscq_push_chain(&c->mbox, &first->item.node,
                                      &last->item.node))
             xo_schedule(c);

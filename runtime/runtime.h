@@ -140,6 +140,11 @@ struct xo_cell {
     bool created;               /* on_create succeeded (or none) */
     bool stateless;
     bool movable;               /* other pools may run its turns */
+    uint32_t capacity;          /* mailbox bound, 0: none */
+    /* Bounded only: tells and calls queued and not yet taken. Senders add
+       before pushing, the consumer subtracts as it takes (relaxed: a
+       count, the queue itself orders the messages). */
+    _Atomic uint32_t queued;
     struct xo_mark *mark;       /* idle-label reservation, or NULL */
     /* Stateful only: a message popped while collecting an on_batch run
        that did not belong to it; handled next. Owner worker only. */

@@ -285,7 +285,11 @@ static struct xo_envelope *next_message(struct xo_cell *c)
         return NULL;
     /* The reap marker comes back as a fake envelope pointer: callers
        compare it with &c->reap before touching it. */
-    return (struct xo_envelope *)(void *)q;
+    struct xo_envelope *e = (struct xo_envelope *)(void *)q;
+    if (c->capacity != 0 && (struct xo_item *)q != &c->reap &&
+        e->item.kind != XO_K_CONT) /* relaxed: see struct xo_cell */
+        atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
+    return e;
 }
 
 /*

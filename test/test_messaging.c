@@ -279,3 +279,61 @@ Test(messaging, zero_copy_envelopes_deliver_and_wrapped_buffers_free_once)
     cr_assert_eq(atomic_load(&zc.freed), 2, "free_fn once per wrapped envelope");
     cr_assert_eq(atomic_load(&zc.freed_buf), (void *)buf);
 }
+
+/* ---- bounded mailboxes ------------------------------------------------- */
+
+static atomic_int hold_open, holding;
+static atomic_long bounded_handled;
+
+static int bounded_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    if (m->tag == 99) { /* hold the actor busy */
+        atomic_store(&holding, 1);
+        while (!atomic_load(&hold_open))
+            sleep_ms(1);
+        return 0;
+    }
+    atomic_fetch_add(&bounded_handled, 1);
+    return m->request ? xo_reply(m->request, 1, NULL, 0) : 0;
+}
+
+static const xo_actor_def_t bounded_def = {
+    .name = "bounded", .on_message = bounded_message,
+};
+
+Test(messaging, bounded_mailbox_refuses_with_efull_and_loses_nothing)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.capacity = 10;
+    xo_ref_t a;
+    cr_assert_eq(xo_spawn(rt, &bounded_def, &opts, &a), 0);
+    cr_assert_eq(xo_tell(a, 99, NULL, 0), 0);
+    while (!atomic_load(&holding)) /* taken off the queue: busy now */
+        sleep_ms(1);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(xo_tell(a, 1, NULL, 0), 0);
+    xo_batch_item_t three[3] = { { 1, NULL, 0 }, { 1, NULL, 0 },
+                                 { 1, NULL, 0 } };
+    cr_assert_eq(xo_tell_batch(a, three, 3), XO_EFULL, "all or nothing");
+    xo_future_t *f;
+    cr_assert_eq(xo_call(a, 1, NULL, 0, &f), 0); /* 9 */
+    cr_assert_eq(xo_tell(a, 1, NULL, 0), 0);     /* 10: full */
+    cr_assert_eq(xo_tell(a, 1, NULL, 0), XO_EFULL);
+    xo_future_t *g = NULL;
+    cr_assert_eq(xo_call(a, 1, NULL, 0, &g), XO_EFULL);
+    cr_assert_null(g);
+    atomic_store(&hold_open, 1);
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_future_release(f);
+    /* Drained: room again. */
+    cr_assert_eq(xo_call(a, 1, NULL, 0, &f), 0);
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_future_release(f);
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&bounded_handled), 11,
+                 "every accepted message handled, no refused one");
+}

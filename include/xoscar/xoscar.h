@@ -51,6 +51,7 @@ extern "C" {
     X(ECANCELED, -125,  "the call was cancelled")                          \
     X(EEOF,      -4003, "end of stream")                                   \
     X(ENOSLOT,   -4004, "no pool fits the placement")                      \
+    X(EFULL,     -4005, "the actor's mailbox is full")                     \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -266,6 +267,13 @@ typedef struct xo_spawn_opts {
        home pool's thread only (see docs/pools.md for the trade-off). The
        actor stays single-threaded either way. */
     bool movable;
+    /* Bound the mailbox: at most `capacity` messages (tells and calls)
+       waiting; a send beyond it fails with XO_EFULL and nothing is queued
+       (the sender may retry later, or back off by telling itself to
+       resume). 0, the default: unbounded. Costs one atomic add per send
+       and one per message taken, for bounded actors only. Ignored for
+       stateless actors. */
+    uint32_t capacity;
     /* Passed to on_create, which must copy what it keeps. */
     const void *arg;
     size_t arg_size;
