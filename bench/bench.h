@@ -21,6 +21,7 @@
 #ifndef XO_BENCH_BENCH_H
 #define XO_BENCH_BENCH_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -121,6 +122,16 @@ int bench_spawn(struct bench_env *env, const xo_actor_def_t *def, int pool,
    reason when a send or an actor failed. */
 int bench_measure(struct bench_env *env, const xo_ref_t *to, size_t n,
                   uint32_t tag, double *seconds);
+/* A measured part that the main thread drives itself (calls it makes and
+   waits on, no kick-off message): bench_clock_start reads the clocks,
+   bench_clock_stop adds the wall and CPU time since to env's totals (for
+   cpu_util) and returns the wall seconds. */
+struct bench_clock {
+    uint64_t t0_ns;
+    double cpu0_s;
+};
+void bench_clock_start(struct bench_clock *c);
+double bench_clock_stop(struct bench_env *env, const struct bench_clock *c);
 /* Wait, untimed, for a step that ends with bench_done_signal (`what`
    names it if it hangs). Same returns as bench_measure. */
 int bench_wait(struct bench_env *env, const char *what);
@@ -141,6 +152,13 @@ uint64_t bench_peak_rss_kib(void);
 /* An on_create that copies its argument into the state (arg_size bytes,
    at most the def's state size: the caller passes a matching struct). */
 int bench_copy_arg(xo_ctx_t *ctx, void *state, const void *arg, size_t size);
+/* For a main thread that calls an actor and sleeps on the reply: pin it to
+   the core of a pool other than the actor's home, so that it never shares
+   a core with the worker that answers (where the pools' cores are known
+   and there are two or more; otherwise it stays as it is). The affinity
+   before is saved for bench_unpin. 0, or -1 after printing why. */
+int bench_pin_away(struct bench_env *env, xo_ref_t actor, cpu_set_t *saved);
+void bench_unpin(const cpu_set_t *saved);
 /* Pin the calling thread to one CPU; 0 or -1. */
 int bench_pin_self(int cpu);
 /* The i-th CPU this process may run on (wrapping), or -1. */
@@ -169,6 +187,10 @@ int bench_counting(const struct bench_opts *, const uint64_t *,
                    struct bench_result *);
 int bench_latency(const struct bench_opts *, const uint64_t *,
                   struct bench_result *);
+int bench_call(const struct bench_opts *, const uint64_t *,
+               struct bench_result *);
+int bench_batch(const struct bench_opts *, const uint64_t *,
+                struct bench_result *);
 
 /* The cache-line round trip between the first two CPUs in ns (hw.c), for
    the benchmarks that report themselves against it; -1 with one CPU. When

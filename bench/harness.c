@@ -279,6 +279,20 @@ int bench_measure(struct bench_env *env, const xo_ref_t *to, size_t n,
     return rc;
 }
 
+void bench_clock_start(struct bench_clock *c)
+{
+    c->cpu0_s = cpu_seconds();
+    c->t0_ns = bench_now_ns();
+}
+
+double bench_clock_stop(struct bench_env *env, const struct bench_clock *c)
+{
+    double seconds = (double)(bench_now_ns() - c->t0_ns) / 1e9;
+    env->measured_s += seconds;
+    env->cpu_s += cpu_seconds() - c->cpu0_s;
+    return seconds;
+}
+
 int bench_wait(struct bench_env *env, const char *what)
 {
     return wait_or_exit(env, what);
@@ -365,4 +379,28 @@ int bench_pin_self(int cpu)
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     return sched_setaffinity(0, sizeof(one), &one) == 0 ? 0 : -1;
+}
+
+int bench_pin_away(struct bench_env *env, xo_ref_t actor, cpu_set_t *saved)
+{
+    xo_actor_stats_t st;
+    if (sched_getaffinity(0, sizeof(*saved), saved) != 0 ||
+        xo_actor_stats(actor, &st) != 0)
+        return bench_error(env, "cannot read where the caller runs");
+    unsigned pools = xo_pool_count(env->rt);
+    for (unsigned i = 0; i < pools; i++) {
+        xo_pool_info_t info, home;
+        if (i == st.pool || xo_pool_info(env->rt, i, &info) != 0 ||
+            xo_pool_info(env->rt, st.pool, &home) != 0 || info.core < 0 ||
+            info.core == home.core)
+            continue;
+        return bench_pin_self(info.core) == 0
+                   ? 0 : bench_error(env, "cannot pin the main thread");
+    }
+    return 0;
+}
+
+void bench_unpin(const cpu_set_t *saved)
+{
+    (void)sched_setaffinity(0, sizeof(*saved), saved);
 }

@@ -66,6 +66,12 @@ static const struct bench_def benches[] = {
     { "latency", bench_latency, 2, { "samples", "wake_samples" },
       { "1e6", "1000" }, { 1, 1 },
       "one message within a pool, across pools, to a parked worker" },
+    { "call", bench_call, 1, { "round_trips" }, { "1e6" }, { 1 },
+      "call and reply: actor to actor (xo_call_then), from a thread "
+      "(xo_call + wait)" },
+    { "batch", bench_batch, 2, { "n", "rounds" }, { "1000", "500" }, { 1, 1 },
+      "n waited calls against one xo_call_batch of n, with and without "
+      "on_batch" },
 };
 #define NBENCH (sizeof(benches) / sizeof(benches[0]))
 
