@@ -213,25 +213,19 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
         *out = f;
         return 0;
     }
-    struct xo_envelope *first = NULL, *last = NULL;
+    struct xo_chain ch = { NULL, NULL };
     for (size_t i = 0; i < count && rc == 0; i++) {
         struct xo_envelope *env;
         rc = call_envelope(to.rt, f, (uint32_t)i, items[i].tag, items[i].data,
                            items[i].size, &env);
-        if (rc != 0)
-            break;
-        if (last)
-            atomic_store_explicit(&last->item.node.next, &env->item.node,
-                                  memory_order_relaxed);
-        else
-            first = env;
-        last = env;
+        if (rc == 0)
+            xo_chain_append(&ch, env);
     }
     if (rc == 0)
-        rc = xo_enqueue_chain(to, first, last);
+        rc = xo_enqueue_chain(to, ch.first, ch.last);
     if (rc != 0) {
-        if (first != NULL)
-            xo_envelope_chain_free(to.rt, first, last);
+        if (ch.first != NULL)
+            xo_envelope_chain_free(to.rt, ch.first, ch.last);
         xo_future_unref(f);
         return rc;
     }

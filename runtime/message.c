@@ -64,10 +64,7 @@ void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
 {
     struct xo_envelope *e = first;
     while (e != NULL) {
-        struct xo_envelope *next =
-            e == last ? NULL
-                      : (struct xo_envelope *)atomic_load_explicit(
-                            &e->item.node.next, memory_order_relaxed);
+        struct xo_envelope *next = xo_chain_next(e, last);
         xo_envelope_free(rt, e);
         e = next;
     }
@@ -100,8 +97,7 @@ static uint32_t chain_length(struct xo_envelope *first,
 {
     uint32_t n = 1;
     for (struct xo_envelope *e = first; e != last; n++)
-        e = (struct xo_envelope *)atomic_load_explicit(&e->item.node.next,
-                                                       memory_order_relaxed);
+        e = xo_chain_next(e, last);
     return n;
 }
 
@@ -111,10 +107,7 @@ static void push_tasks(struct xo_cell *c, struct xo_envelope *first,
 {
     struct xo_envelope *e = first;
     while (e != NULL) {
-        struct xo_envelope *next =
-            e == last ? NULL
-                      : (struct xo_envelope *)atomic_load_explicit(
-                            &e->item.node.next, memory_order_relaxed);
+        struct xo_envelope *next = xo_chain_next(e, last);
         e->task_cell = c;
         /* relaxed: the count only has to be exact, not ordered; the cell
            stays alive because we are inside the RCU section. */
@@ -178,7 +171,7 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
     if (count == 0)
         return 0;
     xo_ref_t sender = xo_current_sender(to.rt);
-    struct xo_envelope *first = NULL, *last = NULL;
+    struct xo_chain ch = { NULL, NULL };
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
         struct xo_envelope *env;
@@ -191,17 +184,12 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
         if (items[i].size > 0)
             memcpy(env->payload, items[i].data, items[i].size);
         env->msg.sender = sender;
-        if (last)
-            atomic_store_explicit(&last->item.node.next, &env->item.node,
-                                  memory_order_relaxed);
-        else
-            first = env;
-        last = env;
+        xo_chain_append(&ch, env);
     }
     if (rc == 0)
-        rc = xo_enqueue_chain(to, first, last);
-    if (rc != 0 && first != NULL)
-        xo_envelope_chain_free(to.rt, first, last);
+        rc = xo_enqueue_chain(to, ch.first, ch.last);
+    if (rc != 0 && ch.first != NULL)
+        xo_envelope_chain_free(to.rt, ch.first, ch.last);
     return rc;
 }
 

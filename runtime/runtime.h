@@ -109,6 +109,31 @@ _Static_assert(sizeof(struct xo_envelope) == 64,
 /* Largest payload xo_tell / xo_msg_alloc accept. */
 #define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - sizeof(struct xo_envelope) - 64)
 
+/* A chain of envelopes linked before it is pushed with one exchange. */
+struct xo_chain {
+    struct xo_envelope *first, *last;
+};
+
+static inline void xo_chain_append(struct xo_chain *ch, struct xo_envelope *e)
+{
+    /* relaxed: the chain is published by the push's release exchange. */
+    if (ch->last != NULL)
+        atomic_store_explicit(&ch->last->item.node.next, &e->item.node,
+                              memory_order_relaxed);
+    else
+        ch->first = e;
+    ch->last = e;
+}
+
+/* The envelope after e in a chain ending at last, or NULL. */
+static inline struct xo_envelope *xo_chain_next(struct xo_envelope *e,
+                                                struct xo_envelope *last)
+{
+    return e == last ? NULL
+                     : (struct xo_envelope *)atomic_load_explicit(
+                           &e->item.node.next, memory_order_relaxed);
+}
+
 int xo_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
                     struct xo_envelope **out);
 void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env);
