@@ -295,11 +295,29 @@ static uint64_t deadline_of(int64_t timeout_ns)
     return timeout_ns < 0 ? 0 : xo_now_ns() + (uint64_t)timeout_ns;
 }
 
-/* Outside the runtime: sleep on the future's futex word. */
-static int wait_outside(_Atomic uint32_t *word, uint32_t bit,
-                        int64_t timeout_ns)
+/* Outside the runtime: poll for a short while (a reply from a busy actor
+   usually comes within microseconds, and a futex sleep costs a wake-up
+   system call on both sides), then sleep on the future's futex word. */
+static int wait_outside(xo_runtime_t *rt, _Atomic uint32_t *word,
+                        uint32_t bit, int64_t timeout_ns)
 {
     uint64_t deadline = deadline_of(timeout_ns);
+    uint64_t spin = rt->cfg.spin_ns < 20000 ? rt->cfg.spin_ns : 20000;
+    if (spin != 0 && timeout_ns != 0) {
+        uint64_t until = xo_now_ns() + spin;
+        if (deadline != 0 && deadline < until)
+            until = deadline;
+        for (unsigned i = 1;; i++) {
+            /* acquire: pairs with finish()'s release of DONE. */
+            if (atomic_load_explicit(word, memory_order_acquire) & bit)
+                return 0;
+            if ((i & 31) == 0 && xo_now_ns() >= until)
+                break;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
     for (;;) {
         /* acquire: pairs with finish()'s release of DONE. */
         uint32_t v = atomic_load_explicit(word, memory_order_acquire);
@@ -329,7 +347,7 @@ static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
     struct xo_worker *w = xo_current_worker();
     if (ctx == NULL || ctx->cell == NULL || ctx->rt != rt || w == NULL ||
         w->rt != rt)
-        return wait_outside(word, bit, timeout_ns);
+        return wait_outside(rt, word, bit, timeout_ns);
     if (atomic_load_explicit(word, memory_order_acquire) & bit)
         return 0;
     struct xo_cell *self = ctx->cell;

@@ -393,7 +393,10 @@ static int least_loaded(xo_runtime_t *rt, unsigned *pool)
     uint64_t best_q = UINT64_MAX, best_a = UINT64_MAX;
     for (unsigned j = 0; j < k; j++) {
         struct xo_worker *w = xo_pool(rt, c[j]);
-        uint64_t q = busy_level(w);
+        /* Parked or awake with nothing to run: no runnable work either
+           way, so only the actor count tells such pools apart. */
+        unsigned level = busy_level(w);
+        uint64_t q = level <= 1 ? 0 : level - 1;
         uint64_t a = atomic_load_explicit(&w->actors, memory_order_relaxed);
         if (q < best_q || (q == best_q && a < best_a)) {
             best = c[j];
