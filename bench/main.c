@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_ARGS 2
+#define MAX_ARGS 3
 #define MAX_RUNS 99
 #define MAX_SIZE 1e12
 
@@ -52,8 +52,10 @@ static const struct bench_def benches[] = {
     { "threadring", bench_threadring, 2, { "hops", "ring" },
       { "1e7", "1000" }, { 1, 1 },
       "a token around a ring of actors; hops/s" },
-    { "fanin", bench_fanin, 2, { "per_sender", "senders" }, { "5e6", "2" },
-      { 1, 1 }, "senders flood one receiver; messages/s" },
+    { "fanin", bench_fanin, 3, { "per_sender", "senders", "capacity" },
+      { "5e6", "2", "0" }, { 1, 1, 0 },
+      "senders flood one receiver (capacity > 0: a bounded mailbox, "
+      "senders back off on XO_EFULL); messages/s" },
     { "forkjoin", bench_forkjoin, 2, { "per_worker", "workers" },
       { "2e5", "60" }, { 1, 1 },
       "a driver sends i to every worker, which adds sin(i)^2; messages/s" },
@@ -341,7 +343,7 @@ static int run_repeated(const struct bench_def *d, const struct cli *c,
 static int run_bench(const struct bench_def *d, const struct cli *c,
                      bool isolate)
 {
-    uint64_t args[MAX_ARGS] = { 0, 0 };
+    uint64_t args[MAX_ARGS] = { 0 };
     struct bench_result r;
     if (bench_args(d, c, args) != 0)
         return -1;
