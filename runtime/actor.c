@@ -384,7 +384,9 @@ static bool revive(xo_runtime_t *rt, struct xo_cell *c)
 {
     bool revived = false;
     xo_rcu_lock();
-    if (!xo_rt_closing(rt)) {
+    /* Not while stopping, nor when its pool is being removed: then the
+       actor goes regardless (xo_pool_remove waits for it). */
+    if (!xo_rt_closing(rt) && xo_pool_active(xo_pool(rt, c->pool))) {
         /* Reset everything a sender or a destroyer could touch first, and
            make the cell reachable last: until the slot holds it again, no
            one can find it. */
@@ -438,7 +440,8 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
             report_refusal(c, f, rc);
             return false;
         }
-        /* Stopping: the actor goes regardless; say that it objected. */
+        /* Stopping, or its pool is leaving: the actor goes regardless;
+           say that it objected. */
         if (rt->cfg.on_handler_error != NULL)
             rt->cfg.on_handler_error(rt, xo_cell_ref(c), 0, rc,
                                      rt->cfg.on_handler_error_user);

@@ -388,6 +388,52 @@ Test(placement, removed_pool_drains_and_destroys_its_actors_then_enotexist)
     stop_runtime(rt);
 }
 
+static int always_refuse(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&destroyed, 1);
+    return XO_EINVAL;
+}
+
+static const xo_actor_def_t refusing_def = {
+    .name = "refusing", .on_destroy = always_refuse,
+};
+
+static atomic_int objections;
+
+static void count_objection(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag,
+                            int err, void *user)
+{
+    (void)rt;
+    (void)actor;
+    (void)tag;
+    (void)user;
+    if (err == XO_EINVAL)
+        atomic_fetch_add(&objections, 1);
+}
+
+Test(placement, removing_a_pool_destroys_even_actors_whose_on_destroy_refuses)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 2;
+    cfg.spin_ns = 5000;
+    cfg.on_handler_error = count_objection;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 1;
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &refusing_def, &opts, &r), 0);
+    cr_assert_eq(xo_pool_remove(rt, 1), 0, "returns: no revive on a leaving pool");
+    cr_assert_eq(atomic_load(&destroyed), 1);
+    cr_assert_eq(atomic_load(&objections), 1, "the refusal was reported");
+    cr_assert_not(xo_ref_alive(r));
+    stop_runtime(rt);
+}
+
 /* ---- fairness --------------------------------------------------------- */
 
 static atomic_long flood_handled;
