@@ -734,7 +734,10 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
     f->then_actor = xo_cell_ref(ctx->cell);
     f->then = then;
     f->then_arg = arg;
-    if (timeout_ns >= 0 && timeout_timer(f, w, timeout_ns) != 0) {
+    /* The timer lives on the caller's home pool, which outlives it: the
+       worker running this turn may be another pool's (movable actors). */
+    if (timeout_ns >= 0 &&
+        timeout_timer(f, xo_pool(ctx->rt, ctx->cell->pool), timeout_ns) != 0) {
         /* No timer: cancel what has not started and let it complete. */
         xo_future_cancel(f);
     }

@@ -83,6 +83,8 @@ static bool reserve_room(struct xo_cell *c, uint32_t count)
 {
     if (c->capacity == 0)
         return true;
+    if (count > c->capacity) /* can never fit: refuse without touching */
+        return false;
     /* relaxed: see struct xo_cell. */
     uint32_t before = atomic_fetch_add_explicit(&c->queued, count,
                                                 memory_order_relaxed);

@@ -182,11 +182,17 @@ int xo_pools_start(xo_runtime_t *rt)
 
 void xo_pools_join(xo_runtime_t *rt)
 {
+    /* Claim under the lock, join outside it: a worker finishing its last
+       item may need the lock (placement, reservations). */
+    bool mine[XO_MAX_POOLS];
     pthread_mutex_lock(&rt->pools_lock);
     unsigned n = xo_pool_slots(rt);
     for (unsigned i = 0; i < n; i++)
-        xo_worker_join(xo_pool(rt, i));
+        mine[i] = xo_worker_claim(xo_pool(rt, i));
     pthread_mutex_unlock(&rt->pools_lock);
+    for (unsigned i = 0; i < n; i++)
+        if (mine[i])
+            xo_worker_join(xo_pool(rt, i));
 }
 
 void xo_pools_free(xo_runtime_t *rt)
@@ -196,8 +202,17 @@ void xo_pools_free(xo_runtime_t *rt)
     unsigned n = xo_pool_slots(rt);
     for (unsigned i = 0; i < n; i++) {
         struct xo_worker *w = xo_pool(rt, i);
-        if (w != NULL)
-            free_worker(w);
+        if (w == NULL)
+            continue;
+        /* Timers handed to a worker after it stopped (a removal racing
+           stop) are still in its run queue or heap. */
+        struct xo_qnode *q;
+        while ((q = xo_mpscq_pop(&w->runq)) != NULL)
+            if (((struct xo_item *)q)->kind == XO_K_TIMER)
+                xo_timer_discard(rt, xo_container_of((struct xo_item *)q,
+                                                     struct xo_timer, item));
+        xo_timers_discard(w);
+        free_worker(w);
     }
     free(rt->pools);
     rt->pools = NULL;
@@ -245,9 +260,13 @@ static void destroy_pool_actors(xo_runtime_t *rt, unsigned index)
 }
 
 /* The worker has exited: whatever still sits in its run queue (a task or a
-   shared turn pushed just as the pool was leaving) goes elsewhere. */
+   shared turn pushed just as the pool was leaving) and its pending timers
+   go to the main pool. During stop they are left for xo_pools_free. */
 static void rehome_leftovers(xo_runtime_t *rt, struct xo_worker *w)
 {
+    if (xo_rt_closing(rt))
+        return;
+    xo_timers_move(w, xo_pool(rt, 0));
     struct xo_qnode *n;
     while ((n = xo_mpscq_pop(&w->runq)) != NULL) {
         struct xo_item *it = (struct xo_item *)n;
@@ -297,7 +316,11 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
         nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&rt->pools_lock);
-    xo_worker_join(w);
+    bool mine = xo_worker_claim(w); /* false if stop joined it already */
+    pthread_mutex_unlock(&rt->pools_lock);
+    if (mine)
+        xo_worker_join(w); /* outside the lock: see xo_pools_join */
+    pthread_mutex_lock(&rt->pools_lock);
     atomic_store_explicit(&w->state, XO_POOL_GONE, memory_order_release);
     pthread_mutex_unlock(&rt->pools_lock);
     rehome_leftovers(rt, w);

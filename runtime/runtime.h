@@ -237,6 +237,9 @@ void xo_timer_insert(struct xo_worker *w, struct xo_timer *t);
 /* Worker: fire what is due; returns the next deadline (0: none). */
 uint64_t xo_timers_run(struct xo_worker *w);
 void xo_timers_discard(struct xo_worker *w);
+/* A stopped worker's timers, still due to fire, go to worker `to`. */
+void xo_timers_move(struct xo_worker *from, struct xo_worker *to);
+void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t);
 
 /* ---- scheduling (sched.c) ----------------------------------------- */
 
@@ -259,7 +262,8 @@ struct xo_worker {
     unsigned index;
     int core;
     bool pinned;
-    bool started;
+    bool started;      /* under pools_lock */
+    bool exit_pending; /* owner worker only: exit after the current item */
     pthread_t thread;
     char *labels;                /* "cpu[,user...]", owned */
     struct xo_ctx ctx;
@@ -285,6 +289,9 @@ void xo_runq_push(struct xo_worker *w, struct xo_item *it);
 /* A worker for a stateless task: spreads tasks over the pools. */
 struct xo_worker *xo_task_worker(xo_runtime_t *rt);
 int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w);
+/* Under pools_lock: take the right to join w (false: not running, or
+   another thread took it). Then, outside the lock, xo_worker_join. */
+bool xo_worker_claim(struct xo_worker *w);
 void xo_worker_join(struct xo_worker *w);
 /* The worker that is the calling thread, or NULL. */
 struct xo_worker *xo_current_worker(void);

@@ -106,16 +106,19 @@ static struct xo_worker *parked_worker(xo_runtime_t *rt, struct xo_worker *not)
 void xo_schedule(struct xo_cell *c)
 {
     struct xo_worker *home = xo_pool(c->rt, c->pool);
-    struct xo_worker *w = home;
     /* A movable actor whose home is busy goes to a parked worker: the turn
-       runs there, the actor keeps its home. relaxed: hints. */
+       runs there, the actor keeps its home. relaxed: hints. The choice and
+       the push sit in one RCU section, so xo_pool_remove's grace period
+       covers them: no push reaches a pool after it left. */
     if (c->movable &&
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
+        xo_rcu_lock();
         struct xo_worker *idle = parked_worker(c->rt, home);
-        if (idle != NULL)
-            w = idle;
+        xo_runq_push(idle != NULL ? idle : home, &c->run);
+        xo_rcu_unlock(&c->rt->rcu_sync);
+        return;
     }
-    xo_runq_push(w, &c->run);
+    xo_runq_push(home, &c->run);
 }
 
 struct xo_worker *xo_task_worker(xo_runtime_t *rt)
@@ -440,9 +443,10 @@ int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
         if (n != NULL) {
             idle = 0;
             if (((struct xo_item *)n)->kind == XO_K_EXIT) {
-                /* Only pushed once no actor lives, so never while a
-                   handler waits; keep it for the main loop regardless. */
-                xo_runq_push(w, (struct xo_item *)n);
+                /* The pool is being removed while a handler here waits
+                   (a shared turn, a stateless task): finish the wait,
+                   then the main loop exits. */
+                w->exit_pending = true;
                 continue;
             }
             dispatch(w, n);
@@ -470,7 +474,7 @@ static void *worker_main(void *arg)
 {
     struct xo_worker *w = arg;
     tls_worker = w;
-    for (;;) {
+    while (!w->exit_pending) {
         struct xo_qnode *n = next_runnable(w);
         /* relaxed: a hint for xo_schedule's sharing of movable actors. */
         atomic_store_explicit(&w->running, true, memory_order_relaxed);
@@ -479,7 +483,10 @@ static void *worker_main(void *arg)
         if (!go_on)
             break;
     }
-    xo_timers_discard(w);
+    /* A removed pool's timers go to the other pools (pool.c); at stop
+       nobody is left to fire them. */
+    if (xo_rt_closing(w->rt))
+        xo_timers_discard(w);
     tls_worker = NULL;
     return NULL;
 }
@@ -512,11 +519,15 @@ int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w)
 }
 
 /* Ask w's thread to exit once it reaches the request, and join it. */
+bool xo_worker_claim(struct xo_worker *w)
+{
+    bool mine = w->started;
+    w->started = false;
+    return mine;
+}
+
 void xo_worker_join(struct xo_worker *w)
 {
-    if (!w->started)
-        return;
     xo_runq_push(w, &w->exit_item);
     pthread_join(w->thread, NULL);
-    w->started = false;
 }

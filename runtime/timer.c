@@ -55,7 +55,7 @@ static void sift_down(struct xo_timer_heap *h, size_t i)
     }
 }
 
-static void discard(xo_runtime_t *rt, struct xo_timer *t)
+void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t)
 {
     if (t->env)
         xo_envelope_free(rt, t->env);
@@ -83,7 +83,7 @@ void xo_timer_insert(struct xo_worker *w, struct xo_timer *t)
 {
     struct xo_timer_heap *h = &w->timers;
     if (reserve(h) != 0) {
-        discard(w->rt, t); /* reported as a dropped timer, see docs */
+        xo_timer_discard(w->rt, t); /* reported as a dropped timer, see docs */
         return;
     }
     h->v[h->len] = t;
@@ -109,7 +109,7 @@ static void fire(struct xo_worker *w, struct xo_timer *t)
         for (uint32_t i = 0; i < t->f->count; i++)
             xo_future_complete_item(t->f, i, XO_ETIMEDOUT, NULL, NULL, 0);
     }
-    discard(w->rt, t);
+    xo_timer_discard(w->rt, t);
 }
 
 uint64_t xo_timers_run(struct xo_worker *w)
@@ -127,11 +127,21 @@ uint64_t xo_timers_run(struct xo_worker *w)
     return h->len > 0 ? h->v[0]->deadline : 0;
 }
 
+void xo_timers_move(struct xo_worker *from, struct xo_worker *to)
+{
+    struct xo_timer_heap *h = &from->timers;
+    for (size_t i = 0; i < h->len; i++)
+        xo_timer_start(to, h->v[i]);
+    free(h->v);
+    h->v = NULL;
+    h->len = h->cap = 0;
+}
+
 void xo_timers_discard(struct xo_worker *w)
 {
     struct xo_timer_heap *h = &w->timers;
     for (size_t i = 0; i < h->len; i++)
-        discard(w->rt, h->v[i]);
+        xo_timer_discard(w->rt, h->v[i]);
     free(h->v);
     h->v = NULL;
     h->len = h->cap = 0;

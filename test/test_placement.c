@@ -595,3 +595,51 @@ Test(placement, config_cpus_and_labels_are_validated_and_applied)
     cr_assert_str_eq(info.labels, "cpu");
     stop_runtime(rt);
 }
+
+/* A stateless task still running on a pool being removed may itself need
+   the pool table (an idle-label spawn): the removal must not hold the
+   table's lock while it waits for that worker. */
+static atomic_int task_on_pool1, task_spawned = 1;
+
+static const xo_actor_def_t leaf_def = { .name = "leaf" };
+
+static int slow_task_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    if (xo_ctx_pool(ctx) != 1)
+        return 0;
+    atomic_store(&task_on_pool1, 1);
+    sleep_ms(100); /* the removal reaches its join meanwhile */
+    xo_spawn_opts_t o;
+    xo_spawn_opts_init(&o);
+    o.place = (xo_placement_t){ .kind = XO_PLACE_IDLE_LABEL, .label = "cpu",
+                                .mark = "m" };
+    xo_ref_t r;
+    atomic_store(&task_spawned, xo_spawn(xo_ctx_runtime(ctx), &leaf_def, &o,
+                                         &r));
+    return 0;
+}
+
+static const xo_actor_def_t slow_task_def = {
+    .name = "slow-task", .flags = XO_ACTOR_STATELESS,
+    .on_message = slow_task_message,
+};
+
+Test(placement, removal_does_not_hold_the_pool_table_while_joining_its_worker)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 0;
+    xo_ref_t t;
+    cr_assert_eq(xo_spawn(rt, &slow_task_def, &opts, &t), 0);
+    /* Stateless tasks spread over the pools: send until one runs on 1. */
+    while (!atomic_load(&task_on_pool1)) {
+        cr_assert_eq(xo_tell(t, 1, NULL, 0), 0);
+        sleep_ms(5);
+    }
+    cr_assert_eq(xo_pool_remove(rt, 1), 0); /* a deadlock hangs here */
+    cr_assert_eq(atomic_load(&task_spawned), 0, "the task's spawn went on");
+    stop_runtime(rt);
+}
