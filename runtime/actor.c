@@ -472,6 +472,7 @@ void xo_actors_close_all(xo_runtime_t *rt)
        liburcu (its resize worker) can still hold a name when the reap
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
+        /* acquire: pairs with the release publication in xo_spawn. */
         struct xo_cell *c = atomic_load_explicit(
             &xo_slots_get(&rt->slots, i)->cell, memory_order_acquire);
         if (c != NULL && c->name != NULL)
@@ -481,6 +482,7 @@ void xo_actors_close_all(xo_runtime_t *rt)
     for (uint32_t i = 0; i < n; i++) {
         struct xo_slot *slot = xo_slots_get(&rt->slots, i);
         struct xo_cell *c =
+            /* acquire: as above; the grace period orders it after pass one. */
             atomic_load_explicit(&slot->cell, memory_order_acquire);
         if (c == NULL)
             continue;

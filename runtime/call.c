@@ -99,6 +99,7 @@ static char *copy_error(xo_runtime_t *rt, const char *msg)
 
 static bool claim_item(struct xo_call_item *it, uint32_t to)
 {
+    /* acquire: pairs with the CAS of whoever moved the item last. */
     uint32_t phase = atomic_load_explicit(&it->phase, memory_order_acquire);
     while (phase == XO_ITEM_QUEUED || phase == XO_ITEM_RUNNING) {
         /* acq_rel: one completer wins the item. */
@@ -348,6 +349,7 @@ static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
     if (ctx == NULL || ctx->cell == NULL || ctx->rt != rt || w == NULL ||
         w->rt != rt)
         return wait_outside(rt, word, bit, timeout_ns);
+    /* acquire: pairs with finish()'s release of DONE. */
     if (atomic_load_explicit(word, memory_order_acquire) & bit)
         return 0;
     struct xo_cell *self = ctx->cell;
@@ -360,6 +362,7 @@ static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
         }
     }
     if (w->nblocked == XO_MAX_NESTED_WAITS) {
+        /* seq_cst: the same word the cycle walk reads (see above). */
         atomic_store(&self->waiting_for, 0);
         return XO_EDEADLK; /* waits nested this deep: refuse, not hang */
     }
@@ -367,6 +370,7 @@ static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
     int rc = xo_worker_block(w, word, bit, XO_FUT_WAITERS,
                              timeout_ns < 0 ? 0 : deadline_of(timeout_ns));
     w->nblocked--;
+    /* seq_cst: waiting ended; walkers stop at us from now on. */
     if (!self->stateless)
         atomic_store(&self->waiting_for, 0);
     return rc;
@@ -424,12 +428,14 @@ int xo_future_cancel(xo_future_t *f)
     if (f == NULL)
         return XO_EINVAL;
     /* Take a reference: the last cancelled item may finish the future. */
+    /* relaxed: the caller's reference keeps f alive while we take ours. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     for (uint32_t i = 0; i < f->count; i++) {
         uint32_t expected = XO_ITEM_QUEUED;
         struct xo_call_item *it = &f->items[i];
         /* Only calls not yet started: a running handler decides. The
            claim to RUNNING first lets complete_item finish it normally. */
+        /* acq_rel: pairs with the worker's start_item CAS on the same item. */
         if (atomic_compare_exchange_strong_explicit(
                 &it->phase, &expected, XO_ITEM_RUNNING, memory_order_acq_rel,
                 memory_order_acquire))
@@ -492,6 +498,7 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
         if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
             return XO_ETIMEDOUT;
         if (!(seen & XO_FUT_WAITERS)) {
+            /* acq_rel: announce the sleeper; the producer's fetch_add sees it. */
             atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
                                      memory_order_acq_rel);
             continue;
@@ -713,6 +720,7 @@ static int timeout_timer(struct xo_future *f, struct xo_worker *w,
     t->deadline = deadline_of(timeout_ns);
     t->what = XO_TIMER_CALL_TIMEOUT;
     t->f = f;
+    /* relaxed: the timer's reference, taken while the caller's holds f. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     return xo_timer_start(w, t);
 }

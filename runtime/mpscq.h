@@ -96,6 +96,7 @@ static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q)
             return NULL;
         q->tail = next;
         tail = next;
+        /* acquire: pairs with the release link store in push. */
         next = atomic_load_explicit(&tail->next, memory_order_acquire);
     }
     if (next != NULL) {
@@ -112,6 +113,7 @@ static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q)
        The queue is not idle-marked while its consumer runs, so the
        returned mark is always false here. */
     (void)xo_mpscq_push(q, &q->stub);
+    /* acquire: pairs with the release link store in push. */
     next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (next != NULL) {
         q->tail = next;
@@ -129,6 +131,7 @@ static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q)
 {
     struct xo_qnode *tail = q->tail;
     if (tail != &q->stub ||
+        /* acquire: pairs with the release link store in push. */
         atomic_load_explicit(&q->stub.next, memory_order_acquire) != NULL)
         return false;
     uintptr_t expected = (uintptr_t)&q->stub;
@@ -143,6 +146,7 @@ static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q)
 /* Consumer only: true when nothing is queued or on its way. */
 static inline bool xo_mpscq_empty(struct xo_mpscq *q)
 {
+    /* acquire: pairs with the producers' exchange on head. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
     return q->tail == &q->stub &&
            (struct xo_qnode *)(head & ~XO_MPSCQ_IDLE) == &q->stub;

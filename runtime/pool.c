@@ -112,7 +112,6 @@ static int new_worker(xo_runtime_t *rt, unsigned index, int cpu,
     w->rt = rt;
     w->index = index;
     w->core = cpu >= 0 ? cpu : nth_allowed_cpu(&rt->allowed, index);
-    w->ctx = (struct xo_ctx){ rt, NULL, index, NULL, NULL };
     w->exit_item.kind = XO_K_EXIT;
     w->start_ns = xo_coarse_ns();
     xo_mpscq_init(&w->runq, false);
@@ -248,6 +247,7 @@ int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
 /* Destroy every actor whose home is pool `index`. */
 static void destroy_pool_actors(xo_runtime_t *rt, unsigned index)
 {
+    /* acquire: pairs with the release of count in xo_slots_take. */
     uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
     for (uint32_t i = 0; i < n; i++) {
         xo_rcu_lock();
@@ -321,6 +321,7 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
     if (mine)
         xo_worker_join(w); /* outside the lock: see xo_pools_join */
     pthread_mutex_lock(&rt->pools_lock);
+    /* release: pairs with the acquire loads of xo_pool_active / info. */
     atomic_store_explicit(&w->state, XO_POOL_GONE, memory_order_release);
     pthread_mutex_unlock(&rt->pools_lock);
     rehome_leftovers(rt, w);
@@ -361,6 +362,7 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
     if (w == NULL)
         return XO_EINVAL;
     out->index = index;
+    /* acquire: pairs with the state stores under pools_lock. */
     out->kind = atomic_load_explicit(&w->state, memory_order_acquire) ==
                         XO_POOL_GONE
                     ? XO_POOL_REMOVED
@@ -420,6 +422,7 @@ static int least_loaded(xo_runtime_t *rt, unsigned *pool)
            way, so only the actor count tells such pools apart. */
         unsigned level = busy_level(w);
         uint64_t q = level <= 1 ? 0 : level - 1;
+        /* relaxed: a counter read as a hint. */
         uint64_t a = atomic_load_explicit(&w->actors, memory_order_relaxed);
         if (q < best_q || (q == best_q && a < best_a)) {
             best = c[j];

@@ -156,6 +156,7 @@ int xo_runtime_stop(xo_runtime_t *rt)
        closing check just before stop began may still be on its way to
        them (it will then fail with XO_ECLOSED). */
     pthread_mutex_lock(&rt->stop_lock);
+    /* seq_cst (under stop_lock): read by wait_stopped under the same lock. */
     atomic_store(&rt->state, XO_RT_STOPPED);
     pthread_cond_broadcast(&rt->stop_cond);
     pthread_mutex_unlock(&rt->stop_lock);
@@ -166,6 +167,7 @@ int xo_runtime_stop(xo_runtime_t *rt)
 static void wait_stopped(xo_runtime_t *rt)
 {
     pthread_mutex_lock(&rt->stop_lock);
+    /* seq_cst, under stop_lock: pairs with the store in xo_runtime_stop. */
     while (atomic_load(&rt->state) != XO_RT_STOPPED)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);

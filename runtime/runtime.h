@@ -266,7 +266,6 @@ struct xo_worker {
     bool exit_pending; /* owner worker only: exit after the current item */
     pthread_t thread;
     char *labels;                /* "cpu[,user...]", owned */
-    struct xo_ctx ctx;
     struct xo_item exit_item;
     struct xo_timer_heap timers; /* owner worker only */
     /* Cells whose handlers block in xo_worker_block on this thread, outer

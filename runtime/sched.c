@@ -174,6 +174,7 @@ static void park(struct xo_worker *w, uint64_t next_deadline)
     /* Woken by a timer deadline: take the mark back so that senders keep
        pushing without waking us; if a sender took it already, the wake
        word is (or will be) 1 and the next park returns at once. */
+    /* acquire: pairs with the producers' acq_rel exchange on head. */
     uintptr_t marked = atomic_load_explicit(&w->runq.head,
                                             memory_order_acquire);
     if (marked & XO_MPSCQ_IDLE)

@@ -25,6 +25,7 @@ void xo_slots_fini(struct xo_slots *s, struct xo_allocator *a)
 {
     for (uint32_t i = 0; i < XO_SLOT_MAX_SEGS; i++) {
         struct xo_slot *seg =
+            /* relaxed: teardown, no other thread is left. */
             atomic_load_explicit(&s->segs[i], memory_order_relaxed);
         if (seg == NULL)
             break;
