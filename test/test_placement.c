@@ -434,60 +434,6 @@ Test(placement, removing_a_pool_destroys_even_actors_whose_on_destroy_refuses)
     stop_runtime(rt);
 }
 
-/* ---- fairness --------------------------------------------------------- */
-
-static atomic_long flood_handled;
-static _Atomic long probe_saw = -1;
-static struct latch probed;
-
-static int flood_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
-{
-    (void)ctx;
-    (void)state;
-    (void)m;
-    atomic_fetch_add(&flood_handled, 1);
-    return 0;
-}
-
-static int probe_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
-{
-    (void)ctx;
-    (void)state;
-    (void)m;
-    atomic_store(&probe_saw, atomic_load(&flood_handled));
-    latch_count_down(&probed);
-    return 0;
-}
-
-static const xo_actor_def_t flood_def = {
-    .name = "flood", .on_message = flood_message,
-};
-static const xo_actor_def_t probe_def = {
-    .name = "probe", .on_message = probe_message,
-};
-
-#define FLOOD_SIZE 200000
-
-Test(placement, a_flooded_actor_does_not_starve_its_pool_mates)
-{
-    xo_runtime_t *rt = start_runtime(1);
-    latch_init(&probed, 1);
-    xo_ref_t flood, probe;
-    cr_assert_eq(xo_spawn(rt, &flood_def, NULL, &flood), 0);
-    cr_assert_eq(xo_spawn(rt, &probe_def, NULL, &probe), 0);
-    /* Queue the whole flood first (one exchange), then the probe. */
-    static xo_batch_item_t items[FLOOD_SIZE];
-    for (int i = 0; i < FLOOD_SIZE; i++)
-        items[i] = (xo_batch_item_t){ FLOOD, NULL, 0 };
-    cr_assert_eq(xo_tell_batch(flood, items, FLOOD_SIZE), 0);
-    cr_assert_eq(xo_tell(probe, PROBE, NULL, 0), 0);
-    latch_wait(&probed);
-    cr_assert_lt(atomic_load(&probe_saw), FLOOD_SIZE,
-                 "the probe ran while the flood was still queued");
-    stop_runtime(rt);
-    cr_assert_eq(atomic_load(&flood_handled), FLOOD_SIZE);
-}
-
 /* ---- work sharing ----------------------------------------------------- */
 
 static atomic_int release_block;
@@ -533,6 +479,66 @@ static pthread_t thread_of(xo_future_t *f)
     memcpy(&t, r.data, sizeof(t));
     xo_future_release(f);
     return t.thread;
+}
+
+/* ---- fairness --------------------------------------------------------- */
+
+static atomic_long flood_handled;
+static _Atomic long probe_saw = -1;
+static struct latch probed;
+
+static int flood_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&flood_handled, 1);
+    return 0;
+}
+
+static int probe_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_store(&probe_saw, atomic_load(&flood_handled));
+    latch_count_down(&probed);
+    return 0;
+}
+
+static const xo_actor_def_t flood_def = {
+    .name = "flood", .on_message = flood_message,
+};
+static const xo_actor_def_t probe_def = {
+    .name = "probe", .on_message = probe_message,
+};
+
+#define FLOOD_SIZE 200000
+
+Test(placement, a_flooded_actor_does_not_starve_its_pool_mates)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    latch_init(&probed, 1);
+    xo_ref_t flood, probe, blocker;
+    cr_assert_eq(xo_spawn(rt, &flood_def, NULL, &flood), 0);
+    cr_assert_eq(xo_spawn(rt, &probe_def, NULL, &probe), 0);
+    cr_assert_eq(xo_spawn(rt, &blocker_def, NULL, &blocker), 0);
+    /* Hold the only worker, so both are queued before either runs. */
+    cr_assert_eq(xo_tell(blocker, BLOCK, NULL, 0), 0);
+    while (!atomic_load(&blocking))
+        sleep_ms(1);
+    /* Queue the whole flood first (one exchange), then the probe. */
+    static xo_batch_item_t items[FLOOD_SIZE];
+    for (int i = 0; i < FLOOD_SIZE; i++)
+        items[i] = (xo_batch_item_t){ FLOOD, NULL, 0 };
+    cr_assert_eq(xo_tell_batch(flood, items, FLOOD_SIZE), 0);
+    cr_assert_eq(xo_tell(probe, PROBE, NULL, 0), 0);
+    atomic_store(&release_block, 1);
+    latch_wait(&probed);
+    cr_assert_lt(atomic_load(&probe_saw), FLOOD_SIZE,
+                 "the probe ran while the flood was still queued");
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&flood_handled), FLOOD_SIZE);
 }
 
 Test(placement, only_movable_actors_run_on_an_idle_pool_while_home_is_busy)
