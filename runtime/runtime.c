@@ -180,6 +180,9 @@ void xo_runtime_free(xo_runtime_t *rt)
     if (xo_runtime_stop(rt) == XO_ECLOSED)
         wait_stopped(rt);
     release_tables(rt);
+    /* The workers' cached blocks went to the allocator's depot when they
+       exited: give them back to the backend. */
+    xo_mem_trim();
     pthread_mutex_destroy(&rt->pools_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
