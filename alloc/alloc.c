@@ -1,8 +1,9 @@
 /*
- * alloc.c -- see alloc.h for the design.
+ * alloc.c -- see alloc.h for the design; the fast paths are inline there,
+ * the slow paths and the depot are here.
  *
  * The small-block cache. Blocks of up to XO_CACHE_MAX bytes are rounded to
- * one of NCLASS size classes (jemalloc's own small classes, so rounding
+ * one of XO_NCLASS size classes (jemalloc's own small classes, so rounding
  * costs no memory over jemalloc). A freed block goes onto the freeing
  * thread's list for its class; an allocation takes from the allocating
  * thread's list. Neither touches a lock or an atomic.
@@ -10,11 +11,12 @@
  * Messages are allocated on the sender's thread and freed on the
  * receiver's, so the lists drift: the receiver's fill, the sender's empty.
  * Blocks flow back in magazines of XO_MAG blocks through a per-class depot:
- * a thread whose list is full parks it as its spare and, when the spare is
- * taken too, hands the spare to the depot; a thread whose lists are empty
- * takes a magazine from the depot. That is one mutex acquisition per
- * XO_MAG blocks on either side, instead of jemalloc's bin lock on every
- * tcache flush of blocks another thread allocated.
+ * a thread whose list is full keeps it as its spare and, when the spare is
+ * full already, hands the spare to the depot; a thread whose lists are
+ * empty takes a magazine from the depot, or failing that a magazine's worth
+ * from the backend at once. That is one mutex acquisition per XO_MAG blocks
+ * on either side, instead of jemalloc's bin lock on every tcache flush of
+ * blocks another thread allocated.
  *
  * Bounds: a thread keeps at most two magazines per class; the depot keeps
  * at most XO_DEPOT_MAX magazines per class and frees the rest. A thread's
@@ -24,13 +26,12 @@
  * Free blocks are linked through their first word; a magazine in the depot
  * is linked to the next one through its first block's second word. Under
  * AddressSanitizer the rest of a cached block is poisoned, so a use after
- * free past its first 16 bytes is still reported.
+ * free past its first XO_LINK_BYTES is still reported.
  */
 #include "alloc.h"
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,39 +39,17 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define XO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define XO_ASAN 1
-#endif
-#endif
-#ifdef XO_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-#define NCLASS 12
-#define XO_MAG 64
-#ifndef XO_DEPOT_MAX
 #define XO_DEPOT_MAX 64
-#endif
 
-static const uint32_t class_size[NCLASS] = { 16,  32,  48,  64,  80,  96,
-                                              112, 128, 160, 192, 224, 256 };
+const uint32_t xo_class_size[XO_NCLASS] = { 16,  32,  48,  64,  80,  96,
+                                            112, 128, 160, 192, 224, 256 };
 
-_Static_assert(XO_CACHE_MAX == 256, "class table ends at XO_CACHE_MAX");
+_Static_assert(XO_CACHE_MAX == 256, "the class table ends at XO_CACHE_MAX");
+_Static_assert(XO_LINK_BYTES <= 16, "the smallest class holds both links");
 
-static inline unsigned size_class(size_t size)
-{
-    /* size in 1..XO_CACHE_MAX: 16-byte steps to 128, then 32-byte. */
-    return size <= 128 ? (unsigned)((size - 1) >> 4)
-                       : 8u + (unsigned)((size - 129) >> 5);
-}
+__thread struct xo_tcache xo_tc __attribute__((tls_model("initial-exec")));
+
+enum { TC_NEW = 0, TC_LIVE, TC_DEAD };
 
 /* ---- the backend: jemalloc or the C library ------------------------- */
 
@@ -93,22 +72,6 @@ static void backend_free(void *p, size_t size)
 #endif
 }
 
-/* ---- links inside free blocks ------------------------------------- */
-
-/* The first LINK_BYTES of a cached block hold the links and stay
-   unpoisoned: LeakSanitizer does not follow pointers stored in poisoned
-   memory, and would report every cached block as leaked. The rest of the
-   block is poisoned while it is cached. */
-#define LINK_BYTES (2 * sizeof(void *))
-_Static_assert(LINK_BYTES <= 16, "the smallest class holds both links");
-
-static inline void poison_block(void *p, uint32_t size)
-{
-    POISON((char *)p + LINK_BYTES, size - LINK_BYTES);
-    (void)p;
-    (void)size;
-}
-
 static inline void *link_get(void *block, unsigned word)
 {
     return ((void **)block)[word];
@@ -119,6 +82,23 @@ static inline void link_set(void *block, unsigned word, void *v)
     ((void **)block)[word] = v;
 }
 
+static inline void poison_block(void *p, uint32_t size)
+{
+    XO_POISON((char *)p + XO_LINK_BYTES, size - XO_LINK_BYTES);
+    (void)p;
+    (void)size;
+}
+
+static void free_list(void *head, uint32_t size)
+{
+    while (head != NULL) {
+        void *next = link_get(head, 0);
+        XO_UNPOISON(head, size);
+        backend_free(head, size);
+        head = next;
+    }
+}
+
 /* ---- the depot ------------------------------------------------------ */
 
 struct depot {
@@ -127,21 +107,11 @@ struct depot {
     unsigned count;
 };
 
-static struct depot depots[NCLASS] = {
+static struct depot depots[XO_NCLASS] = {
 #define D { PTHREAD_MUTEX_INITIALIZER, NULL, 0 }
     D, D, D, D, D, D, D, D, D, D, D, D
 #undef D
 };
-
-static void free_list(void *head, uint32_t size)
-{
-    while (head != NULL) {
-        void *next = link_get(head, 0);
-        UNPOISON(head, size);
-        backend_free(head, size);
-        head = next;
-    }
-}
 
 /* Give a full magazine to the depot (or back to the backend when the
    depot holds its maximum). */
@@ -157,7 +127,7 @@ static void depot_put(unsigned c, void *mag)
     }
     pthread_mutex_unlock(&d->lock);
     if (mag != NULL)
-        free_list(mag, class_size[c]);
+        free_list(mag, xo_class_size[c]);
 }
 
 static void *depot_get(unsigned c)
@@ -176,7 +146,7 @@ static void *depot_get(unsigned c)
 size_t xo_mem_depot_blocks(void)
 {
     size_t n = 0;
-    for (unsigned c = 0; c < NCLASS; c++) {
+    for (unsigned c = 0; c < XO_NCLASS; c++) {
         pthread_mutex_lock(&depots[c].lock);
         n += (size_t)depots[c].count * XO_MAG;
         pthread_mutex_unlock(&depots[c].lock);
@@ -186,7 +156,7 @@ size_t xo_mem_depot_blocks(void)
 
 void xo_mem_trim(void)
 {
-    for (unsigned c = 0; c < NCLASS; c++) {
+    for (unsigned c = 0; c < XO_NCLASS; c++) {
         struct depot *d = &depots[c];
         pthread_mutex_lock(&d->lock);
         void *mags = d->mags;
@@ -195,30 +165,13 @@ void xo_mem_trim(void)
         pthread_mutex_unlock(&d->lock);
         while (mags != NULL) {
             void *next = link_get(mags, 1);
-            free_list(mags, class_size[c]);
+            free_list(mags, xo_class_size[c]);
             mags = next;
         }
     }
 }
 
-/* ---- the thread cache ---------------------------------------------- */
-
-struct list {
-    /* tail: the last block while n > 0, or NULL when not known (a
-       magazine taken from the depot) */
-    void *head, *tail;
-    unsigned n;
-};
-
-enum { TC_NEW = 0, TC_LIVE, TC_DEAD };
-
-struct tcache {
-    int state;
-    struct list cur[NCLASS];   /* allocate from and free to this one */
-    struct list spare[NCLASS]; /* empty, or a full magazine */
-};
-
-static __thread struct tcache tc __attribute__((tls_model("initial-exec")));
+/* ---- the thread cache's slow paths -------------------------------- */
 
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
@@ -229,14 +182,15 @@ static bool tc_key_ok;
 static void tc_release(void *unused)
 {
     (void)unused;
-    tc.state = TC_DEAD;
-    for (unsigned c = 0; c < NCLASS; c++) {
-        struct list *ls[2] = { &tc.cur[c], &tc.spare[c] };
+    xo_tc.state = TC_DEAD;
+    xo_tc.limit = 0;
+    for (unsigned c = 0; c < XO_NCLASS; c++) {
+        struct xo_tc_list *ls[2] = { &xo_tc.cur[c], &xo_tc.spare[c] };
         for (unsigned i = 0; i < 2; i++) {
             if (ls[i]->n == XO_MAG)
                 depot_put(c, ls[i]->head);
             else
-                free_list(ls[i]->head, class_size[c]);
+                free_list(ls[i]->head, xo_class_size[c]);
             ls[i]->head = NULL;
             ls[i]->n = 0;
         }
@@ -250,31 +204,33 @@ static void tc_key_create(void)
 
 /* First use on this thread: arrange for tc_release at its exit. Without
    a key the thread does not cache (nothing would return its blocks). */
-static bool tc_start(void)
+static bool tc_live(void)
 {
-    if (tc.state == TC_NEW) {
+    if (xo_tc.state == TC_NEW) {
         pthread_once(&tc_once, tc_key_create);
-        if (tc_key_ok && pthread_setspecific(tc_key, &tc) == 0)
-            tc.state = TC_LIVE;
-        else
-            tc.state = TC_DEAD;
+        if (tc_key_ok && pthread_setspecific(tc_key, &xo_tc) == 0) {
+            xo_tc.state = TC_LIVE;
+            xo_tc.limit = XO_MAG;
+        } else {
+            xo_tc.state = TC_DEAD;
+        }
     }
-    return tc.state == TC_LIVE;
+    return xo_tc.state == TC_LIVE;
 }
 
-/* The depot is empty: take a magazine's worth from the backend at once
-   (so that the depot is asked once per XO_MAG allocations, not on each),
-   keep all but the one returned. The list keeps the backend's order: the
-   backend hands out consecutive addresses, and a queue of messages read
-   in address order is what the hardware prefetcher streams best when a
-   backlog has left the cache. */
+/* The lists are empty and so is the depot: take a magazine's worth from
+   the backend at once (so that the depot is asked once per XO_MAG
+   allocations, not on each) and keep all but the one returned. The list
+   keeps the backend's order: it hands out consecutive addresses, and a
+   queue of messages read in address order is what the hardware prefetcher
+   streams best once a backlog has left the cache. */
 static void *refill(unsigned c)
 {
-    const uint32_t size = class_size[c];
+    const uint32_t size = xo_class_size[c];
     void *p = backend_alloc(size, false);
     if (p == NULL)
         return NULL;
-    struct list *l = &tc.cur[c];
+    struct xo_tc_list *l = &xo_tc.cur[c];
     void *last = NULL;
     for (unsigned i = 1; i < XO_MAG; i++) {
         void *b = backend_alloc(size, false);
@@ -289,83 +245,38 @@ static void *refill(unsigned c)
         last = b;
         l->n++;
     }
-    l->tail = last;
     return p;
 }
 
+/* The list for class c is empty (or the thread is new). */
 static void *cache_alloc(unsigned c, size_t size)
 {
-    struct list *l = &tc.cur[c];
-    if (__builtin_expect(l->n == 0, 0)) {
-        if (__builtin_expect(tc.state != TC_LIVE, 0) && !tc_start())
-            return backend_alloc(class_size[c], false);
-        if (tc.spare[c].n != 0) {
-            *l = tc.spare[c];
-            tc.spare[c].head = NULL;
-            tc.spare[c].n = 0;
+    struct xo_tc_list *l = &xo_tc.cur[c];
+    if (l->n == 0) {
+        if (!tc_live())
+            return backend_alloc(xo_class_size[c], false);
+        if (xo_tc.spare[c].n != 0) {
+            *l = xo_tc.spare[c];
+            xo_tc.spare[c].head = NULL;
+            xo_tc.spare[c].n = 0;
         } else {
             void *mag = depot_get(c);
-            if (mag == NULL)
-                return refill(c);
+            if (mag == NULL) {
+                void *p = refill(c);
+                if (p != NULL)
+                    XO_UNPOISON(p, size);
+                return p;
+            }
             l->head = mag;
-            l->tail = NULL;
             l->n = XO_MAG;
         }
     }
     void *p = l->head;
     l->head = link_get(p, 0);
     l->n--;
-    /* Only what was asked for: the rest of the class stays poisoned. */
-    UNPOISON(p, size);
+    XO_UNPOISON(p, size);
     (void)size;
     return p;
-}
-
-static void cache_free(unsigned c, void *p)
-{
-    if (__builtin_expect(tc.state != TC_LIVE, 0) && !tc_start()) {
-        backend_free(p, class_size[c]);
-        return;
-    }
-    struct list *l = &tc.cur[c];
-    if (__builtin_expect(l->n == XO_MAG, 0)) {
-        if (tc.spare[c].n != 0)
-            depot_put(c, tc.spare[c].head);
-        tc.spare[c] = *l;
-        l->head = NULL;
-        l->n = 0;
-    }
-    /* Appended where the tail is known, so that blocks go out again in the
-       order they came back (the order messages were read in, for a
-       receiver's list). */
-    poison_block(p, class_size[c]);
-    if (l->n == 0) {
-        link_set(p, 0, NULL);
-        l->head = l->tail = p;
-    } else if (l->tail != NULL) {
-        link_set(p, 0, NULL);
-        link_set(l->tail, 0, p);
-        l->tail = p;
-    } else {
-        link_set(p, 0, l->head); /* tail unknown: in front */
-        l->head = p;
-    }
-    l->n++;
-}
-
-/* ---- the interface -------------------------------------------------- */
-
-void xo_mem_init(struct xo_allocator *a)
-{
-    atomic_init(&a->fail_countdown, 0);
-}
-
-void xo_mem_fail_after(struct xo_allocator *a, long n)
-{
-    /* relaxed: a test arms the hook before the operation it tests, on the
-       same thread or before starting the threads that allocate. */
-    atomic_store_explicit(&a->fail_countdown, n < 0 ? 0 : n,
-                          memory_order_relaxed);
 }
 
 static int injected_failure(struct xo_allocator *a)
@@ -384,41 +295,70 @@ static int injected_failure(struct xo_allocator *a)
     return 0;
 }
 
-void *xo_mem_alloc(struct xo_allocator *a, size_t size)
+void *xo_mem_alloc_slow(struct xo_allocator *a, size_t size)
 {
     if (injected_failure(a))
         return NULL;
     if (size == 0)
         size = 1;
     if (size <= XO_CACHE_MAX)
-        return cache_alloc(size_class(size), size);
+        return cache_alloc(xo_size_class(size), size);
     return backend_alloc(size, false);
 }
 
-void *xo_mem_zalloc(struct xo_allocator *a, size_t size)
+void xo_mem_free_slow(void *p, size_t size)
 {
-    if (injected_failure(a))
-        return NULL;
-    if (size == 0)
-        size = 1;
-    if (size <= XO_CACHE_MAX) {
-        void *p = cache_alloc(size_class(size), size);
-        if (p != NULL)
-            memset(p, 0, size);
-        return p;
-    }
-    return backend_alloc(size, true);
-}
-
-void xo_mem_free(struct xo_allocator *a, void *p, size_t size)
-{
-    (void)a;
     if (p == NULL)
         return;
     if (size == 0)
         size = 1;
-    if (size <= XO_CACHE_MAX)
-        cache_free(size_class(size), p);
-    else
+    if (size > XO_CACHE_MAX) {
         backend_free(p, size);
+        return;
+    }
+    unsigned c = xo_size_class(size);
+    if (!tc_live()) {
+        backend_free(p, xo_class_size[c]);
+        return;
+    }
+    struct xo_tc_list *l = &xo_tc.cur[c];
+    if (l->n == XO_MAG) {
+        if (xo_tc.spare[c].n != 0)
+            depot_put(c, xo_tc.spare[c].head);
+        xo_tc.spare[c] = *l;
+        l->head = NULL;
+        l->n = 0;
+    }
+    poison_block(p, xo_class_size[c]);
+    link_set(p, 0, l->head);
+    l->head = p;
+    l->n++;
+}
+
+/* ---- the rest of the interface --------------------------------------- */
+
+void xo_mem_init(struct xo_allocator *a)
+{
+    atomic_init(&a->fail_countdown, 0);
+}
+
+void xo_mem_fail_after(struct xo_allocator *a, long n)
+{
+    /* relaxed: a test arms the hook before the operation it tests, on the
+       same thread or before starting the threads that allocate. */
+    atomic_store_explicit(&a->fail_countdown, n < 0 ? 0 : n,
+                          memory_order_relaxed);
+}
+
+void *xo_mem_zalloc(struct xo_allocator *a, size_t size)
+{
+    if (size - 1 >= XO_CACHE_MAX) {
+        if (injected_failure(a))
+            return NULL;
+        return backend_alloc(size ? size : 1, true);
+    }
+    void *p = xo_mem_alloc(a, size);
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
 }

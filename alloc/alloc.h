@@ -5,20 +5,22 @@
  * Small blocks (up to XO_CACHE_MAX bytes: envelopes of small messages,
  * timers, request copies) come from a per-thread cache in front of the
  * backend: an allocation pops a thread-local list and a free pushes one, no
- * lock and no atomic. Blocks freed on another thread than the one that
- * allocated them (every message: allocated by the sender, freed by the
- * receiver) flow back in magazines of 64 through a per-size depot, one
- * mutex acquisition per magazine (alloc.c says more). Larger blocks go
+ * lock and no atomic, inlined here. Blocks freed on another thread than the
+ * one that allocated them (every message: allocated by the sender, freed by
+ * the receiver) flow back in magazines of XO_MAG through a per-size depot,
+ * one mutex acquisition per magazine (alloc.c says more). Larger blocks go
  * straight to the backend.
  *
  * With XO_USE_JEMALLOC (the default) the backend is jemalloc's
- * mallocx/sdallocx; the sized free lets jemalloc skip the size lookup. The library calls mallocx explicitly and never relies on
- * jemalloc replacing malloc (a program linked against the shared library
- * keeps the C library's malloc; one that links jemalloc directly, as the
- * static library asks, gets jemalloc's for everything). Without jemalloc (-DXO_USE_JEMALLOC=OFF, and in
- * the sanitizer builds, where the sanitizers must see every block the
- * backend hands out) the backend is the system malloc. The cache stays on in
- * every build; under AddressSanitizer it poisons the blocks it holds.
+ * mallocx/sdallocx; the sized free lets jemalloc skip the size lookup. The
+ * library calls mallocx explicitly and never relies on jemalloc replacing
+ * malloc (a program linked against the shared library keeps the C
+ * library's malloc; one that links jemalloc directly, as the static library
+ * asks, gets jemalloc's for everything). Without jemalloc
+ * (-DXO_USE_JEMALLOC=OFF, and in the sanitizer builds, where the sanitizers
+ * must see every block the backend hands out) the backend is the system
+ * malloc. The cache stays on in every build; under AddressSanitizer it
+ * poisons the blocks it holds.
  *
  * Every allocation of the runtime goes through xo_mem_alloc, so one knob can
  * fail any of them: the test hook xo_mem_fail_after(a, n) makes the n-th
@@ -32,20 +34,112 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define XO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XO_ASAN 1
+#endif
+#endif
+#ifdef XO_ASAN
+#include <sanitizer/asan_interface.h>
+#define XO_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define XO_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define XO_POISON(p, n) ((void)(p), (void)(n))
+#define XO_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 struct xo_allocator {
     /* > 0: allocations left before the injected failure. */
     _Atomic long fail_countdown;
 };
 
-void xo_mem_init(struct xo_allocator *a);
-void *xo_mem_alloc(struct xo_allocator *a, size_t size);
-void *xo_mem_zalloc(struct xo_allocator *a, size_t size);
-/* size must be the size the block was allocated with. */
-void xo_mem_free(struct xo_allocator *a, void *p, size_t size);
-
 /* Blocks up to this size are served by the per-thread cache. */
 #define XO_CACHE_MAX 256
+/* Size classes (jemalloc's small classes up to XO_CACHE_MAX). */
+#define XO_NCLASS 12
+/* Blocks per magazine: the most a thread's list for one class holds. */
+#define XO_MAG 64u
+
+/* The first XO_LINK_BYTES of a cached block hold its links and stay
+   unpoisoned (LeakSanitizer does not follow pointers in poisoned memory);
+   the rest is poisoned while the block is cached. */
+#define XO_LINK_BYTES (2 * sizeof(void *))
+
+struct xo_tc_list {
+    void *head; /* blocks linked through their first word */
+    uint32_t n;
+};
+
+/* One per thread. `limit` is XO_MAG while the thread caches, 0 before its
+   first free and after its exit: every free then takes the slow path,
+   which registers the thread (or, once it exited, bypasses the cache). */
+struct xo_tcache {
+    struct xo_tc_list cur[XO_NCLASS];   /* allocate from, free to */
+    struct xo_tc_list spare[XO_NCLASS]; /* empty, or one full magazine */
+    uint32_t limit;
+    int state;
+};
+
+extern __thread struct xo_tcache xo_tc
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+extern const uint32_t xo_class_size[XO_NCLASS];
+
+void xo_mem_init(struct xo_allocator *a);
+void *xo_mem_zalloc(struct xo_allocator *a, size_t size);
+/* The out-of-line halves of xo_mem_alloc and xo_mem_free. */
+void *xo_mem_alloc_slow(struct xo_allocator *a, size_t size);
+void xo_mem_free_slow(void *p, size_t size);
+
+/* size in 1..XO_CACHE_MAX: 16-byte steps to 128, then 32-byte steps. */
+static inline unsigned xo_size_class(size_t size)
+{
+    return size <= 128 ? (unsigned)((size - 1) >> 4)
+                       : 8u + (unsigned)((size - 129) >> 5);
+}
+
+static inline void *xo_mem_alloc(struct xo_allocator *a, size_t size)
+{
+    /* relaxed: see injected_failure in alloc.c. size - 1 wraps for 0. */
+    if (__builtin_expect(atomic_load_explicit(&a->fail_countdown,
+                                              memory_order_relaxed) == 0 &&
+                             size - 1 < XO_CACHE_MAX,
+                         1)) {
+        struct xo_tc_list *l = &xo_tc.cur[xo_size_class(size)];
+        if (__builtin_expect(l->n != 0, 1)) {
+            void *p = l->head;
+            l->head = *(void **)p;
+            l->n--;
+            /* Only what was asked for: the rest of the class stays
+               poisoned. */
+            XO_UNPOISON(p, size);
+            return p;
+        }
+    }
+    return xo_mem_alloc_slow(a, size);
+}
+
+/* size must be the size the block was allocated with. */
+static inline void xo_mem_free(struct xo_allocator *a, void *p, size_t size)
+{
+    (void)a;
+    if (__builtin_expect(p != NULL && size - 1 < XO_CACHE_MAX, 1)) {
+        unsigned c = xo_size_class(size);
+        struct xo_tc_list *l = &xo_tc.cur[c];
+        if (__builtin_expect(l->n < xo_tc.limit, 1)) {
+            XO_POISON((char *)p + XO_LINK_BYTES,
+                      xo_class_size[c] - XO_LINK_BYTES);
+            *(void **)p = l->head;
+            l->head = p;
+            l->n++;
+            return;
+        }
+    }
+    xo_mem_free_slow(p, size);
+}
 
 /* Free the blocks the depot holds (the threads' own lists stay). */
 void xo_mem_trim(void);
