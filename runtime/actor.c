@@ -38,10 +38,12 @@ void xo_spawn_opts_init(xo_spawn_opts_t *opts)
     opts->pool = XO_POOL_ANY;
 }
 
+/* Whole cache lines, so that the header's three groups keep to their own
+   lines (see struct xo_cell). */
 static size_t cell_size(const xo_actor_def_t *def)
 {
-    size_t state = (def->state_size + 15u) & ~(size_t)15u;
-    return sizeof(struct xo_cell) + state;
+    size_t line = XO_CACHELINE;
+    return (sizeof(struct xo_cell) + def->state_size + line - 1) & ~(line - 1);
 }
 
 static void free_name(struct xo_name *n, void *arg)
@@ -161,7 +163,8 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     c->capacity = c->stateless ? 0 : opts->capacity;
     c->run.kind = XO_K_ACTOR;
     c->reap.kind = XO_K_REAP;
-    xo_mpscq_init(&c->mbox, false); /* busy until on_create is over */
+    /* busy until on_create is over */
+    xo_mpscq_init(&c->mbox, &c->mbox_tail, false);
     rc = new_name(rt, opts->uid, &c->name);
     if (rc == 0)
         rc = xo_slots_take(&rt->slots, &rt->mem, &c->index, &c->gen);
@@ -238,6 +241,8 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
     }
     if (opts->arg == NULL && opts->arg_size > 0)
         return XO_EINVAL;
+    if (def->state_size > XO_STATE_MAX)
+        return XO_EINVAL;
     if (xo_rt_closing(rt))
         return XO_ECLOSED;
     struct xo_cell *c;
@@ -268,7 +273,7 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
     }
     xo_ref_t ref = xo_cell_ref(c);
     /* From here on c may be reclaimed at any time (if withdrawn). */
-    if (!xo_mpscq_mark_idle(&c->mbox))
+    if (!xo_mpscq_mark_idle(&c->mbox, c->mbox_tail))
         xo_schedule(c);
     if (rc != 0)
         return rc;

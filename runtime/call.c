@@ -38,7 +38,7 @@ int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
     f->rt = rt;
     f->callee_id = callee_id;
     f->count = count;
-    xo_mpscq_init(&f->parts, false);
+    xo_mpscq_init(&f->parts, &f->parts_tail, false);
     atomic_init(&f->refs, 1); /* the caller's; each request adds one */
     atomic_init(&f->pending, count);
     atomic_init(&f->flags, count == 0 ? XO_FUT_DONE : 0);
@@ -59,7 +59,7 @@ static void free_future(struct xo_future *f)
     if (f->current_part)
         xo_envelope_free(rt, f->current_part);
     struct xo_qnode *n;
-    while ((n = xo_mpscq_pop(&f->parts)) != NULL)
+    while ((n = xo_mpscq_pop(&f->parts, &f->parts_tail)) != NULL)
         xo_envelope_free(rt, (struct xo_envelope *)n);
     xo_mem_free(&rt->mem, f, f->alloc_size);
 }
@@ -472,7 +472,7 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
     for (;;) {
         /* acquire: pairs with the event/DONE release by the producer. */
         uint32_t seen = atomic_load_explicit(&f->flags, memory_order_acquire);
-        struct xo_qnode *n = xo_mpscq_pop(&f->parts);
+        struct xo_qnode *n = xo_mpscq_pop(&f->parts, &f->parts_tail);
         if (n != NULL) {
             struct xo_envelope *env = (struct xo_envelope *)n;
             f->current_part = env;
@@ -483,7 +483,7 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
             /* Parts are queued before DONE is set: none can be missing
                once DONE was seen before the pop above came up empty,
                except one mid-link; retry while the queue is not empty. */
-            if (!xo_mpscq_empty(&f->parts))
+            if (!xo_mpscq_empty(&f->parts, f->parts_tail))
                 continue;
             const struct xo_call_item *it = &f->items[0];
             if (it->status < 0) {

@@ -65,6 +65,7 @@ struct xo_future {
     /* Streams: parts (envelopes) queued by the callee, read by the
        caller; the part last handed out is kept until the next read. */
     struct xo_mpscq parts;
+    struct xo_qnode *parts_tail; /* the reader's end (a stream is not hot) */
     struct xo_envelope *current_part;
     /* Continuation, run as a turn of then_actor. */
     xo_ref_t then_actor;

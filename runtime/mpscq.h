@@ -33,21 +33,32 @@ struct xo_qnode {
     _Atomic(struct xo_qnode *) next;
 };
 
+/*
+ * Layout. The queue is split in two: this struct is the producers' end
+ * (head, and the stub whose link the producer that finds the queue empty
+ * writes), and the consumer's end is a separate `tail` pointer that the
+ * owner of the queue places at least a cache line away from head. Only
+ * the consumer writes tail, on every pop; with tail beside head every push
+ * would first have to take the line back from a consumer that is draining
+ * the queue. Kept apart, a producer and a consumer working through a
+ * backlog share no line but the nodes themselves, and a hand-off to an
+ * idle consumer still moves one line (head and stub together).
+ */
 struct xo_mpscq {
     /* Producers' end: the last node pushed, low bit = idle mark. */
     _Atomic uintptr_t head;
-    /* Consumer's end: the next node to hand out, or the stub. */
-    struct xo_qnode *tail;
     struct xo_qnode stub;
 };
 
 #define XO_MPSCQ_IDLE ((uintptr_t)1)
 
-/* The queue starts empty; `idle` says whether it starts marked idle. */
-static inline void xo_mpscq_init(struct xo_mpscq *q, bool idle)
+/* The queue starts empty; `idle` says whether it starts marked idle.
+   *tail is the consumer's end (see Layout). */
+static inline void xo_mpscq_init(struct xo_mpscq *q, struct xo_qnode **tail,
+                                 bool idle)
 {
     atomic_init(&q->stub.next, NULL);
-    q->tail = &q->stub;
+    *tail = &q->stub;
     atomic_init(&q->head, (uintptr_t)&q->stub | (idle ? XO_MPSCQ_IDLE : 0));
 }
 
@@ -81,26 +92,27 @@ static inline bool xo_mpscq_push(struct xo_mpscq *q, struct xo_qnode *n)
 }
 
 /*
- * Take the oldest node, or NULL when the queue is empty or a producer is
- * between its exchange and its link store. The node returned is fully
- * detached: the caller may free or re-push it at once.
+ * Consumer only. Take the oldest node, or NULL when the queue is empty or a
+ * producer is between its exchange and its link store. The node returned is
+ * fully detached: the caller may free or re-push it at once.
  */
-static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q)
+static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q,
+                                            struct xo_qnode **tailp)
 {
-    struct xo_qnode *tail = q->tail;
+    struct xo_qnode *tail = *tailp;
     /* acquire: pairs with the release link store in push. */
     struct xo_qnode *next =
         atomic_load_explicit(&tail->next, memory_order_acquire);
     if (tail == &q->stub) {
         if (next == NULL)
             return NULL;
-        q->tail = next;
+        *tailp = next;
         tail = next;
         /* acquire: pairs with the release link store in push. */
         next = atomic_load_explicit(&tail->next, memory_order_acquire);
     }
     if (next != NULL) {
-        q->tail = next;
+        *tailp = next;
         return tail;
     }
     /* tail is the last linked node. If a producer already exchanged head
@@ -116,7 +128,7 @@ static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q)
     /* acquire: pairs with the release link store in push. */
     next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (next != NULL) {
-        q->tail = next;
+        *tailp = next;
         return tail;
     }
     return NULL;
@@ -127,9 +139,9 @@ static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q)
  * next producer will bring the consumer back). Returns false when a node is
  * present or on its way: the consumer must keep the queue scheduled.
  */
-static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q)
+static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q,
+                                      struct xo_qnode *tail)
 {
-    struct xo_qnode *tail = q->tail;
     if (tail != &q->stub ||
         /* acquire: pairs with the release link store in push. */
         atomic_load_explicit(&q->stub.next, memory_order_acquire) != NULL)
@@ -144,11 +156,11 @@ static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q)
 }
 
 /* Consumer only: true when nothing is queued or on its way. */
-static inline bool xo_mpscq_empty(struct xo_mpscq *q)
+static inline bool xo_mpscq_empty(struct xo_mpscq *q, struct xo_qnode *tail)
 {
     /* acquire: pairs with the producers' exchange on head. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
-    return q->tail == &q->stub &&
+    return tail == &q->stub &&
            (struct xo_qnode *)(head & ~XO_MPSCQ_IDLE) == &q->stub;
 }
 

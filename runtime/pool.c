@@ -114,7 +114,7 @@ static int new_worker(xo_runtime_t *rt, unsigned index, int cpu,
     w->core = cpu >= 0 ? cpu : nth_allowed_cpu(&rt->allowed, index);
     w->exit_item.kind = XO_K_EXIT;
     w->start_ns = xo_coarse_ns();
-    xo_mpscq_init(&w->runq, false);
+    xo_mpscq_init(&w->runq, &w->runq_tail, false);
     atomic_init(&w->state, XO_POOL_ACTIVE);
     w->labels = make_labels(user_labels);
     if (w->labels == NULL) {
@@ -206,7 +206,7 @@ void xo_pools_free(xo_runtime_t *rt)
         /* Timers handed to a worker after it stopped (a removal racing
            stop) are still in its run queue or heap. */
         struct xo_qnode *q;
-        while ((q = xo_mpscq_pop(&w->runq)) != NULL)
+        while ((q = xo_mpscq_pop(&w->runq, &w->runq_tail)) != NULL)
             if (((struct xo_item *)q)->kind == XO_K_TIMER)
                 xo_timer_discard(rt, xo_container_of((struct xo_item *)q,
                                                      struct xo_timer, item));
@@ -268,7 +268,7 @@ static void rehome_leftovers(xo_runtime_t *rt, struct xo_worker *w)
         return;
     xo_timers_move(w, xo_pool(rt, 0));
     struct xo_qnode *n;
-    while ((n = xo_mpscq_pop(&w->runq)) != NULL) {
+    while ((n = xo_mpscq_pop(&w->runq, &w->runq_tail)) != NULL) {
         struct xo_item *it = (struct xo_item *)n;
         switch (it->kind) {
         case XO_K_ACTOR:

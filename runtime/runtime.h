@@ -153,41 +153,71 @@ xo_ref_t xo_current_sender(xo_runtime_t *rt);
 /* Stateless actors: tasks in flight in the low bits, DEAD once destroyed. */
 #define XO_INFLIGHT_DEAD (UINT64_C(1) << 63)
 
+/*
+ * An actor cell is three cache lines of header, grouped by who writes them,
+ * then the actor's state. Cells are allocated in multiples of 64 bytes, and
+ * the allocator's blocks of those sizes are 64-byte aligned, so each group
+ * is one line:
+ *   line 0, written by senders: the mailbox's producers' end, the run link
+ *           (the sender that schedules the actor writes it), the counts
+ *           senders keep;
+ *   line 1, read-mostly: what a send reads to resolve the ref, check the
+ *           actor and schedule it;
+ *   line 2, written by the worker running the actor: the mailbox's
+ *           consumer's end and the per-message counters.
+ * With the consumer's words beside the producers', every send would first
+ * have to take the line back from a worker draining the mailbox (counting:
+ * 21 M against 48 M msgs/s here, docs/performance.md).
+ */
 struct xo_cell {
-    struct xo_mpscq mbox;       /* producers write its head */
+    /* ---- line 0: senders write ---- */
+    /* The mailbox's producers' end; its consumer's end is mbox_tail. */
+    struct xo_mpscq mbox;
     struct xo_item run;         /* ACTOR: link in its worker's run queue */
     struct xo_item reap;        /* REAP: last node of a destroyed actor */
+    /* Bounded only: tells and calls queued and not yet taken. Senders add
+       before pushing, the consumer subtracts as it takes (relaxed: a
+       count, the queue itself orders the messages). */
+    _Atomic uint32_t queued;
+    /* Stateless only: see XO_INFLIGHT_DEAD. */
+    _Atomic uint64_t inflight;
+
+    /* ---- line 1: read-mostly ---- */
     xo_runtime_t *rt;
     const xo_actor_def_t *def;
     struct xo_name *name;       /* uid entry or NULL */
     uint32_t index, gen;        /* immutable after spawn */
     unsigned pool;              /* home pool */
+    uint32_t capacity;          /* mailbox bound, 0: none */
     bool created;               /* on_create succeeded (or none) */
     bool stateless;
     bool movable;               /* other pools may run its turns */
-    uint32_t capacity;          /* mailbox bound, 0: none */
-    /* Bounded only: tells and calls queued and not yet taken. Senders add
-       before pushing, the consumer subtracts as it takes (relaxed: a
-       count, the queue itself orders the messages). */
-    _Atomic uint32_t queued;
     struct xo_mark *mark;       /* idle-label reservation, or NULL */
+    size_t alloc_size;
+
+    /* ---- line 2: the worker running the actor writes ---- */
+    /* The mailbox's consumer's end (mpscq.h, "Layout"). */
+    struct xo_qnode *mbox_tail;
     /* Stateful only: a message popped while collecting an on_batch run
        that did not belong to it; handled next. Owner worker only. */
     struct xo_envelope *stash;
-    /* Set by the destroyer that wins; completed by the reap. */
-    struct xo_future *destroy_f;
-    /* The id of what a blocking wait in this actor's handler waits for
-       (0: none). seq_cst: see the cycle check in call.c. */
-    _Atomic uint64_t waiting_for;
-    /* Stateless only: see XO_INFLIGHT_DEAD. */
-    _Atomic uint64_t inflight;
     /* Written by the worker running the actor only; read by xo_actor_stats
        from any thread. relaxed: counters, no ordering with other data. */
     _Atomic uint64_t handled, failed;
-    size_t alloc_size;
+    /* The id of what a blocking wait in this actor's handler waits for
+       (0: none). seq_cst: see the cycle check in call.c. */
+    _Atomic uint64_t waiting_for;
+    /* Set by the destroyer that wins; completed by the reap. */
+    struct xo_future *destroy_f;
     struct rcu_head rcu;
     alignas(16) unsigned char state[];
 };
+
+_Static_assert(offsetof(struct xo_cell, rt) == XO_CACHELINE &&
+                   offsetof(struct xo_cell, mbox_tail) == 2 * XO_CACHELINE &&
+                   sizeof(struct xo_cell) == 3 * XO_CACHELINE,
+               "the cell header is three lines: senders', read-mostly, "
+               "the worker's");
 
 static inline xo_ref_t xo_cell_ref(const struct xo_cell *c)
 {
@@ -248,11 +278,15 @@ enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
 #define XO_MAX_NESTED_WAITS 64
 
 struct xo_worker {
+    /* The run queue's producers' end, alone on its line; the consumer's
+       end is runq_tail (mpscq.h, "Layout"). */
     alignas(XO_CACHELINE) struct xo_mpscq runq;
     /* Futex word: 0 while parked and not yet woken. The waker stores 1
        (release) after taking the run queue's idle mark; the worker resets
        it to 0 before marking idle again. */
     alignas(XO_CACHELINE) _Atomic uint32_t wake;
+    /* The run queue's consumer's end (owner worker only). */
+    struct xo_qnode *runq_tail;
     /* relaxed: true while the worker runs an item (a hint for sharing). */
     _Atomic bool running;
     /* XO_POOL_*: written under the runtime's pools_lock; read by placement
@@ -280,6 +314,10 @@ struct xo_worker {
     _Atomic uint64_t actors;
     _Atomic uint64_t idle_ns;
 };
+
+_Static_assert(offsetof(struct xo_worker, runq_tail) >=
+                   offsetof(struct xo_worker, runq) + XO_CACHELINE,
+               "a run queue's two ends never share a cache line");
 
 /* Make an actor runnable on its home pool, waking the worker if parked. */
 void xo_schedule(struct xo_cell *c);

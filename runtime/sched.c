@@ -158,7 +158,7 @@ static void park(struct xo_worker *w, uint64_t next_deadline)
 {
     /* relaxed: ordered before the mark by mark_idle's release CAS. */
     atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
-    if (!xo_mpscq_mark_idle(&w->runq))
+    if (!xo_mpscq_mark_idle(&w->runq, w->runq_tail))
         return;
     /* acquire: pairs with wake_worker's release store. */
     while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
@@ -188,14 +188,14 @@ static void park(struct xo_worker *w, uint64_t next_deadline)
 static struct xo_qnode *next_runnable(struct xo_worker *w)
 {
     uint64_t next = xo_timers_run(w);
-    struct xo_qnode *n = xo_mpscq_pop(&w->runq);
+    struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
     if (n != NULL)
         return n;
     uint64_t spin = w->rt->cfg.spin_ns;
     uint64_t deadline = spin ? xo_now_ns() + spin : 0;
     uint64_t idle_since = xo_coarse_ns();
     for (unsigned i = 1;; i++) {
-        n = xo_mpscq_pop(&w->runq);
+        n = xo_mpscq_pop(&w->runq, &w->runq_tail);
         if (n != NULL) {
             bump(&w->idle_ns, xo_coarse_ns() - idle_since);
             return n;
@@ -284,7 +284,7 @@ static struct xo_envelope *next_message(struct xo_cell *c)
         c->stash = NULL;
         return e;
     }
-    struct xo_qnode *q = xo_mpscq_pop(&c->mbox);
+    struct xo_qnode *q = xo_mpscq_pop(&c->mbox, &c->mbox_tail);
     if (q == NULL)
         return NULL;
     /* The reap marker comes back as a fake envelope pointer: callers
@@ -375,7 +375,8 @@ static void run_turn(struct xo_worker *w, struct xo_cell *c)
     }
     tls_ctx = saved;
     bump(&w->handled, n);
-    if (n < batch && c->stash == NULL && xo_mpscq_mark_idle(&c->mbox))
+    if (n < batch && c->stash == NULL &&
+        xo_mpscq_mark_idle(&c->mbox, c->mbox_tail))
         return;
     /* Still has work (or a send is mid-way): back of the line, on this
        worker if it is the actor's home, else through the scheduler. */
@@ -440,7 +441,7 @@ int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
         if (deadline != 0 && now >= deadline)
             return XO_ETIMEDOUT;
         xo_timers_run(w);
-        struct xo_qnode *n = xo_mpscq_pop(&w->runq);
+        struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
         if (n != NULL) {
             idle = 0;
             if (((struct xo_item *)n)->kind == XO_K_EXIT) {

@@ -56,6 +56,11 @@ Test(errors, bad_arguments_are_rejected_with_einval)
     xo_spawn_opts_init(&opts);
     opts.arg_size = 4; /* with arg == NULL */
     cr_assert_eq(xo_spawn(rt, &plain, &opts, &ref), XO_EINVAL);
+    xo_actor_def_t huge = plain;
+    huge.state_size = SIZE_MAX; /* would wrap the cell size */
+    cr_assert_eq(xo_spawn(rt, &huge, NULL, &ref), XO_EINVAL);
+    huge.state_size = XO_STATE_MAX + 1;
+    cr_assert_eq(xo_spawn(rt, &huge, NULL, &ref), XO_EINVAL);
 
     cr_assert_eq(xo_spawn(rt, &plain, NULL, &ref), 0);
     cr_assert_eq(xo_tell(ref, 1, NULL, 8), XO_EINVAL);

@@ -19,6 +19,7 @@ struct item {
 };
 
 static struct xo_mpscq queue;
+static struct xo_qnode *queue_tail;
 static struct item *items[PRODUCERS];
 static atomic_long marks_taken;
 
@@ -37,13 +38,13 @@ static void *producer(void *arg)
 
 static struct item *pop_item(void)
 {
-    struct xo_qnode *n = xo_mpscq_pop(&queue);
+    struct xo_qnode *n = xo_mpscq_pop(&queue, &queue_tail);
     return n ? (struct item *)n : NULL;
 }
 
 Test(mpscq, concurrent_producers_each_arrive_once_in_order)
 {
-    xo_mpscq_init(&queue, false);
+    xo_mpscq_init(&queue, &queue_tail, false);
     pthread_t t[PRODUCERS];
     for (int p = 0; p < PRODUCERS; p++) {
         items[p] = calloc(PER_PRODUCER, sizeof(struct item));
@@ -54,7 +55,7 @@ Test(mpscq, concurrent_producers_each_arrive_once_in_order)
         struct item *it = pop_item();
         if (it == NULL) {
             /* Sometimes go idle: each mark must be taken by one producer. */
-            if ((total & 7) == 0 && xo_mpscq_mark_idle(&queue)) {
+            if ((total & 7) == 0 && xo_mpscq_mark_idle(&queue, queue_tail)) {
                 marks_made++;
                 while (atomic_load(&marks_taken) < marks_made)
                     sched_yield();
@@ -71,7 +72,7 @@ Test(mpscq, concurrent_producers_each_arrive_once_in_order)
         cr_assert_eq(next[p], PER_PRODUCER);
         free(items[p]);
     }
-    cr_assert_null(xo_mpscq_pop(&queue), "nothing beyond what was pushed");
+    cr_assert_null(xo_mpscq_pop(&queue, &queue_tail), "nothing beyond what was pushed");
     cr_assert_eq(atomic_load(&marks_taken), marks_made,
                  "every idle mark taken by exactly one push");
 }
@@ -79,7 +80,7 @@ Test(mpscq, concurrent_producers_each_arrive_once_in_order)
 Test(mpscq, chain_push_keeps_order_and_idle_mark_reports_once)
 {
     struct item it[5];
-    xo_mpscq_init(&queue, true);
+    xo_mpscq_init(&queue, &queue_tail, true);
     for (int i = 0; i < 5; i++) {
         it[i].seq = i;
         if (i > 0)
@@ -95,8 +96,8 @@ Test(mpscq, chain_push_keeps_order_and_idle_mark_reports_once)
         cr_assert_eq(got->seq, i);
     }
     cr_assert_null(pop_item());
-    cr_assert(xo_mpscq_empty(&queue));
-    cr_assert(xo_mpscq_mark_idle(&queue), "empty queue can be marked idle");
+    cr_assert(xo_mpscq_empty(&queue, queue_tail));
+    cr_assert(xo_mpscq_mark_idle(&queue, queue_tail), "empty queue can be marked idle");
     cr_assert(xo_mpscq_push(&queue, &it[0].node));
-    cr_assert_not(xo_mpscq_mark_idle(&queue), "not idle while a node waits");
+    cr_assert_not(xo_mpscq_mark_idle(&queue, queue_tail), "not idle while a node waits");
 }

@@ -204,9 +204,12 @@ XO_API void xo_runtime_free(xo_runtime_t *rt);
  */
 #define XO_ACTOR_STATELESS 1u
 
+/* The largest state_size xo_spawn accepts. */
+#define XO_STATE_MAX ((size_t)1 << 40)
+
 typedef struct xo_actor_def {
     const char *name;
-    size_t state_size;
+    size_t state_size; /* at most XO_STATE_MAX, else XO_EINVAL */
     uint32_t flags;
     int (*on_create)(xo_ctx_t *ctx, void *state, const void *arg,
                      size_t arg_size);
