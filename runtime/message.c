@@ -124,7 +124,7 @@ int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
 {
     xo_runtime_t *rt = to.rt;
     int rc = 0;
-    xo_rcu_lock();
+    bool entered = xo_rcu_enter(&rt->rcu_sync);
     if (xo_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
@@ -140,7 +140,7 @@ int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
                                      &last->item.node))
             xo_schedule(c);
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xo_rcu_leave(&rt->rcu_sync, entered);
     return rc;
 }
 

@@ -20,6 +20,9 @@
 #ifndef XO_RUNTIME_RCU_H
 #define XO_RUNTIME_RCU_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
 
@@ -54,19 +57,91 @@ static inline void xo_rcu_unlock(void *sync)
     urcu_bp_read_unlock();
 }
 
+/*
+ * Turn sections. A worker runs each handler turn (an actor's turn, a
+ * stateless task) inside one read-side section, so that the sends the
+ * handler makes need none of their own: a producer that sends ten million
+ * messages from one turn enters and leaves RCU once, not ten million times
+ * (urcu-bp's read lock is a call into the shared library and two lookups
+ * of its thread-local reader through __tls_get_addr).
+ *
+ * xo_rcu_turn_sync is the sync word of the runtime whose turn holds the
+ * section on this thread (NULL: none). A section is only good for that
+ * runtime's objects as far as ThreadSanitizer's model goes (the release
+ * at its end is on that runtime's word), so sends to another runtime take
+ * their own.
+ *
+ * A turn section must never be held across a wait: a grace period waits
+ * for every reader, so a handler that sleeps inside one would hold up
+ * every xo_rcu_synchronize (and would deadlock one it made itself).
+ * xo_rcu_turn_suspend leaves it before a wait and xo_rcu_turn_resume
+ * enters it again after; the waits of the runtime (futex waits, blocking
+ * waits in handlers, grace periods) do this themselves.
+ */
+extern __thread void *xo_rcu_turn_sync
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+static inline void xo_rcu_turn_begin(void *sync)
+{
+    xo_rcu_lock();
+    xo_rcu_turn_sync = sync;
+}
+
+static inline void xo_rcu_turn_end(void *sync)
+{
+    xo_rcu_turn_sync = NULL;
+    xo_rcu_unlock(sync);
+}
+
+/* Returns what xo_rcu_turn_resume needs (NULL when no turn section was
+   held). */
+static inline void *xo_rcu_turn_suspend(void)
+{
+    void *sync = xo_rcu_turn_sync;
+    if (sync != NULL)
+        xo_rcu_turn_end(sync);
+    return sync;
+}
+
+static inline void xo_rcu_turn_resume(void *sync)
+{
+    if (sync != NULL)
+        xo_rcu_turn_begin(sync);
+}
+
+/* A read-side section for the runtime of `sync`, unless this thread's turn
+   already holds one for it. Pass the result to xo_rcu_leave. */
+static inline bool xo_rcu_enter(void *sync)
+{
+    if (xo_rcu_turn_sync == sync)
+        return false;
+    xo_rcu_lock();
+    return true;
+}
+
+static inline void xo_rcu_leave(void *sync, bool entered)
+{
+    if (entered)
+        xo_rcu_unlock(sync);
+}
+
 static inline void xo_rcu_synchronize(void *sync)
 {
+    void *turn = xo_rcu_turn_suspend();
     urcu_bp_synchronize_rcu();
     XO_TSAN_ACQUIRE(sync);
     (void)sync;
+    xo_rcu_turn_resume(turn);
 }
 
 /* Wait until every call_rcu callback queued so far has run. */
 static inline void xo_rcu_barrier(void *sync)
 {
+    void *turn = xo_rcu_turn_suspend();
     urcu_bp_barrier();
     XO_TSAN_ACQUIRE(sync);
     (void)sync;
+    xo_rcu_turn_resume(turn);
 }
 
 /* Callbacks must start with XO_TSAN_ACQUIRE(sync) of their runtime. */

@@ -33,6 +33,9 @@ static __thread struct xo_worker *tls_worker
 static __thread struct xo_ctx *tls_ctx
     __attribute__((tls_model("initial-exec")));
 
+/* See "Turn sections" in rcu.h. */
+__thread void *xo_rcu_turn_sync __attribute__((tls_model("initial-exec")));
+
 struct xo_worker *xo_current_worker(void)
 {
     return tls_worker;
@@ -62,8 +65,10 @@ void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
         ts.tv_nsec = (long)(timeout_ns % 1000000000u);
         tsp = &ts;
     }
+    void *turn = xo_rcu_turn_suspend(); /* never sleep in a section */
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp,
             NULL, 0);
+    xo_rcu_turn_resume(turn);
 }
 
 void xo_futex_wake_all(_Atomic uint32_t *word)
@@ -112,10 +117,10 @@ void xo_schedule(struct xo_cell *c)
        covers them: no push reaches a pool after it left. */
     if (c->movable &&
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
-        xo_rcu_lock();
+        bool entered = xo_rcu_enter(&c->rt->rcu_sync);
         struct xo_worker *idle = parked_worker(c->rt, home);
         xo_runq_push(idle != NULL ? idle : home, &c->run);
-        xo_rcu_unlock(&c->rt->rcu_sync);
+        xo_rcu_leave(&c->rt->rcu_sync, entered);
         return;
     }
     xo_runq_push(home, &c->run);
@@ -405,7 +410,10 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
     struct xo_item *it = (struct xo_item *)n;
     switch (it->kind) {
     case XO_K_ACTOR:
+        /* A handler turn is one read-side section (rcu.h). */
+        xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_turn(w, xo_container_of(it, struct xo_cell, run));
+        xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     case XO_K_TIMER:
         xo_timer_insert(w, xo_container_of(it, struct xo_timer, item));
@@ -421,15 +429,32 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
     }
     case XO_K_TELL:
     case XO_K_CALL:
+        xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_task(w, (struct xo_envelope *)it);
+        xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     default:
         return false; /* XO_K_EXIT */
     }
 }
 
+static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
+                 uint32_t waiters_bit, uint64_t deadline);
+
 int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
                     uint32_t bit, uint32_t waiters_bit, uint64_t deadline)
+{
+    /* The waiting handler's turn section ends for the wait (rcu.h): the
+       turns run meanwhile have their own, and a grace period is not held
+       up by a handler that waits. */
+    void *turn = xo_rcu_turn_suspend();
+    int rc = block(w, word, bit, waiters_bit, deadline);
+    xo_rcu_turn_resume(turn);
+    return rc;
+}
+
+static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
+                 uint32_t waiters_bit, uint64_t deadline)
 {
     unsigned idle = 0;
     for (;;) {

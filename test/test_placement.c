@@ -649,3 +649,101 @@ Test(placement, removal_does_not_hold_the_pool_table_while_joining_its_worker)
     cr_assert_eq(atomic_load(&task_spawned), 0, "the task's spawn went on");
     stop_runtime(rt);
 }
+
+/* ---- handler turns and grace periods ---------------------------------- */
+
+/* The gate holds the calls it gets until the main thread opens it. */
+static _Atomic(xo_request_t *) gate_req;
+static atomic_int waiter_done;
+
+static int gate_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    atomic_store(&gate_req, xo_request_defer(m->request));
+    return 0;
+}
+
+static const xo_actor_def_t gate_def = { .name = "gate",
+                                         .on_message = gate_message };
+
+/* Calls the gate (the ref is the message) and waits inside its handler. */
+static int waiter_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    xo_ref_t gate;
+    memcpy(&gate, m->data, sizeof(gate));
+    xo_future_t *f;
+    int rc = xo_call(gate, 1, NULL, 0, &f);
+    if (rc == 0) {
+        rc = xo_future_wait(f, -1);
+        xo_future_release(f);
+    }
+    atomic_store(&waiter_done, rc == 0 ? 1 : -1);
+    return 0;
+}
+
+static const xo_actor_def_t waiter_def = { .name = "waiter",
+                                           .on_message = waiter_message };
+
+Test(placement, pool_removal_goes_on_while_a_handler_on_another_pool_waits)
+{
+    /* Pool 1 runs a handler blocked in a call; removing pool 2 waits for a
+       grace period, which must not wait for that handler (its turn leaves
+       its read-side section for the wait). A hang here fails by timeout. */
+    xo_runtime_t *rt = start_runtime(3);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    xo_ref_t gate, waiter;
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &gate_def, &opts, &gate), 0);
+    opts.pool = 1;
+    cr_assert_eq(xo_spawn(rt, &waiter_def, &opts, &waiter), 0);
+    cr_assert_eq(xo_tell(waiter, 1, &gate, sizeof(gate)), 0);
+    while (atomic_load(&gate_req) == NULL)
+        sleep_ms(1);
+    cr_assert_eq(xo_pool_remove(rt, 2), 0);
+    cr_assert_eq(atomic_load(&waiter_done), 0, "the handler still waits");
+    cr_assert_eq(xo_reply(atomic_load(&gate_req), 1, NULL, 0), 0);
+    while (atomic_load(&waiter_done) == 0)
+        sleep_ms(1);
+    cr_assert_eq(atomic_load(&waiter_done), 1, "its call was answered");
+    stop_runtime(rt);
+}
+
+static atomic_int remote_remove_rc = -100;
+
+/* Removes pool 1 of the runtime named by the message, from a handler. */
+static int remover_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    xo_runtime_t *other;
+    memcpy(&other, m->data, sizeof(other));
+    atomic_store(&remote_remove_rc, xo_pool_remove(other, 1));
+    return 0;
+}
+
+static const xo_actor_def_t remover_def = { .name = "remover",
+                                            .on_message = remover_message };
+
+Test(placement, a_handler_can_remove_a_pool_of_another_runtime)
+{
+    /* The removal waits for a grace period from inside a handler turn of
+       the first runtime: the turn's read-side section must be left first,
+       or the wait would be for itself. */
+    xo_runtime_t *rt = start_runtime(1);
+    xo_runtime_t *other = start_runtime(2);
+    xo_ref_t remover;
+    cr_assert_eq(xo_spawn(rt, &remover_def, NULL, &remover), 0);
+    cr_assert_eq(xo_tell(remover, 1, &other, sizeof(other)), 0);
+    while (atomic_load(&remote_remove_rc) == -100)
+        sleep_ms(1);
+    cr_assert_eq(atomic_load(&remote_remove_rc), 0);
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(other, 1, &info), 0);
+    cr_assert_eq(info.kind, XO_POOL_REMOVED, "pool 1 of the other runtime");
+    stop_runtime(other);
+    stop_runtime(rt);
+}
