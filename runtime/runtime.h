@@ -287,6 +287,12 @@ struct xo_worker {
     alignas(XO_CACHELINE) _Atomic uint32_t wake;
     /* The run queue's consumer's end (owner worker only). */
     struct xo_qnode *runq_tail;
+    /* The actor this idle worker watches (owner worker only; sched.c,
+       "Watching"): its mailbox ended empty, it was not marked idle, and
+       it is in no run queue. NULL: none. */
+    struct xo_cell *watched;
+    /* Blocking waits in progress on this thread (owner worker only). */
+    unsigned block_depth;
     /* relaxed: true while the worker runs an item (a hint for sharing). */
     _Atomic bool running;
     /* XO_POOL_*: written under the runtime's pools_lock; read by placement

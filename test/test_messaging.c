@@ -337,3 +337,89 @@ Test(messaging, bounded_mailbox_refuses_with_efull_and_loses_nothing)
     cr_assert_eq(atomic_load(&bounded_handled), 11,
                  "every accepted message handled, no refused one");
 }
+
+/* ---- the watched actor (sched.c, "Watching") ------------------------ */
+
+static atomic_long watch_handled;
+
+static int watch_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&watch_handled, 1);
+    return 0;
+}
+
+static const xo_actor_def_t watch_def = { .name = "watched",
+                                          .on_message = watch_message };
+
+static void spin_ns(uint64_t ns)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u +
+                 (uint64_t)(b.tv_nsec - a.tv_nsec) <
+             ns);
+}
+
+Test(messaging, sends_around_the_end_of_a_watch_are_all_handled)
+{
+    /* After each handled message the worker watches the actor's mailbox
+       for spin_ns (5 us here), then stops watching and parks. Sends land
+       before, across and after that moment: none may be left unseen (a
+       loss hangs the wait below; ctest's timeout fails it). */
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t a;
+    cr_assert_eq(xo_spawn(rt, &watch_def, NULL, &a), 0);
+    const long rounds = 3000;
+    for (long i = 0; i < rounds; i++) {
+        cr_assert_eq(xo_tell(a, 1, NULL, 0), 0);
+        while (atomic_load(&watch_handled) != i + 1)
+            sched_yield();
+        spin_ns((uint64_t)(i % 31) * 400); /* 0 .. 12 us */
+    }
+    cr_assert_eq(atomic_load(&watch_handled), rounds);
+    stop_runtime(rt);
+}
+
+static atomic_long watch_other_handled;
+
+static int watch_other_message(xo_ctx_t *ctx, void *state,
+                               const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&watch_other_handled, 1);
+    return 0;
+}
+
+static const xo_actor_def_t watch_other_def = {
+    .name = "pool-mate", .on_message = watch_other_message
+};
+
+Test(messaging, a_watched_actor_and_its_pool_mates_all_get_their_messages)
+{
+    /* Each round ends with the worker watching a (its turn ran last).
+       Then b is sent to (scheduled through the run queue) and a right
+       after: when both land within one poll, the worker takes b from the
+       run queue and must end the watch of a by queueing it (a's mailbox
+       is no longer empty, it cannot be marked idle). A lost actor hangs
+       the wait below; ctest's timeout fails it. */
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t a, b;
+    cr_assert_eq(xo_spawn(rt, &watch_def, NULL, &a), 0);
+    cr_assert_eq(xo_spawn(rt, &watch_other_def, NULL, &b), 0);
+    const long rounds = 20000;
+    for (long i = 0; i < rounds; i++) {
+        cr_assert_eq(xo_tell(b, 1, NULL, 0), 0);
+        cr_assert_eq(xo_tell(a, 1, NULL, 0), 0);
+        while (atomic_load(&watch_handled) != i + 1 ||
+               atomic_load(&watch_other_handled) != i + 1)
+            ;
+    }
+    stop_runtime(rt);
+}
