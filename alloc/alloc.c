@@ -197,9 +197,24 @@ static void tc_release(void *unused)
     }
 }
 
+/* fork: the child gets the depot's mutexes unlocked and consistent (a
+   thread of the parent may have held one at the fork). */
+static void depot_lock_all(void)
+{
+    for (unsigned c = 0; c < XO_NCLASS; c++)
+        pthread_mutex_lock(&depots[c].lock);
+}
+
+static void depot_unlock_all(void)
+{
+    for (unsigned c = XO_NCLASS; c-- > 0;)
+        pthread_mutex_unlock(&depots[c].lock);
+}
+
 static void tc_key_create(void)
 {
     tc_key_ok = pthread_key_create(&tc_key, tc_release) == 0;
+    pthread_atfork(depot_lock_all, depot_unlock_all, depot_unlock_all);
 }
 
 /* First use on this thread: arrange for tc_release at its exit. Without

@@ -10,12 +10,13 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "alloc/alloc.h"
 
 /* A size no other allocation in these processes uses (class 224). */
 #define SIZE 200
-#define MAG 64
+#define MAG XO_MAG
 #define NBLOCKS (3 * MAG)
 
 static struct xo_allocator mem;
@@ -166,3 +167,52 @@ Test(alloc_cache, frees_onto_a_magazine_taken_from_the_depot_keep_every_block)
     for (size_t i = 0; i < MAG; i++)
         xo_mem_free(&mem, got[i], SIZE);
 }
+
+/* Not under ThreadSanitizer: its runtime does not support fork() while
+   other threads run (the child can hang inside the sanitizer itself). */
+#ifndef __SANITIZE_THREAD__
+static atomic_int churn_stop;
+
+/* Moves whole magazines in and out of the depot, over and over. */
+static void *churn(void *arg)
+{
+    (void)arg;
+    void *b[4 * MAG];
+    while (!atomic_load(&churn_stop)) {
+        for (size_t i = 0; i < 4 * MAG; i++)
+            b[i] = xo_mem_alloc(&mem, SIZE);
+        for (size_t i = 0; i < 4 * MAG; i++)
+            xo_mem_free(&mem, b[i], SIZE);
+    }
+    return NULL;
+}
+
+Test(alloc_cache, a_child_forked_while_another_thread_uses_the_depot_can_allocate)
+{
+    /* Without the fork handlers a child can inherit a depot mutex held by
+       the churning thread, and hang on its first depot access (a hang
+       fails by ctest's timeout). */
+    xo_mem_init(&mem);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, churn, NULL), 0);
+    for (int k = 0; k < 200; k++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            void *b[4 * MAG];
+            for (size_t i = 0; i < 4 * MAG; i++)
+                b[i] = xo_mem_alloc(&mem, SIZE);
+            for (size_t i = 0; i < 4 * MAG; i++)
+                xo_mem_free(&mem, b[i], SIZE);
+            xo_mem_trim();
+            _exit(0);
+        }
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child %d", k);
+    }
+    atomic_store(&churn_stop, 1);
+    pthread_join(t, NULL);
+}
+#endif /* __SANITIZE_THREAD__ */
