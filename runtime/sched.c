@@ -326,8 +326,10 @@ static void deliver(struct xo_worker *w, struct xo_ctx *ctx,
         if (rc < 0 && env->item.kind == XO_K_TELL)
             report_failure(w, c, env->msg.tag, rc);
     }
-    xo_request_finish(ctx, &env->msg, rc);
-    clear_fail_msg(ctx);
+    if (env->msg.request != NULL) /* tells, the common case, skip both */
+        xo_request_finish(ctx, &env->msg, rc);
+    if (ctx->fail_msg != NULL)
+        clear_fail_msg(ctx);
     xo_envelope_free(w->rt, env);
 }
 
