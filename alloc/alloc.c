@@ -286,12 +286,7 @@ static void *cache_alloc(unsigned c, size_t size)
             l->n = XO_MAG;
         }
     }
-    void *p = l->head;
-    l->head = link_get(p, 0);
-    l->n--;
-    XO_UNPOISON(p, size);
-    (void)size;
-    return p;
+    return xo_tc_pop(l, size);
 }
 
 static int injected_failure(struct xo_allocator *a)
@@ -344,10 +339,7 @@ void xo_mem_free_slow(void *p, size_t size)
         l->head = NULL;
         l->n = 0;
     }
-    poison_block(p, xo_class_size[c]);
-    link_set(p, 0, l->head);
-    l->head = p;
-    l->n++;
+    xo_tc_push(l, c, p);
 }
 
 /* ---- the rest of the interface --------------------------------------- */

@@ -101,6 +101,28 @@ static inline unsigned xo_size_class(size_t size)
                        : 8u + (unsigned)((size - 129) >> 5);
 }
 
+/* Take a block from a non-empty list; only `size` bytes are unpoisoned
+   (the rest of the class stays poisoned). */
+static inline void *xo_tc_pop(struct xo_tc_list *l, size_t size)
+{
+    void *p = l->head;
+    l->head = *(void **)p;
+    l->n--;
+    XO_UNPOISON(p, size);
+    (void)size;
+    return p;
+}
+
+/* Put a block of class c on a list with room. */
+static inline void xo_tc_push(struct xo_tc_list *l, unsigned c, void *p)
+{
+    XO_POISON((char *)p + XO_LINK_BYTES, xo_class_size[c] - XO_LINK_BYTES);
+    (void)c;
+    *(void **)p = l->head;
+    l->head = p;
+    l->n++;
+}
+
 static inline void *xo_mem_alloc(struct xo_allocator *a, size_t size)
 {
     /* relaxed: see injected_failure in alloc.c. size - 1 wraps for 0. */
@@ -109,15 +131,8 @@ static inline void *xo_mem_alloc(struct xo_allocator *a, size_t size)
                              size - 1 < XO_CACHE_MAX,
                          1)) {
         struct xo_tc_list *l = &xo_tc.cur[xo_size_class(size)];
-        if (__builtin_expect(l->n != 0, 1)) {
-            void *p = l->head;
-            l->head = *(void **)p;
-            l->n--;
-            /* Only what was asked for: the rest of the class stays
-               poisoned. */
-            XO_UNPOISON(p, size);
-            return p;
-        }
+        if (__builtin_expect(l->n != 0, 1))
+            return xo_tc_pop(l, size);
     }
     return xo_mem_alloc_slow(a, size);
 }
@@ -130,11 +145,7 @@ static inline void xo_mem_free(struct xo_allocator *a, void *p, size_t size)
         unsigned c = xo_size_class(size);
         struct xo_tc_list *l = &xo_tc.cur[c];
         if (__builtin_expect(l->n < xo_tc.limit, 1)) {
-            XO_POISON((char *)p + XO_LINK_BYTES,
-                      xo_class_size[c] - XO_LINK_BYTES);
-            *(void **)p = l->head;
-            l->head = p;
-            l->n++;
+            xo_tc_push(l, c, p);
             return;
         }
     }

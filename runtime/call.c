@@ -314,9 +314,7 @@ static int wait_outside(xo_runtime_t *rt, _Atomic uint32_t *word,
                 return 0;
             if ((i & 31) == 0 && xo_now_ns() >= until)
                 break;
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
+            xo_cpu_relax();
         }
     }
     for (;;) {

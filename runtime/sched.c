@@ -162,15 +162,6 @@ static void bump(_Atomic uint64_t *counter, uint64_t by)
         memory_order_relaxed);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Sleep until a sender takes the idle mark (unless work is on its way), or
    until the next timer is due. */
 static void park(struct xo_worker *w, uint64_t next_deadline)
@@ -200,15 +191,6 @@ static void park(struct xo_worker *w, uint64_t next_deadline)
         atomic_compare_exchange_strong_explicit(
             &w->runq.head, &marked, marked & ~XO_MPSCQ_IDLE,
             memory_order_acq_rel, memory_order_acquire);
-}
-
-/* A message is queued (or on its way) in the watched actor's mailbox.
-   Reads only the line its senders write. */
-static bool watched_has_mail(struct xo_cell *c)
-{
-    /* relaxed: a hint; the turn's pops order what they read. */
-    return (atomic_load_explicit(&c->mbox.head, memory_order_relaxed) &
-            ~XO_MPSCQ_IDLE) != (uintptr_t)&c->mbox.stub;
 }
 
 /* End the watch: mark the mailbox idle, or, when a message came in the
@@ -243,14 +225,16 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
             bump(&w->idle_ns, xo_coarse_ns() - idle_since);
             return n;
         }
+        /* A watched mailbox is empty until a sender's exchange moves its
+           head: the poll reads only the line its senders write. */
         struct xo_cell *c = w->watched;
-        if (c != NULL && watched_has_mail(c)) {
+        if (c != NULL && !xo_mpscq_empty(&c->mbox, c->mbox_tail)) {
             w->watched = NULL; /* still scheduled: run its turn */
             bump(&w->idle_ns, xo_coarse_ns() - idle_since);
             return &c->run.node;
         }
         if (deadline != 0 && ((i & 63) != 0 || xo_now_ns() < deadline)) {
-            cpu_relax();
+            xo_cpu_relax();
             continue;
         }
         /* Nothing came: stop watching before sleeping (the next sender
@@ -260,7 +244,7 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
             continue;
         }
         park(w, next);
-        cpu_relax(); /* park may return at once: a send is mid-way */
+        xo_cpu_relax(); /* park may return at once: a send is mid-way */
         next = xo_timers_run(w);
         deadline = spin ? xo_now_ns() + spin : 0;
     }
@@ -408,12 +392,10 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
    and the worker will spin. */
 static bool watch(struct xo_worker *w, struct xo_cell *c)
 {
+    /* A push racing with the emptiness checks is seen by the poll. */
     if (w->block_depth != 0 || c->pool != w->index ||
         w->rt->cfg.spin_ns == 0 || w->watched != NULL ||
-        w->runq_tail != &w->runq.stub ||
-        /* relaxed: a hint; a push racing with this is seen by the poll. */
-        (atomic_load_explicit(&w->runq.head, memory_order_relaxed) &
-         ~XO_MPSCQ_IDLE) != (uintptr_t)&w->runq.stub ||
+        !xo_mpscq_empty(&w->runq, w->runq_tail) ||
         c->mbox_tail != &c->mbox.stub)
         return false;
     w->watched = c;
@@ -449,10 +431,9 @@ static void run_turn(struct xo_worker *w, struct xo_cell *c)
     }
     tls_ctx = saved;
     bump(&w->handled, n);
-    if (n < batch && c->stash == NULL && watch(w, c))
-        return;
+    /* Done with an empty mailbox: watch it, or mark it idle. */
     if (n < batch && c->stash == NULL &&
-        xo_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+        (watch(w, c) || xo_mpscq_mark_idle(&c->mbox, c->mbox_tail)))
         return;
     /* Still has work (or a send is mid-way): back of the line, on this
        worker if it is the actor's home, else through the scheduler. */
@@ -556,7 +537,7 @@ static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
             continue;
         }
         if (++idle < 64) {
-            cpu_relax();
+            xo_cpu_relax();
             continue;
         }
         /* Nothing to lend the worker to: sleep on the word a little (new
@@ -621,7 +602,6 @@ int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w)
     return rc == 0 ? 0 : XO_ENOMEM;
 }
 
-/* Ask w's thread to exit once it reaches the request, and join it. */
 bool xo_worker_claim(struct xo_worker *w)
 {
     bool mine = w->started;
@@ -629,6 +609,7 @@ bool xo_worker_claim(struct xo_worker *w)
     return mine;
 }
 
+/* Ask w's thread to exit once it reaches the request, and join it. */
 void xo_worker_join(struct xo_worker *w)
 {
     xo_runq_push(w, &w->exit_item);
