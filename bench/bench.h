@@ -37,6 +37,8 @@ struct bench_opts {
     unsigned batch;       /* 0: the runtime's default */
     uint64_t spin_ns;     /* meaningful when spin_set */
     bool spin_set;
+    unsigned yield_sends; /* meaningful when yield_set */
+    bool yield_set;
     bool one_pool;        /* --placement=one: every actor in pool 0 */
     xo_place_kind_t place; /* --placement=least|rr|random (default least) */
     bool movable;         /* --movable: spawn every actor movable */

@@ -194,6 +194,8 @@ int bench_start(struct bench_env *env, const char *name,
         cfg.batch = opts->batch;
     if (opts->spin_set)
         cfg.spin_ns = opts->spin_ns;
+    if (opts->yield_set)
+        cfg.yield_sends = opts->yield_sends;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
     int rc = xo_runtime_start(&cfg, &env->rt);

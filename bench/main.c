@@ -101,6 +101,9 @@ static void usage(FILE *f)
         "  --batch N         messages per actor turn (runtime default 64)\n"
         "  --spin-ns N       idle polling before a worker parks (default "
         "50000)\n"
+        "  --yield-sends N   a turn lends its worker every N sends "
+        "(default 64;\n"
+        "                    0: never)\n"
         "  --placement P     where actors live: least (the runtime's "
         "default),\n"
         "                    rr, random, or one (every actor in pool 0)\n"
@@ -208,6 +211,10 @@ static int parse_flag(struct cli *c, int argc, char **argv, int *i)
     if ((v = flag_value(argc, argv, i, "--spin-ns")) != NULL) {
         c->opts.spin_set = true;
         return parse_size(v, 0, &c->opts.spin_ns);
+    }
+    if ((v = flag_value(argc, argv, i, "--yield-sends")) != NULL) {
+        c->opts.yield_set = true;
+        return set_unsigned(v, 0, UINT32_MAX, &c->opts.yield_sends);
     }
     if (strcmp(argv[*i], "--movable") == 0) {
         c->opts.movable = true;

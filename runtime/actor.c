@@ -221,7 +221,7 @@ static int run_on_create(struct xo_cell *c, const xo_spawn_opts_t *opts)
 {
     if (c->def->on_create == NULL)
         return 0;
-    struct xo_ctx ctx = { c->rt, c, c->pool, NULL, NULL };
+    struct xo_ctx ctx = { c->rt, c, c->pool, NULL, NULL, 0 };
     struct xo_ctx *saved = xo_current_ctx();
     xo_set_current_ctx(&ctx);
     int rc = c->def->on_create(&ctx, c->state, opts->arg, opts->arg_size);

@@ -70,12 +70,16 @@ void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
     }
 }
 
-xo_ref_t xo_current_sender(xo_runtime_t *rt)
+static xo_ref_t sender_in(struct xo_ctx *ctx, xo_runtime_t *rt)
 {
-    struct xo_ctx *ctx = xo_current_ctx();
     if (ctx == NULL || ctx->rt != rt || ctx->cell == NULL)
         return XO_REF_NONE;
     return xo_cell_ref(ctx->cell);
+}
+
+xo_ref_t xo_current_sender(xo_runtime_t *rt)
+{
+    return sender_in(xo_current_ctx(), rt);
 }
 
 /* A bounded mailbox takes count more messages, or refuses them all. */
@@ -159,11 +163,15 @@ int xo_tell(xo_ref_t to, uint32_t tag, const void *data, size_t size)
         return rc;
     if (size > 0)
         memcpy(env->payload, data, size);
-    env->msg.sender = xo_current_sender(to.rt);
+    struct xo_ctx *ctx = xo_current_ctx();
+    env->msg.sender = sender_in(ctx, to.rt);
     rc = xo_enqueue(to, env);
-    if (rc != 0)
+    if (rc != 0) {
         xo_envelope_free(to.rt, env);
-    return rc;
+        return rc;
+    }
+    xo_count_sends(ctx, 1);
+    return 0;
 }
 
 int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
@@ -172,7 +180,8 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
         return XO_EINVAL;
     if (count == 0)
         return 0;
-    xo_ref_t sender = xo_current_sender(to.rt);
+    struct xo_ctx *ctx = xo_current_ctx();
+    xo_ref_t sender = sender_in(ctx, to.rt);
     struct xo_chain ch = { NULL, NULL };
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
@@ -190,9 +199,13 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
     }
     if (rc == 0)
         rc = xo_enqueue_chain(to, ch.first, ch.last);
-    if (rc != 0 && ch.first != NULL)
-        xo_envelope_chain_free(to.rt, ch.first, ch.last);
-    return rc;
+    if (rc != 0) {
+        if (ch.first != NULL)
+            xo_envelope_chain_free(to.rt, ch.first, ch.last);
+        return rc;
+    }
+    xo_count_sends(ctx, count);
+    return 0;
 }
 
 int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
@@ -272,8 +285,12 @@ int xo_send(xo_ref_t to, xo_msg_t *msg)
     struct xo_envelope *env = xo_container_of(msg, struct xo_envelope, msg);
     if (env->item.kind != XO_K_TELL)
         return XO_EINVAL;
-    env->msg.sender = xo_current_sender(to.rt);
-    return xo_enqueue(to, env);
+    struct xo_ctx *ctx = xo_current_ctx();
+    env->msg.sender = sender_in(ctx, to.rt);
+    int rc = xo_enqueue(to, env);
+    if (rc == 0)
+        xo_count_sends(ctx, 1);
+    return rc;
 }
 
 void xo_msg_free(xo_runtime_t *rt, xo_msg_t *msg)

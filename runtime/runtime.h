@@ -55,7 +55,25 @@ struct xo_ctx {
        it (owned, freed after the handler). */
     const xo_msg_t *msg;
     char *fail_msg;
+    /* Sends left before this handler lends its worker to the pool-mates
+       queued behind it (xo_turn_yield); 0: never (a context that is not a
+       worker's turn: on_create run by xo_spawn, an outside thread). */
+    unsigned yield_in;
 };
+
+/* Called by the send functions after each message a handler sends. */
+void xo_turn_yield(struct xo_ctx *ctx);
+
+static inline void xo_count_sends(struct xo_ctx *ctx, size_t n)
+{
+    if (ctx == NULL || ctx->yield_in == 0)
+        return;
+    if (ctx->yield_in > n) {
+        ctx->yield_in -= (unsigned)n;
+        return;
+    }
+    xo_turn_yield(ctx);
+}
 
 struct xo_worker;
 struct xo_future;

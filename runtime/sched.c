@@ -406,7 +406,8 @@ static bool watch(struct xo_worker *w, struct xo_cell *c)
 static void run_turn(struct xo_worker *w, struct xo_cell *c)
 {
     unsigned batch = w->rt->cfg.batch, n = 0;
-    struct xo_ctx ctx = { w->rt, c, c->pool, NULL, NULL };
+    struct xo_ctx ctx = { w->rt, c, c->pool, NULL, NULL,
+                          w->rt->cfg.yield_sends };
     struct xo_ctx *saved = tls_ctx;
     tls_ctx = &ctx;
     while (n < batch) {
@@ -447,7 +448,7 @@ static void run_turn(struct xo_worker *w, struct xo_cell *c)
 static void run_task(struct xo_worker *w, struct xo_envelope *env)
 {
     struct xo_cell *c = env->task_cell;
-    struct xo_ctx ctx = { w->rt, c, w->index, NULL, NULL };
+    struct xo_ctx ctx = { w->rt, c, w->index, NULL, NULL, 0 };
     struct xo_ctx *saved = tls_ctx;
     tls_ctx = &ctx;
     deliver(w, &ctx, env);
@@ -472,7 +473,7 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
         return true;
     case XO_K_REAP: {
         struct xo_cell *c = xo_container_of(it, struct xo_cell, reap);
-        struct xo_ctx ctx = { w->rt, c, c->pool, NULL, NULL };
+        struct xo_ctx ctx = { w->rt, c, c->pool, NULL, NULL, 0 };
         struct xo_ctx *saved = tls_ctx;
         tls_ctx = &ctx;
         (void)xo_cell_reap(c, &ctx);
@@ -488,6 +489,23 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
     default:
         return false; /* XO_K_EXIT */
     }
+}
+
+/* Run one item of the run queue while a handler of this worker is in the
+   middle of its turn (it waits, or it yields). False: the queue is empty. */
+static bool run_lent(struct xo_worker *w)
+{
+    struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
+    if (n == NULL)
+        return false;
+    if (((struct xo_item *)n)->kind == XO_K_EXIT)
+        /* The pool is being removed while a handler here is mid-turn (a
+           shared turn, a stateless task): finish that turn, then the main
+           loop exits. */
+        w->exit_pending = true;
+    else
+        dispatch(w, n);
+    return true;
 }
 
 static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
@@ -510,6 +528,41 @@ int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
     return rc;
 }
 
+/*
+ * Yielding. A turn that sends many messages lends its worker to the items
+ * queued behind it, every cfg.yield_sends messages it sends: without that, a
+ * producer that sends millions of messages from one turn keeps its pool-mates
+ * (often the very consumers of its flood) off the core until it returns, and
+ * the flood piles up in their mailboxes. The items run nested, inside the
+ * send that triggered the yield, as they do while a handler waits
+ * (xo_worker_block); a handler run that way does not yield in turn, so the
+ * nesting is one level deep. Only stateful turns yield: their actor is
+ * running and so in no run queue, which keeps it from running nested in its
+ * own turn.
+ */
+void xo_turn_yield(struct xo_ctx *ctx)
+{
+    struct xo_worker *w = tls_worker;
+    ctx->yield_in = ctx->rt->cfg.yield_sends;
+    if (w == NULL || w->rt != ctx->rt || w->block_depth != 0 ||
+        w->nblocked == XO_MAX_NESTED_WAITS ||
+        xo_mpscq_empty(&w->runq, w->runq_tail))
+        return;
+    void *turn = xo_rcu_turn_suspend(); /* the items run have their own */
+    /* The yielding actor resumes only after the turns nested above it end:
+       to the cycle check of their waits it is blocked below them. */
+    w->blocked[w->nblocked++] = ctx->cell;
+    w->block_depth++;
+    /* At most cfg.batch items: an actor whose mailbox stays full goes to
+       the back of the queue after each turn, so the queue may never run
+       dry. */
+    for (unsigned i = w->rt->cfg.batch; i > 0 && run_lent(w); i--)
+        ;
+    w->block_depth--;
+    w->nblocked--;
+    xo_rcu_turn_resume(turn);
+}
+
 static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
                  uint32_t waiters_bit, uint64_t deadline)
 {
@@ -523,17 +576,8 @@ static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
         if (deadline != 0 && now >= deadline)
             return XO_ETIMEDOUT;
         xo_timers_run(w);
-        struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
-        if (n != NULL) {
+        if (run_lent(w)) {
             idle = 0;
-            if (((struct xo_item *)n)->kind == XO_K_EXIT) {
-                /* The pool is being removed while a handler here waits
-                   (a shared turn, a stateless task): finish the wait,
-                   then the main loop exits. */
-                w->exit_pending = true;
-                continue;
-            }
-            dispatch(w, n);
             continue;
         }
         if (++idle < 64) {

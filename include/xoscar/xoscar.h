@@ -136,6 +136,14 @@ typedef struct xo_config {
     /* How long an idle worker polls its run queue before it parks on a
        futex, in nanoseconds. Default 50000 (50 us). 0: park at once. */
     uint64_t spin_ns;
+    /* A handler that has sent this many messages in one turn lends its
+       worker to what is queued behind it (up to `batch` turns run inside
+       that send), and again after each as many more: a producer does not
+       keep the consumers in its pool off the core until its flood ends,
+       and the flood does not pile up in their mailboxes. Default 64.
+       0: never. A handler run that way which waits for the yielding actor
+       gets XO_EDEADLK (docs/scheduler.md, "Yielding"). */
+    unsigned yield_sends;
     /* Called on the worker when a handler of a one-way message returns a
        negative code. NULL: the failure is only counted (xo_actor_stats). */
     xo_error_fn on_handler_error;
