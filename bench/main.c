@@ -102,7 +102,7 @@ static void usage(FILE *f)
         "  --spin-ns N       idle polling before a worker parks (default "
         "50000)\n"
         "  --yield-sends N   a turn lends its worker every N sends "
-        "(default 64;\n"
+        "(default 256;\n"
         "                    0: never)\n"
         "  --placement P     where actors live: least (the runtime's "
         "default),\n"

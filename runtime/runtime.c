@@ -33,7 +33,7 @@ void xo_config_init(xo_config_t *cfg)
     cfg->pin_threads = true;
     cfg->batch = 64;
     cfg->spin_ns = 50000;
-    cfg->yield_sends = 64;
+    cfg->yield_sends = 256;
 }
 
 static void release_tables(xo_runtime_t *rt);

@@ -457,16 +457,33 @@ static void run_task(struct xo_worker *w, struct xo_envelope *env)
     xo_stateless_task_done(c);
 }
 
+/* A handler turn's read-side section (rcu.h), unless the turn runs inside
+   a yield, whose section it shares. */
+static bool turn_section_begin(struct xo_worker *w)
+{
+    if (xo_rcu_turn_sync == &w->rt->rcu_sync)
+        return false;
+    xo_rcu_turn_begin(&w->rt->rcu_sync);
+    return true;
+}
+
+static void turn_section_end(struct xo_worker *w, bool own)
+{
+    if (own)
+        xo_rcu_turn_end(&w->rt->rcu_sync);
+}
+
 /* Run one run-queue item. Returns false for the exit request. */
 static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
 {
     struct xo_item *it = (struct xo_item *)n;
+    bool own;
     switch (it->kind) {
     case XO_K_ACTOR:
         /* A handler turn is one read-side section (rcu.h). */
-        xo_rcu_turn_begin(&w->rt->rcu_sync);
+        own = turn_section_begin(w);
         run_turn(w, xo_container_of(it, struct xo_cell, run));
-        xo_rcu_turn_end(&w->rt->rcu_sync);
+        turn_section_end(w, own);
         return true;
     case XO_K_TIMER:
         xo_timer_insert(w, xo_container_of(it, struct xo_timer, item));
@@ -482,9 +499,9 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
     }
     case XO_K_TELL:
     case XO_K_CALL:
-        xo_rcu_turn_begin(&w->rt->rcu_sync);
+        own = turn_section_begin(w);
         run_task(w, (struct xo_envelope *)it);
-        xo_rcu_turn_end(&w->rt->rcu_sync);
+        turn_section_end(w, own);
         return true;
     default:
         return false; /* XO_K_EXIT */
@@ -548,7 +565,9 @@ void xo_turn_yield(struct xo_ctx *ctx)
         w->nblocked == XO_MAX_NESTED_WAITS ||
         xo_mpscq_empty(&w->runq, w->runq_tail))
         return;
-    void *turn = xo_rcu_turn_suspend(); /* the items run have their own */
+    /* The items run share the yielding turn's read-side section: the
+       yield is as short as a turn (a nested handler that waits leaves the
+       section for its wait, like any handler). */
     /* The yielding actor resumes only after the turns nested above it end:
        to the cycle check of their waits it is blocked below them. */
     w->blocked[w->nblocked++] = ctx->cell;
@@ -560,7 +579,6 @@ void xo_turn_yield(struct xo_ctx *ctx)
         ;
     w->block_depth--;
     w->nblocked--;
-    xo_rcu_turn_resume(turn);
 }
 
 static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,

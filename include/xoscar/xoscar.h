@@ -140,7 +140,7 @@ typedef struct xo_config {
        worker to what is queued behind it (up to `batch` turns run inside
        that send), and again after each as many more: a producer does not
        keep the consumers in its pool off the core until its flood ends,
-       and the flood does not pile up in their mailboxes. Default 64.
+       and the flood does not pile up in their mailboxes. Default 256.
        0: never. A handler run that way which waits for the yielding actor
        gets XO_EDEADLK (docs/scheduler.md, "Yielding"). */
     unsigned yield_sends;
