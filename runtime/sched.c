@@ -457,33 +457,20 @@ static void run_task(struct xo_worker *w, struct xo_envelope *env)
     xo_stateless_task_done(c);
 }
 
-/* A handler turn's read-side section (rcu.h), unless the turn runs inside
-   a yield, whose section it shares. */
-static bool turn_section_begin(struct xo_worker *w)
-{
-    if (xo_rcu_turn_sync == &w->rt->rcu_sync)
-        return false;
-    xo_rcu_turn_begin(&w->rt->rcu_sync);
-    return true;
-}
-
-static void turn_section_end(struct xo_worker *w, bool own)
-{
-    if (own)
-        xo_rcu_turn_end(&w->rt->rcu_sync);
-}
-
-/* Run one run-queue item. Returns false for the exit request. */
-static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
+/* Run one run-queue item. Returns false for the exit request. A handler
+   turn is one read-side section (rcu.h), its own unless `in_section`: the
+   items a yield runs share the yielding turn's. */
+static bool dispatch(struct xo_worker *w, struct xo_qnode *n, bool in_section)
 {
     struct xo_item *it = (struct xo_item *)n;
-    bool own;
+    bool own = !in_section;
     switch (it->kind) {
     case XO_K_ACTOR:
-        /* A handler turn is one read-side section (rcu.h). */
-        own = turn_section_begin(w);
+        if (own)
+            xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_turn(w, xo_container_of(it, struct xo_cell, run));
-        turn_section_end(w, own);
+        if (own)
+            xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     case XO_K_TIMER:
         xo_timer_insert(w, xo_container_of(it, struct xo_timer, item));
@@ -499,9 +486,11 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
     }
     case XO_K_TELL:
     case XO_K_CALL:
-        own = turn_section_begin(w);
+        if (own)
+            xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_task(w, (struct xo_envelope *)it);
-        turn_section_end(w, own);
+        if (own)
+            xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     default:
         return false; /* XO_K_EXIT */
@@ -510,7 +499,7 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
 
 /* Run one item of the run queue while a handler of this worker is in the
    middle of its turn (it waits, or it yields). False: the queue is empty. */
-static bool run_lent(struct xo_worker *w)
+static bool run_lent(struct xo_worker *w, bool in_section)
 {
     struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
     if (n == NULL)
@@ -521,7 +510,7 @@ static bool run_lent(struct xo_worker *w)
            loop exits. */
         w->exit_pending = true;
     else
-        dispatch(w, n);
+        dispatch(w, n, in_section);
     return true;
 }
 
@@ -575,7 +564,7 @@ void xo_turn_yield(struct xo_ctx *ctx)
     /* At most cfg.batch items: an actor whose mailbox stays full goes to
        the back of the queue after each turn, so the queue may never run
        dry. */
-    for (unsigned i = w->rt->cfg.batch; i > 0 && run_lent(w); i--)
+    for (unsigned i = w->rt->cfg.batch; i > 0 && run_lent(w, true); i--)
         ;
     w->block_depth--;
     w->nblocked--;
@@ -594,7 +583,7 @@ static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
         if (deadline != 0 && now >= deadline)
             return XO_ETIMEDOUT;
         xo_timers_run(w);
-        if (run_lent(w)) {
+        if (run_lent(w, false)) {
             idle = 0;
             continue;
         }
@@ -624,7 +613,7 @@ static void *worker_main(void *arg)
         struct xo_qnode *n = next_runnable(w);
         /* relaxed: a hint for xo_schedule's sharing of movable actors. */
         atomic_store_explicit(&w->running, true, memory_order_relaxed);
-        bool go_on = dispatch(w, n);
+        bool go_on = dispatch(w, n, false);
         atomic_store_explicit(&w->running, false, memory_order_relaxed);
         if (!go_on)
             break;
