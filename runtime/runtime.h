@@ -307,6 +307,9 @@ void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t);
 enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
 
 #define XO_MAX_NESTED_WAITS 64
+/* Actors one worker watches at most (sched.c, "Watching"). */
+#define XO_WATCH_MAX 32
+#define XO_RECENT_SLOTS 64
 
 struct xo_worker {
     /* The run queue's producers' end, alone on its line; the consumer's
@@ -318,10 +321,17 @@ struct xo_worker {
     alignas(XO_CACHELINE) _Atomic uint32_t wake;
     /* The run queue's consumer's end (owner worker only). */
     struct xo_qnode *runq_tail;
-    /* The actor this idle worker watches (owner worker only; sched.c,
-       "Watching"): its mailbox ended empty, it was not marked idle, and
-       it is in no run queue. NULL: none. */
-    struct xo_cell *watched;
+    /* The actors this worker watches (owner worker only; sched.c,
+       "Watching"): each one's mailbox ended empty, it was not marked idle,
+       and it is in no run queue. */
+    struct xo_cell *watched[XO_WATCH_MAX];
+    unsigned nwatched;
+    unsigned watch_next;  /* where the next scan of `watched` starts */
+    bool last_watched;    /* the last item run came from `watched` */
+    /* The actors whose turns ended here lately, by a hash of the cell's
+       address (owner worker only): an actor found here again is one that
+       comes back often, worth watching. */
+    struct xo_cell *recent[XO_RECENT_SLOTS];
     /* Blocking waits in progress on this thread (owner worker only). */
     unsigned block_depth;
     /* relaxed: true while the worker runs an item (a hint for sharing). */

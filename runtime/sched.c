@@ -193,45 +193,77 @@ static void park(struct xo_worker *w, uint64_t next_deadline)
             memory_order_acq_rel, memory_order_acquire);
 }
 
-/* End the watch: mark the mailbox idle, or, when a message came in the
+/* End every watch: mark each mailbox idle, or, when a message came in the
    meantime, queue the actor on this worker like any runnable actor. */
-static void release_watch(struct xo_worker *w)
+static void release_watches(struct xo_worker *w)
 {
-    struct xo_cell *c = w->watched;
-    if (c == NULL)
-        return;
-    w->watched = NULL;
-    if (!xo_mpscq_mark_idle(&c->mbox, c->mbox_tail))
-        xo_runq_push(w, &c->run);
+    for (unsigned i = 0; i < w->nwatched; i++) {
+        struct xo_cell *c = w->watched[i];
+        if (!xo_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+            xo_runq_push(w, &c->run);
+    }
+    w->nwatched = 0;
 }
 
-/* The next runnable node: poll (the run queue, and the watched mailbox),
+/* A watched actor with a message, taken out of the watch (it is still
+   scheduled: its turn runs next), or NULL. A watched mailbox is empty
+   until a sender's exchange moves its head: the scan reads only lines its
+   senders write. It starts where the last one found something, so every
+   watched actor is seen in turn. */
+static struct xo_cell *take_watched(struct xo_worker *w)
+{
+    unsigned n = w->nwatched, i = w->watch_next;
+    for (unsigned k = 0; k < n; k++, i++) {
+        if (i >= n)
+            i = 0;
+        struct xo_cell *c = w->watched[i];
+        if (!xo_mpscq_empty(&c->mbox, c->mbox_tail)) {
+            w->watched[i] = w->watched[--w->nwatched];
+            w->watch_next = i;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* One poll: the run queue and the watched mailboxes, alternately first,
+   so that neither a busy run queue nor busy watched actors keep the other
+   waiting for more than one turn. */
+static struct xo_qnode *poll_once(struct xo_worker *w)
+{
+    struct xo_qnode *n;
+    struct xo_cell *c;
+    if (w->last_watched) {
+        if ((n = xo_mpscq_pop(&w->runq, &w->runq_tail)) != NULL) {
+            w->last_watched = false;
+            return n;
+        }
+        c = take_watched(w);
+        return c != NULL ? &c->run.node : NULL;
+    }
+    if ((c = take_watched(w)) != NULL) {
+        w->last_watched = true;
+        return &c->run.node;
+    }
+    return xo_mpscq_pop(&w->runq, &w->runq_tail);
+}
+
+/* The next runnable node: poll (the run queue, and the watched mailboxes),
    spin for spin_ns, then park. Due timers fire in between. */
 static struct xo_qnode *next_runnable(struct xo_worker *w)
 {
     uint64_t next = xo_timers_run(w);
-    struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
-    if (n != NULL) {
-        release_watch(w);
+    struct xo_qnode *n = poll_once(w);
+    if (n != NULL)
         return n;
-    }
     uint64_t spin = w->rt->cfg.spin_ns;
     uint64_t deadline = spin ? xo_now_ns() + spin : 0;
     uint64_t idle_since = xo_coarse_ns();
     for (unsigned i = 1;; i++) {
-        n = xo_mpscq_pop(&w->runq, &w->runq_tail);
+        n = poll_once(w);
         if (n != NULL) {
-            release_watch(w);
             bump(&w->idle_ns, xo_coarse_ns() - idle_since);
             return n;
-        }
-        /* A watched mailbox is empty until a sender's exchange moves its
-           head: the poll reads only the line its senders write. */
-        struct xo_cell *c = w->watched;
-        if (c != NULL && !xo_mpscq_empty(&c->mbox, c->mbox_tail)) {
-            w->watched = NULL; /* still scheduled: run its turn */
-            bump(&w->idle_ns, xo_coarse_ns() - idle_since);
-            return &c->run.node;
         }
         if (deadline != 0 && ((i & 63) != 0 || xo_now_ns() < deadline)) {
             xo_cpu_relax();
@@ -239,8 +271,8 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
         }
         /* Nothing came: stop watching before sleeping (the next sender
            then schedules the actor and wakes us as usual). */
-        if (w->watched != NULL) {
-            release_watch(w);
+        if (w->nwatched != 0) {
+            release_watches(w);
             continue;
         }
         park(w, next);
@@ -387,18 +419,34 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
     return consumed;
 }
 
+/* Whether c's turn ended on this worker lately (and note that it did
+   now): a slot per hash of the address, so an actor counts as recent while
+   no other actor with the same slot ended a turn since. */
+static bool recently_run(struct xo_worker *w, struct xo_cell *c)
+{
+    uintptr_t a = (uintptr_t)c;
+    struct xo_cell **slot = &w->recent[((a >> 6) ^ (a >> 12)) %
+                                       XO_RECENT_SLOTS];
+    bool seen = *slot == c;
+    *slot = c;
+    return seen;
+}
+
 /* The turn of c ended with its mailbox empty: watch it (see "Watching")
-   when this is its home worker's main loop, nothing else is queued here,
-   and the worker will spin. */
+   when this is its home worker's main loop, the worker will spin, the
+   watch set has room, and either c came back here lately or the worker
+   has nothing else to do (queued or watched). */
 static bool watch(struct xo_worker *w, struct xo_cell *c)
 {
-    /* A push racing with the emptiness checks is seen by the poll. */
+    /* A push racing with the emptiness check is seen by the poll. */
     if (w->block_depth != 0 || c->pool != w->index ||
-        w->rt->cfg.spin_ns == 0 || w->watched != NULL ||
-        !xo_mpscq_empty(&w->runq, w->runq_tail) ||
+        w->rt->cfg.spin_ns == 0 || w->nwatched == XO_WATCH_MAX ||
         c->mbox_tail != &c->mbox.stub)
         return false;
-    w->watched = c;
+    if (!recently_run(w, c) &&
+        (w->nwatched != 0 || !xo_mpscq_empty(&w->runq, w->runq_tail)))
+        return false;
+    w->watched[w->nwatched++] = c;
     return true;
 }
 
@@ -524,9 +572,9 @@ int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
        turns run meanwhile have their own, and a grace period is not held
        up by a handler that waits. */
     void *turn = xo_rcu_turn_suspend();
-    /* The loop below serves the run queue only: a watched actor goes back
-       to being scheduled normally (it may be what we wait for). */
-    release_watch(w);
+    /* The loop below serves the run queue only: watched actors go back to
+       being scheduled normally (one may be what we wait for). */
+    release_watches(w);
     w->block_depth++;
     int rc = block(w, word, bit, waiters_bit, deadline);
     w->block_depth--;
@@ -552,8 +600,11 @@ void xo_turn_yield(struct xo_ctx *ctx)
     ctx->yield_in = ctx->rt->cfg.yield_sends;
     if (w == NULL || w->rt != ctx->rt || w->block_depth != 0 ||
         w->nblocked == XO_MAX_NESTED_WAITS ||
-        xo_mpscq_empty(&w->runq, w->runq_tail))
+        (w->nwatched == 0 && xo_mpscq_empty(&w->runq, w->runq_tail)))
         return;
+    /* Watched actors with messages join the queue, the others are marked
+       idle: the next send to one of them queues it. */
+    release_watches(w);
     /* The items run share the yielding turn's read-side section: the
        yield is as short as a turn (a nested handler that waits leaves the
        section for its wait, like any handler). */

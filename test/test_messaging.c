@@ -403,12 +403,12 @@ static const xo_actor_def_t watch_other_def = {
 
 Test(messaging, a_watched_actor_and_its_pool_mates_all_get_their_messages)
 {
-    /* Each round ends with the worker watching a (its turn ran last).
-       Then b is sent to (scheduled through the run queue) and a right
-       after: when both land within one poll, the worker takes b from the
-       run queue and must end the watch of a by queueing it (a's mailbox
-       is no longer empty, it cannot be marked idle). A lost actor hangs
-       the wait below; ctest's timeout fails it. */
+    /* Each round ends with the worker watching a (its turn ran last; from
+       the second round on, b is watched too). Sends to b and a land in
+       either order around the worker's polls, through the run queue or
+       into a watched mailbox, and around the moment the worker stops
+       watching to park: an actor left unseen hangs the wait below (ctest's
+       timeout fails it). */
     xo_runtime_t *rt = start_runtime(1);
     xo_ref_t a, b;
     cr_assert_eq(xo_spawn(rt, &watch_def, NULL, &a), 0);
@@ -421,5 +421,122 @@ Test(messaging, a_watched_actor_and_its_pool_mates_all_get_their_messages)
                atomic_load(&watch_other_handled) != i + 1)
             ;
     }
+    stop_runtime(rt);
+}
+
+/* A runtime whose one worker never parks during a test: what it watches
+   stays watched until something else ends the watch. */
+static xo_runtime_t *start_spinning(void)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 1;
+    cfg.spin_ns = 30000000000ull; /* 30 s */
+    xo_runtime_t *rt = NULL;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    return rt;
+}
+
+struct fan {
+    xo_ref_t *to;
+    int n;
+};
+
+/* On each message: one message to every actor of the fan. */
+static int fan_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    const struct fan *f = m->data;
+    for (int i = 0; i < f->n; i++)
+        if (xo_tell(f->to[i], 1, NULL, 0) != 0)
+            return -1;
+    return 0;
+}
+
+static const xo_actor_def_t fan_def = { .name = "fan",
+                                        .on_message = fan_message };
+
+Test(messaging, more_actors_than_a_worker_watches_all_get_every_message)
+{
+    /* 40 actors in one pool, more than one worker watches (32): an actor
+       of the same pool sends one message to each, round after round, so
+       the ones that come back every round are watched and the rest go
+       through the run queue; each must see every round. The worker
+       spins throughout, so watches end only by being taken. */
+    xo_runtime_t *rt = start_spinning();
+    enum { N = 40, ROUNDS = 2000 };
+    static xo_ref_t to[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(xo_spawn(rt, &watch_def, NULL, &to[i]), 0);
+    xo_ref_t fan;
+    cr_assert_eq(xo_spawn(rt, &fan_def, NULL, &fan), 0);
+    struct fan f = { to, N };
+    atomic_store(&watch_handled, 0);
+    for (long r = 0; r < ROUNDS; r++) {
+        cr_assert_eq(xo_tell(fan, 1, &f, sizeof(f)), 0);
+        while (atomic_load(&watch_handled) != (r + 1) * N)
+            sched_yield();
+    }
+    for (int i = 0; i < N; i++) {
+        xo_actor_stats_t st;
+        cr_assert_eq(xo_actor_stats(to[i], &st), 0);
+        cr_assert_eq(st.handled, ROUNDS, "actor %d handled every round", i);
+    }
+    stop_runtime(rt);
+}
+
+enum { ASK = 7 };
+
+static int answer_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&watch_handled, 1);
+    return m->request ? xo_reply(m->request, ASK, NULL, 0) : 0;
+}
+
+static const xo_actor_def_t answer_def = { .name = "answer",
+                                           .on_message = answer_message };
+
+static _Atomic int asker_rc = 1;
+
+/* Calls the actor its message names and waits for the reply. */
+static int asker_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    xo_future_t *f;
+    int rc = xo_call(*(const xo_ref_t *)m->data, ASK, NULL, 0, &f);
+    if (rc == 0) {
+        rc = xo_future_wait(f, -1);
+        xo_future_release(f);
+    }
+    atomic_store(&asker_rc, rc);
+    return 0;
+}
+
+static const xo_actor_def_t asker_def = { .name = "asker",
+                                          .on_message = asker_message };
+
+Test(messaging, a_blocking_wait_on_a_watched_pool_mate_completes)
+{
+    /* The callee handles a message first, so the spinning worker watches
+       it; its mailbox is then not idle-marked, and the call into it
+       schedules nothing. The caller's wait serves the run queue only, so
+       it must end the watch first (queueing the callee, whose mailbox now
+       holds the call); otherwise the wait never ends. */
+    xo_runtime_t *rt = start_spinning();
+    xo_ref_t answer, asker;
+    cr_assert_eq(xo_spawn(rt, &answer_def, NULL, &answer), 0);
+    cr_assert_eq(xo_spawn(rt, &asker_def, NULL, &asker), 0);
+    atomic_store(&watch_handled, 0);
+    cr_assert_eq(xo_tell(answer, 1, NULL, 0), 0);
+    while (atomic_load(&watch_handled) != 1)
+        sched_yield();
+    cr_assert_eq(xo_tell(asker, 1, &answer, sizeof(answer)), 0);
+    while (atomic_load(&asker_rc) == 1)
+        sleep_ms(1);
+    cr_assert_eq(atomic_load(&asker_rc), 0);
     stop_runtime(rt);
 }

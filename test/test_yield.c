@@ -7,6 +7,7 @@
  */
 #include "support.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,12 +94,14 @@ static const xo_actor_def_t producer_def = {
     .name = "producer", .on_message = producer_message,
 };
 
+static uint64_t spin_ns = 5000;
+
 static xo_runtime_t *start_one_pool(unsigned yield_sends)
 {
     xo_config_t cfg;
     xo_config_init(&cfg);
     cfg.pools = 1;
-    cfg.spin_ns = 5000;
+    cfg.spin_ns = spin_ns;
     cfg.yield_sends = yield_sends;
     xo_runtime_t *rt = NULL;
     cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
@@ -107,8 +110,11 @@ static xo_runtime_t *start_one_pool(unsigned yield_sends)
 
 /* Spawn a producer and a counter in the one pool, let the producer send n
    ITEMs to the counter by `mode`; returns what the counter had handled when
-   the producer's loop ended. */
-static long flood_and_watch(unsigned yield_sends, long n, enum send_mode mode)
+   the producer's loop ended. With `warm`, the counter handles one ITEM
+   first (not counted in the result), so a worker that spins is watching it
+   when the flood starts. */
+static long flood_and_watch_from(unsigned yield_sends, long n,
+                                 enum send_mode mode, bool warm)
 {
     xo_runtime_t *rt = start_one_pool(yield_sends);
     static _Atomic long count;
@@ -121,6 +127,12 @@ static long flood_and_watch(unsigned yield_sends, long n, enum send_mode mode)
     xo_ref_t producer, counter;
     cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &counter), 0);
     cr_assert_eq(xo_spawn(rt, &producer_def, NULL, &producer), 0);
+    if (warm) {
+        cr_assert_eq(xo_tell(counter, ITEM, NULL, 0), 0);
+        while (atomic_load(&count) != 1)
+            sched_yield();
+        atomic_store(&count, 0);
+    }
     struct latch done;
     latch_init(&done, 1);
     long seen = -1;
@@ -135,11 +147,28 @@ static long flood_and_watch(unsigned yield_sends, long n, enum send_mode mode)
     return seen;
 }
 
+static long flood_and_watch(unsigned yield_sends, long n, enum send_mode mode)
+{
+    return flood_and_watch_from(yield_sends, n, mode, false);
+}
+
 Test(yield, a_flooding_turn_lets_its_consumer_keep_up_while_it_sends)
 {
     /* Every 64 sends the consumer's turn (up to 64 messages) runs inside
        the producer's send, so it is never more than 64 behind. */
     long seen = flood_and_watch(64, 10000, BY_TELL);
+    cr_assert_geq(seen, 10000 - 64, "consumed while sent: %ld", seen);
+}
+
+Test(yield, a_consumer_watched_when_the_flood_starts_runs_in_the_yields)
+{
+    /* The worker spins (it never parks here), so after its first message
+       the counter stays watched: its mailbox is not idle-marked and the
+       flood schedules nothing. A yield must end that watch, or it finds
+       nothing queued and the consumer waits for the producer's turn to
+       end. */
+    spin_ns = 30000000000ull; /* 30 s */
+    long seen = flood_and_watch_from(64, 10000, BY_TELL, true);
     cr_assert_geq(seen, 10000 - 64, "consumed while sent: %ld", seen);
 }
 
