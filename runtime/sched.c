@@ -14,19 +14,24 @@
  * exchange takes that mark is the one that wakes it (see mpscq.h), so a wake
  * is never lost and never sent twice.
  *
- * Watching. When a turn leaves an actor's mailbox empty and the worker has
- * nothing else queued, the worker does not mark the mailbox idle: it keeps
- * the actor as `watched` and, while it spins, polls that mailbox as well as
- * its run queue. A sender to the watched actor then finds the mailbox not
- * idle and only pushes (one exchange, on the line the worker polls); the
- * worker sees the message and runs the turn. Without it the same hand-off
- * is the mailbox exchange, an exchange on the worker's run queue, and the
- * worker taking both lines back: for a request/reply pair between two
- * pools that is about two cache-line transfers more per message. The
- * watched actor is in no run queue and not idle-marked, so the worker
- * must end the watch before doing anything else: before running another
- * item, before parking, and before a blocking wait (release_watch marks
- * the mailbox idle, or, when a message slipped in, queues the actor).
+ * Watching. When a turn leaves an actor's mailbox empty, the worker may
+ * keep the actor as one of its `watched` (up to XO_WATCH_MAX) instead of
+ * marking the mailbox idle, and poll that mailbox along with its run queue.
+ * A sender to a watched actor then finds the mailbox not idle and only
+ * pushes (one exchange, on the line the worker polls); the worker sees the
+ * message and runs the turn. Without it the same hand-off is the mailbox
+ * exchange, an exchange on the worker's run queue, and the worker taking
+ * both lines back: for a request/reply pair between two pools, or a driver
+ * feeding the actors of another core, about two cache-line transfers more
+ * per message. An actor is watched when its turn ended on this worker
+ * recently (`recent`: it comes back often) or when the worker has nothing
+ * else to do. The worker polls the run queue and the watched mailboxes
+ * alternately first, so neither can hold up the other for more than a
+ * turn. A watched actor is in no run queue and not idle-marked, so only
+ * its worker can bring it back: before it parks, before a blocking wait
+ * and before a yield (which serve the run queue only), it ends every watch
+ * (release_watches marks each mailbox idle, or, when a message slipped in,
+ * queues the actor).
  *
  * Stop: each worker's exit node is pushed once all actors are gone; a
  * worker that pops it returns.
