@@ -339,6 +339,10 @@ XO_API int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out);
  * message envelope (one allocation, no system call). From any thread.
  * Errors: XO_ENOTEXIST, XO_ECLOSED, XO_ENOMEM, XO_EINVAL (size over
  * UINT32_MAX, or data NULL with size > 0). On error nothing was sent.
+ * From a stateful actor's handler, every cfg.yield_sends-th message sent
+ * in one turn (xo_tell, xo_send, each item of xo_tell_batch) may run the
+ * turns of other actors queued on its worker before the send returns
+ * (never the sender's own): see cfg.yield_sends.
  */
 XO_API int xo_tell(xo_ref_t to, uint32_t tag, const void *data, size_t size);
 
