@@ -160,10 +160,11 @@ static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
     if (rc != 0)
         return rc;
     if (size > 0)
-        memcpy(env->payload, data, size);
+        memcpy(env->msg.data, data, size);
     env->msg.size = (uint32_t)size;
     env->item.kind = XO_K_CALL;
-    struct xo_request *req = (struct xo_request *)(env->payload + room);
+    struct xo_request *req =
+        (struct xo_request *)((unsigned char *)env->msg.data + room);
     *req = (struct xo_request){ .f = f, .index = i };
     /* relaxed: the envelope's reference; the caller's keeps f alive. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
@@ -534,7 +535,7 @@ int xo_reply(xo_request_t *req, uint32_t tag, const void *data, size_t size)
     if (rc != 0)
         return rc;
     if (size > 0)
-        memcpy(env->payload, data, size);
+        memcpy(env->msg.data, data, size);
     return reply_with(req, 0, NULL, env);
 }
 
@@ -584,7 +585,7 @@ int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
     if (rc != 0)
         return rc;
     if (size > 0)
-        memcpy(env->payload, data, size);
+        memcpy(env->msg.data, data, size);
     env->msg.sender = (xo_ref_t){ f->rt, req->callee };
     req->streamed = 1;
     (void)xo_mpscq_push(&f->parts, &env->item.node);
@@ -668,7 +669,7 @@ static void schedule_continuation(struct xo_future *f)
         return;
     }
     env->item.kind = XO_K_CONT;
-    struct cont_payload *p = (struct cont_payload *)env->payload;
+    struct cont_payload *p = env->msg.data;
     *p = (struct cont_payload){ f, f->then, f->then_arg };
     if (xo_enqueue(f->then_actor, env) != 0)
         xo_drop_continuation(rt, env);
@@ -694,7 +695,7 @@ static void drop_results(struct xo_future *f)
 
 void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env)
 {
-    struct cont_payload *p = (struct cont_payload *)env->payload;
+    struct cont_payload *p = env->msg.data;
     drop_results(p->f);
     xo_future_unref(p->f);
     xo_envelope_free(rt, env);
@@ -702,7 +703,7 @@ void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env)
 
 int xo_run_continuation(struct xo_ctx *ctx, struct xo_envelope *env)
 {
-    struct cont_payload *p = (struct cont_payload *)env->payload;
+    struct cont_payload *p = env->msg.data;
     int rc = p->then(ctx, ctx->cell->state, p->f, p->arg);
     drop_results(p->f);
     xo_future_unref(p->f);

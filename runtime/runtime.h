@@ -118,22 +118,62 @@ struct xo_request {
     uint8_t deferred;  /* the handler kept it (xo_request_defer) */
     uint8_t heap;      /* this copy was allocated by xo_request_defer */
     uint8_t streamed;  /* parts were sent */
+    /* A call to a stateless actor: that actor, while the call is queued as
+       a task (xo_task_set_cell). */
+    struct xo_cell *task_cell;
 };
 
 /*
- * One cache line of header, then the payload. A call's request lives after
- * its payload (msg.request points at it), so one-way messages, the common
- * case, do not carry it.
+ * A 56-byte header, then the payload. A payload of up to XO_ENV_SMALL bytes
+ * follows the header directly, so the whole message is one 64-byte block —
+ * one cache line for a receiver on another core to take, where an 80-byte
+ * block spans two (pingpong across cores: 207 → 152 ns per round trip,
+ * docs/performance.md). That spot is 8-byte aligned, which is enough for
+ * any object of 8 bytes or less; a larger payload starts 8 bytes further,
+ * 16-byte aligned (as malloc's blocks are). msg.data points at it either
+ * way (xo_env_payload). A call's request lives after its payload
+ * (msg.request points at it), so one-way messages, the common case, do not
+ * carry it.
  */
 struct xo_envelope {
     struct xo_item item;  /* kind: TELL, CALL or CONT */
     xo_msg_t msg;
-    struct xo_cell *task_cell; /* stateless target, while queued as a task */
-    alignas(16) unsigned char payload[];
+    alignas(8) unsigned char payload[];
 };
 
-_Static_assert(sizeof(struct xo_envelope) == 64,
-               "the envelope header is one cache line");
+_Static_assert(sizeof(struct xo_envelope) == 56 &&
+                   sizeof(struct xo_envelope) + 8 == XO_CACHELINE,
+               "an envelope with up to 8 bytes of payload is one line");
+
+#define XO_ENV_SMALL 8u
+
+/* Where an envelope made for `size` bytes keeps them. */
+static inline unsigned char *xo_env_payload(struct xo_envelope *e,
+                                            size_t size)
+{
+    return size <= XO_ENV_SMALL ? e->payload : e->payload + 8;
+}
+
+/* A task (a message queued for a stateless actor on any worker) carries
+   its actor: in its request when it is a call, and, a tell having none, in
+   msg.request until the task runs (the header has no word to spare). */
+static inline void xo_task_set_cell(struct xo_envelope *e, struct xo_cell *c)
+{
+    if (e->item.kind == XO_K_CALL)
+        e->msg.request->task_cell = c;
+    else
+        e->msg.request = (xo_request_t *)(void *)c;
+}
+
+/* The actor of a task about to run; a tell's msg.request is NULL again. */
+static inline struct xo_cell *xo_task_take_cell(struct xo_envelope *e)
+{
+    if (e->item.kind == XO_K_CALL)
+        return e->msg.request->task_cell;
+    struct xo_cell *c = (struct xo_cell *)(void *)e->msg.request;
+    e->msg.request = NULL;
+    return c;
+}
 
 /* Largest payload xo_tell / xo_msg_alloc accept. */
 #define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - sizeof(struct xo_envelope) - 64)

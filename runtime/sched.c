@@ -500,7 +500,7 @@ static void run_turn(struct xo_worker *w, struct xo_cell *c)
 /* A message to a stateless actor, run as a task on this worker. */
 static void run_task(struct xo_worker *w, struct xo_envelope *env)
 {
-    struct xo_cell *c = env->task_cell;
+    struct xo_cell *c = xo_task_take_cell(env);
     struct xo_ctx ctx = { w->rt, c, w->index, NULL, NULL, 0 };
     struct xo_ctx *saved = tls_ctx;
     tls_ctx = &ctx;

@@ -540,3 +540,78 @@ Test(messaging, a_blocking_wait_on_a_watched_pool_mate_completes)
     cr_assert_eq(atomic_load(&asker_rc), 0);
     stop_runtime(rt);
 }
+
+/* ---- payload placement (runtime.h, struct xo_envelope) ---------------- */
+
+#define CALL_BIT 0x10000u
+
+static atomic_long checked, misplaced;
+
+/* Every message's tag is its payload size (plus CALL_BIT for calls); the
+   payload's bytes are 1, 2, 3...; it must be aligned for any object of its
+   size (8 bytes up to 8, 16 above), and only calls carry a request. */
+static int check_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    bool call = (m->tag & CALL_BIT) != 0;
+    uint32_t size = m->tag & ~CALL_BIT;
+    uintptr_t align = size <= 8 ? 8 : 16;
+    bool ok = m->size == size && (uintptr_t)m->data % align == 0 &&
+              (m->request != NULL) == call;
+    for (uint32_t i = 0; ok && i < size; i++)
+        ok = ((const unsigned char *)m->data)[i] == (unsigned char)(i + 1);
+    if (!ok)
+        atomic_fetch_add(&misplaced, 1);
+    atomic_fetch_add(&checked, 1);
+    return call ? xo_reply(m->request, 0, m->data, m->size) : 0;
+}
+
+static const xo_actor_def_t check_def = { .name = "check",
+                                          .on_message = check_message };
+static const xo_actor_def_t check_stateless_def = {
+    .name = "check-stateless", .flags = XO_ACTOR_STATELESS,
+    .on_message = check_message
+};
+
+Test(messaging, payloads_are_aligned_for_their_size_and_only_calls_carry_a_request)
+{
+    /* Sizes around the 8-byte limit of the one-line envelope, by every
+       way a payload gets into one, to a stateful and a stateless actor
+       (whose tasks keep their actor in the request word until they run). */
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t to[2];
+    cr_assert_eq(xo_spawn(rt, &check_def, NULL, &to[0]), 0);
+    cr_assert_eq(xo_spawn(rt, &check_stateless_def, NULL, &to[1]), 0);
+    unsigned char bytes[40];
+    for (unsigned i = 0; i < sizeof(bytes); i++)
+        bytes[i] = (unsigned char)(i + 1);
+    long sent = 0;
+    for (int a = 0; a < 2; a++) {
+        for (uint32_t size = 0; size <= 40; size++) {
+            cr_assert_eq(xo_tell(to[a], size, bytes, size), 0);
+            xo_msg_t *msg;
+            cr_assert_eq(xo_msg_alloc(rt, size, size, &msg), 0);
+            cr_assert_eq((uintptr_t)msg->data % (size <= 8 ? 8 : 16), 0);
+            memcpy(msg->data, bytes, size);
+            cr_assert_eq(xo_send(to[a], msg), 0);
+            xo_batch_item_t item = { size, bytes, size };
+            cr_assert_eq(xo_tell_batch(to[a], &item, 1), 0);
+            xo_future_t *f;
+            cr_assert_eq(xo_call(to[a], size | CALL_BIT, bytes, size, &f),
+                         0);
+            cr_assert_eq(xo_future_wait(f, -1), 0);
+            xo_result_t r;
+            cr_assert_eq(xo_future_result(f, 0, &r), 0);
+            cr_assert_eq(r.size, size);
+            cr_assert_eq(size == 0 || memcmp(r.data, bytes, size) == 0, 1,
+                         "the reply carries the payload back");
+            cr_assert_eq((uintptr_t)r.data % (size <= 8 ? 8 : 16), 0);
+            xo_future_release(f);
+            sent += 4;
+        }
+    }
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&checked), sent);
+    cr_assert_eq(atomic_load(&misplaced), 0);
+}
