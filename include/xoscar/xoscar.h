@@ -101,6 +101,10 @@ static inline bool xo_ref_eq(xo_ref_t a, xo_ref_t b)
  * only; the runtime frees it afterwards. `sender` is the actor that sent it,
  * or XO_REF_NONE when it came from a thread outside the runtime. `request`
  * is set when the message is a call (xo_call): answer it with xo_reply.
+ * `data` of a payload the runtime holds (copied by a send, or filled after
+ * xo_msg_alloc) is aligned for any object of its size: 16 bytes when `size`
+ * is over 8, 8 bytes otherwise; a wrapped buffer (xo_msg_wrap) is the
+ * caller's own.
  */
 typedef struct xo_msg {
     uint32_t tag;
