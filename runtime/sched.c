@@ -604,8 +604,12 @@ void xo_turn_yield(struct xo_ctx *ctx)
     struct xo_worker *w = tls_worker;
     ctx->yield_in = ctx->rt->cfg.yield_sends;
     if (w == NULL || w->rt != ctx->rt || w->block_depth != 0 ||
-        w->nblocked == XO_MAX_NESTED_WAITS ||
-        (w->nwatched == 0 && xo_mpscq_empty(&w->runq, w->runq_tail)))
+        w->nblocked == XO_MAX_NESTED_WAITS)
+        return;
+    /* Timers come due during a flood too (delayed tells, call timeouts);
+       what they send is then queued like the rest. */
+    xo_timers_run(w);
+    if (w->nwatched == 0 && xo_mpscq_empty(&w->runq, w->runq_tail))
         return;
     /* Watched actors with messages join the queue, the others are marked
        idle: the next send to one of them queues it. */
