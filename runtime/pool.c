@@ -150,9 +150,42 @@ static int append_pool(xo_runtime_t *rt, int cpu, const char *labels,
     }
     /* release: pairs with xo_pool_slots' acquire. */
     atomic_store_explicit(&rt->npools, i + 1, memory_order_release);
+    xo_pools_update_sharing(rt);
     if (index)
         *index = i;
     return 0;
+}
+
+void xo_pools_update_sharing(xo_runtime_t *rt)
+{
+    unsigned n = xo_pool_slots(rt), active = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct xo_worker *w = xo_pool(rt, i);
+        active += w != NULL && xo_pool_active(w);
+    }
+    bool crowded = active > (unsigned)CPU_COUNT(&rt->allowed);
+    for (unsigned i = 0; i < n; i++) {
+        struct xo_worker *w = xo_pool(rt, i);
+        if (w == NULL || !xo_pool_active(w))
+            continue;
+        bool shared = !w->pinned && crowded;
+        struct xo_worker *mate = NULL;
+        /* The next pinned sharer after w in index order, wrapping. */
+        for (unsigned k = 1; k < n && w->pinned; k++) {
+            struct xo_worker *v = xo_pool(rt, (i + k) % n);
+            if (v == NULL || !xo_pool_active(v))
+                continue;
+            if (!v->pinned && crowded)
+                shared = true; /* it may land anywhere, on us too */
+            else if (v->pinned && v->core == w->core && mate == NULL)
+                mate = v;
+        }
+        shared = shared || mate != NULL;
+        /* relaxed: hints for the worker's idle loop (see core_shared). */
+        atomic_store_explicit(&w->core_mate, shared ? mate : NULL,
+                              memory_order_relaxed);
+        atomic_store_explicit(&w->core_shared, shared, memory_order_relaxed);
+    }
 }
 
 int xo_pools_start(xo_runtime_t *rt)
@@ -323,6 +356,7 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
     pthread_mutex_lock(&rt->pools_lock);
     /* release: pairs with the acquire loads of xo_pool_active / info. */
     atomic_store_explicit(&w->state, XO_POOL_GONE, memory_order_release);
+    xo_pools_update_sharing(rt);
     pthread_mutex_unlock(&rt->pools_lock);
     rehome_leftovers(rt, w);
     return 0;
@@ -369,6 +403,9 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
                     : XO_POOL_CPU;
     out->core = w->core;
     out->pinned = w->pinned;
+    /* relaxed: see core_shared. */
+    out->core_shared = atomic_load_explicit(&w->core_shared,
+                                            memory_order_relaxed);
     out->labels = w->labels;
     /* relaxed: counters. */
     out->actors = atomic_load_explicit(&w->actors, memory_order_relaxed);

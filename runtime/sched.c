@@ -253,6 +253,27 @@ static struct xo_qnode *poll_once(struct xo_worker *w)
     return xo_mpscq_pop(&w->runq, &w->runq_tail);
 }
 
+/* Whether a worker that may run on w's CPU is awake (not parked): while
+   one is, w gives the CPU up between polls instead of spinning on it. */
+static bool mate_awake(struct xo_worker *w)
+{
+    /* relaxed: hints (see core_shared); a wrong answer costs a spin or a
+       system call, never a message. */
+    if (!atomic_load_explicit(&w->core_shared, memory_order_relaxed))
+        return false;
+    struct xo_worker *v =
+        atomic_load_explicit(&w->core_mate, memory_order_relaxed);
+    if (v == NULL)
+        return true; /* unpinned: the sharers are not known */
+    for (unsigned k = 0; k < XO_MAX_POOLS && v != NULL && v != w; k++) {
+        if (!(atomic_load_explicit(&v->runq.head, memory_order_relaxed) &
+              XO_MPSCQ_IDLE))
+            return true;
+        v = atomic_load_explicit(&v->core_mate, memory_order_relaxed);
+    }
+    return false;
+}
+
 /* The next runnable node: poll (the run queue, and the watched mailboxes),
    spin for spin_ns, then park. Due timers fire in between. */
 static struct xo_qnode *next_runnable(struct xo_worker *w)
@@ -271,7 +292,13 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
             return n;
         }
         if (deadline != 0 && ((i & 63) != 0 || xo_now_ns() < deadline)) {
-            xo_cpu_relax();
+            /* On a CPU another worker needs (maybe for the very message
+               we wait for), poll between its turns rather than spin
+               through them. */
+            if (mate_awake(w))
+                sched_yield();
+            else
+                xo_cpu_relax();
             continue;
         }
         /* Nothing came: stop watching before sleeping (the next sender

@@ -153,3 +153,126 @@ Test(pools, unpinned_config_starts_workers_without_affinity)
     cr_assert_eq(xo_runtime_stop(rt), 0);
     xo_runtime_free(rt);
 }
+
+/* Two actors passing a token between them `left` times in all; the one
+   that finds none left counts `done` down. */
+struct hop {
+    const xo_ref_t *peers; /* [2], filled before the first message */
+    int self;
+    _Atomic long *left;
+    struct latch *done;
+};
+
+static int hop_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)m;
+    struct hop *h = state;
+    if (atomic_fetch_sub(h->left, 1) <= 1) {
+        latch_count_down(h->done);
+        return 0;
+    }
+    return xo_tell(h->peers[1 - h->self], WHERE, NULL, 0);
+}
+
+static int hop_setup(xo_ctx_t *ctx, void *state, const void *arg, size_t size)
+{
+    (void)ctx;
+    memcpy(state, arg, size);
+    return 0;
+}
+
+static const xo_actor_def_t hop_def = {
+    .name = "hop", .state_size = sizeof(struct hop),
+    .on_create = hop_setup, .on_message = hop_message,
+};
+
+/* Pass a token 2000 times between an actor of pool p and one of pool q. */
+static void pass_token(xo_runtime_t *rt, unsigned p, unsigned q)
+{
+    static xo_ref_t peers[2];
+    static _Atomic long left;
+    atomic_store(&left, 2000);
+    struct latch done;
+    latch_init(&done, 1);
+    unsigned pools[2] = { p, q };
+    for (int i = 0; i < 2; i++) {
+        struct hop h = { peers, i, &left, &done };
+        xo_spawn_opts_t opts;
+        xo_spawn_opts_init(&opts);
+        opts.pool = (int)pools[i];
+        opts.arg = &h;
+        opts.arg_size = sizeof(h);
+        cr_assert_eq(xo_spawn(rt, &hop_def, &opts, &peers[i]), 0);
+    }
+    cr_assert_eq(xo_tell(peers[0], WHERE, NULL, 0), 0);
+    latch_wait(&done);
+    cr_assert_eq(atomic_load(&left), 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(xo_destroy(peers[i]), 0);
+}
+
+static bool core_shared(xo_runtime_t *rt, unsigned pool)
+{
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, pool, &info), 0);
+    return info.core_shared;
+}
+
+Test(pools, workers_pinned_to_one_core_know_they_share_it_as_pools_come_and_go)
+{
+    /* Two pools pinned to the first CPU this process may use: each worker
+       must know that the other may need that CPU (it then gives the CPU
+       up while it waits for work instead of spinning); removing one
+       clears it, adding a pool on the same CPU sets it again. A token
+       passed between pools on that CPU keeps going throughout. */
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    int c = 0;
+    while (!CPU_ISSET(c, &set))
+        c++;
+    int cpus[2] = { c, c };
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 2;
+    cfg.cpus = cpus;
+    cfg.spin_ns = 1000000; /* spin while the token is on the other pool */
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    xo_pool_info_t info;
+    cr_assert_eq(xo_pool_info(rt, 0, &info), 0);
+    if (!info.pinned) { /* a system that refuses affinity */
+        cr_assert_eq(xo_runtime_stop(rt), 0);
+        xo_runtime_free(rt);
+        cr_log_info("this system refuses thread affinity: nothing to share");
+        return;
+    }
+    cr_assert(core_shared(rt, 0) && core_shared(rt, 1));
+    pass_token(rt, 0, 1);
+
+    cr_assert_eq(xo_pool_remove(rt, 1), 0);
+    cr_assert_not(core_shared(rt, 0), "alone on its CPU again");
+
+    unsigned added;
+    cr_assert_eq(xo_pool_add(rt, c, NULL, &added), 0);
+    cr_assert(core_shared(rt, 0) && core_shared(rt, added));
+    pass_token(rt, 0, added);
+    stop_runtime(rt);
+}
+
+Test(pools, default_pools_do_not_share_cores)
+{
+    /* One pool per allowed CPU, each pinned to its own: none shares. */
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    for (unsigned p = 0; p < xo_pool_count(rt); p++) {
+        xo_pool_info_t info;
+        cr_assert_eq(xo_pool_info(rt, p, &info), 0);
+        if (info.pinned)
+            cr_assert_not(info.core_shared, "pool %u", p);
+    }
+    cr_assert_eq(xo_runtime_stop(rt), 0);
+    xo_runtime_free(rt);
+}

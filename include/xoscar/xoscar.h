@@ -530,6 +530,10 @@ typedef struct xo_pool_info {
     xo_pool_kind_t kind;
     int core;          /* CPU the worker was assigned, -1 if none */
     bool pinned;       /* the worker is bound to `core` */
+    bool core_shared;  /* another pool's worker may run on its CPU (pinned
+                          to the same core, or, unpinned, more pools than
+                          CPUs): it gives the CPU up while it waits for
+                          work instead of spinning on it */
     const char *labels;/* "cpu" plus user labels, comma-separated; valid
                           until xo_runtime_free */
     uint64_t actors;   /* live actors whose home is this pool */
