@@ -174,8 +174,8 @@ static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
     return 0;
 }
 
-int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
-            xo_future_t **out)
+static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
+                    xo_future_t **out)
 {
     if (to.rt == NULL || out == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
@@ -196,6 +196,17 @@ int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
     }
     *out = f;
     return 0;
+}
+
+/* Calls count toward a handler's yield like tells (see cfg.yield_sends),
+   once the call is complete: a yield never runs inside one. */
+int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
+            xo_future_t **out)
+{
+    int rc = call_one(to, tag, data, size, out);
+    if (rc == 0)
+        xo_count_sends(xo_current_ctx(), 1);
+    return rc;
 }
 
 int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
@@ -232,6 +243,7 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
         return rc;
     }
     *out = f;
+    xo_count_sends(xo_current_ctx(), count);
     return 0;
 }
 
@@ -735,7 +747,7 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
     if (w == NULL || w->rt != ctx->rt)
         return XO_EINVAL; /* on_create runs on the spawner's thread */
     struct xo_future *f;
-    int rc = xo_call(to, tag, data, size, &f);
+    int rc = call_one(to, tag, data, size, &f);
     if (rc != 0)
         return rc;
     f->then_actor = xo_cell_ref(ctx->cell);
@@ -754,5 +766,6 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
                                             memory_order_acq_rel);
     if (old & XO_FUT_DONE)
         schedule_continuation(f);
+    xo_count_sends(ctx, 1);
     return 0;
 }

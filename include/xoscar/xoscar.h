@@ -344,7 +344,7 @@ XO_API int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out);
  * Errors: XO_ENOTEXIST, XO_ECLOSED, XO_ENOMEM, XO_EINVAL (size over
  * UINT32_MAX, or data NULL with size > 0). On error nothing was sent.
  * From a stateful actor's handler, every cfg.yield_sends-th message sent
- * in one turn (xo_tell, xo_send, each item of xo_tell_batch) may run the
+ * in one turn (tells, xo_send, calls; each item of a batch) may run the
  * turns of other actors queued on its worker before the send returns
  * (never the sender's own): see cfg.yield_sends.
  */
