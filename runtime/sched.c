@@ -643,9 +643,9 @@ void xo_turn_yield(struct xo_ctx *ctx)
     release_watches(w);
     /* The items run share the yielding turn's read-side section: the
        yield is as short as a turn (a nested handler that waits leaves the
-       section for its wait, like any handler). */
-    /* The yielding actor resumes only after the turns nested above it end:
-       to the cycle check of their waits it is blocked below them. */
+       section for its wait, like any handler). The yielding actor resumes
+       only after the turns nested above it end: to the cycle check of
+       their waits it is blocked below them. */
     w->blocked[w->nblocked++] = ctx->cell;
     w->block_depth++;
     /* At most cfg.batch items: an actor whose mailbox stays full goes to
