@@ -258,18 +258,20 @@ static struct xo_qnode *poll_once(struct xo_worker *w)
 static bool mate_awake(struct xo_worker *w)
 {
     /* relaxed: hints (see core_shared); a wrong answer costs a spin or a
-       system call, never a message. */
+       system call, never a message. The mate pointers are loaded with
+       acquire: pairs with the release store in xo_pools_update_sharing,
+       so the mate's run queue is initialised memory when we read it. */
     if (!atomic_load_explicit(&w->core_shared, memory_order_relaxed))
         return false;
     struct xo_worker *v =
-        atomic_load_explicit(&w->core_mate, memory_order_relaxed);
+        atomic_load_explicit(&w->core_mate, memory_order_acquire);
     if (v == NULL)
         return true; /* unpinned: the sharers are not known */
     for (unsigned k = 0; k < XO_MAX_POOLS && v != NULL && v != w; k++) {
         if (!(atomic_load_explicit(&v->runq.head, memory_order_relaxed) &
               XO_MPSCQ_IDLE))
             return true;
-        v = atomic_load_explicit(&v->core_mate, memory_order_relaxed);
+        v = atomic_load_explicit(&v->core_mate, memory_order_acquire);
     }
     return false;
 }
