@@ -82,13 +82,6 @@ static inline void link_set(void *block, unsigned word, void *v)
     ((void **)block)[word] = v;
 }
 
-static inline void poison_block(void *p, uint32_t size)
-{
-    XO_POISON((char *)p + XO_LINK_BYTES, size - XO_LINK_BYTES);
-    (void)p;
-    (void)size;
-}
-
 static void free_list(void *head, uint32_t size)
 {
     while (head != NULL) {
@@ -251,7 +244,7 @@ static void *refill(unsigned c)
         void *b = backend_alloc(size, false);
         if (b == NULL)
             break;
-        poison_block(b, size);
+        xo_tc_poison(b, c);
         link_set(b, 0, NULL);
         if (last == NULL)
             l->head = b;
@@ -276,12 +269,8 @@ static void *cache_alloc(unsigned c, size_t size)
             xo_tc.spare[c].n = 0;
         } else {
             void *mag = depot_get(c);
-            if (mag == NULL) {
-                void *p = refill(c);
-                if (p != NULL)
-                    XO_UNPOISON(p, size);
-                return p;
-            }
+            if (mag == NULL)
+                return refill(c); /* straight from the backend: unpoisoned */
             l->head = mag;
             l->n = XO_MAG;
         }

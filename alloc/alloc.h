@@ -113,11 +113,18 @@ static inline void *xo_tc_pop(struct xo_tc_list *l, size_t size)
     return p;
 }
 
+/* Poison a cached block of class c past its links. */
+static inline void xo_tc_poison(void *p, unsigned c)
+{
+    XO_POISON((char *)p + XO_LINK_BYTES, xo_class_size[c] - XO_LINK_BYTES);
+    (void)p;
+    (void)c;
+}
+
 /* Put a block of class c on a list with room. */
 static inline void xo_tc_push(struct xo_tc_list *l, unsigned c, void *p)
 {
-    XO_POISON((char *)p + XO_LINK_BYTES, xo_class_size[c] - XO_LINK_BYTES);
-    (void)c;
+    xo_tc_poison(p, c);
     *(void **)p = l->head;
     l->head = p;
     l->n++;

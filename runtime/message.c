@@ -57,13 +57,19 @@ struct wrap_tail {
     void *free_arg;
 };
 
+/* A wrapped envelope's free callback, kept where its payload would be
+   (msg.data points at the caller's buffer instead). */
+static struct wrap_tail *wrap_tail_of(struct xo_envelope *env)
+{
+    return (struct wrap_tail *)xo_env_payload(env, sizeof(struct wrap_tail));
+}
+
 void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env)
 {
     if (env->item.kind == XO_K_CALL && env->msg.request != NULL)
         xo_future_unref(env->msg.request->f);
     if (env->item.flags & XO_ENV_WRAPPED) {
-        struct wrap_tail *t = (struct wrap_tail *)xo_env_payload(
-            env, sizeof(struct wrap_tail));
+        struct wrap_tail *t = wrap_tail_of(env);
         if (t->free_fn != NULL)
             t->free_fn(env->msg.data, t->free_arg);
     }
@@ -279,7 +285,7 @@ int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
     int rc = xo_envelope_new(rt, tag, sizeof(struct wrap_tail), &env);
     if (rc != 0)
         return rc;
-    struct wrap_tail *t = (struct wrap_tail *)env->msg.data;
+    struct wrap_tail *t = wrap_tail_of(env);
     t->free_fn = free_fn;
     t->free_arg = free_arg;
     env->item.flags |= XO_ENV_WRAPPED;

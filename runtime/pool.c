@@ -183,8 +183,7 @@ void xo_pools_update_sharing(xo_runtime_t *rt)
         shared = shared || mate != NULL;
         /* release: the mate's fields are initialised before a worker
            that loads the pointer (acquire, mate_awake) reads them. */
-        atomic_store_explicit(&w->core_mate, shared ? mate : NULL,
-                              memory_order_release);
+        atomic_store_explicit(&w->core_mate, mate, memory_order_release);
         /* relaxed: a hint for the worker's idle loop (see core_shared). */
         atomic_store_explicit(&w->core_shared, shared, memory_order_relaxed);
     }

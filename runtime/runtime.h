@@ -337,9 +337,6 @@ int xo_timer_start(struct xo_worker *w, struct xo_timer *t);
 void xo_timer_insert(struct xo_worker *w, struct xo_timer *t);
 /* Worker: fire what is due; returns the next deadline (0: none). */
 uint64_t xo_timers_run(struct xo_worker *w);
-/* Recompute every worker's core_shared. Under pools_lock, or before the
-   runtime is shared. */
-void xo_pools_update_sharing(xo_runtime_t *rt);
 void xo_timers_discard(struct xo_worker *w);
 /* A stopped worker's timers, still due to fire, go to worker `to`. */
 void xo_timers_move(struct xo_worker *from, struct xo_worker *to);
@@ -391,9 +388,10 @@ struct xo_worker {
        the CPU while that one has work. core_mate: the next active worker
        pinned to the same core (the sharers form a ring), NULL when the
        sharers are not known (unpinned). Written under pools_lock
-       (xo_pools_update_sharing); read relaxed by the worker and
-       xo_pool_info. Worker structs live until the runtime is freed, so a
-       mate read just before it left is still memory to read. */
+       (xo_pools_update_sharing); core_shared is read relaxed by the worker
+       and xo_pool_info, core_mate with acquire (mate_awake). Worker
+       structs live until the runtime is freed, so a mate read just before
+       it left is still memory to read. */
     _Atomic bool core_shared;
     _Atomic(struct xo_worker *) core_mate;
     bool started;      /* under pools_lock */
@@ -462,6 +460,9 @@ struct xo_mark {
 int xo_pools_start(xo_runtime_t *rt);
 void xo_pools_join(xo_runtime_t *rt);
 void xo_pools_free(xo_runtime_t *rt);
+/* Recompute every worker's core_shared and core_mate. Under pools_lock,
+   or before the runtime is shared. */
+void xo_pools_update_sharing(xo_runtime_t *rt);
 /* Choose the home pool of a new actor (mark: an idle-label reservation
    the cell keeps until it is reaped). */
 int xo_place(xo_runtime_t *rt, const xo_actor_def_t *def,

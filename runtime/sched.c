@@ -545,13 +545,12 @@ static void run_task(struct xo_worker *w, struct xo_envelope *env)
 static bool dispatch(struct xo_worker *w, struct xo_qnode *n, bool in_section)
 {
     struct xo_item *it = (struct xo_item *)n;
-    bool own = !in_section;
     switch (it->kind) {
     case XO_K_ACTOR:
-        if (own)
+        if (!in_section)
             xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_turn(w, xo_container_of(it, struct xo_cell, run));
-        if (own)
+        if (!in_section)
             xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     case XO_K_TIMER:
@@ -568,10 +567,10 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n, bool in_section)
     }
     case XO_K_TELL:
     case XO_K_CALL:
-        if (own)
+        if (!in_section)
             xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_task(w, (struct xo_envelope *)it);
-        if (own)
+        if (!in_section)
             xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     default:

@@ -43,6 +43,16 @@ static xo_runtime_t *start_labelled(void)
     return rt;
 }
 
+/* Wait for a one-item future, copy its reply into out, release it. */
+static void take_reply(xo_future_t *f, void *out, size_t size)
+{
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(f, 0, &r), 0);
+    memcpy(out, r.data, size);
+    xo_future_release(f);
+}
+
 /* Spawn with a placement; ask the actor where its handler ran. */
 static int spawn_where(xo_runtime_t *rt, const xo_placement_t *p,
                        xo_ref_t *ref, unsigned *pool)
@@ -55,12 +65,8 @@ static int spawn_where(xo_runtime_t *rt, const xo_placement_t *p,
         return rc;
     xo_future_t *f;
     cr_assert_eq(xo_call(*ref, WHERE, NULL, 0, &f), 0);
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t r;
-    cr_assert_eq(xo_future_result(f, 0, &r), 0);
     struct where_reply w;
-    memcpy(&w, r.data, sizeof(w));
-    xo_future_release(f);
+    take_reply(f, &w, sizeof(w));
     xo_pool_info_t info;
     cr_assert_eq(xo_pool_info(rt, w.pool, &info), 0);
     if (info.pinned)
@@ -472,12 +478,8 @@ static const xo_actor_def_t thread_def = {
 
 static pthread_t thread_of(xo_future_t *f)
 {
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t r;
-    cr_assert_eq(xo_future_result(f, 0, &r), 0);
     struct thread_reply t;
-    memcpy(&t, r.data, sizeof(t));
-    xo_future_release(f);
+    take_reply(f, &t, sizeof(t));
     return t.thread;
 }
 
