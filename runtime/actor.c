@@ -8,25 +8,70 @@
  * up without scheduling; after on_create the spawner marks the mailbox idle
  * or, if messages arrived, schedules the actor.
  *
- * Destroy unpublishes (slot -> NULL, uid removed) inside an RCU section and
- * queues a grace-period callback there too. When the callback runs, no
- * sender can still be pushing into the mailbox, so the reap marker it pushes
- * is the mailbox's last node: the worker handles everything accepted before,
- * then reaches the marker and reclaims (xo_cell_reap). Queuing the callback
- * inside the section lets stop's synchronize + barrier wait for it.
+ * Destroy unpublishes (the slot's pointer gets its DYING mark, the uid is
+ * removed) inside an RCU section and queues a grace-period callback there
+ * too. When the callback runs, no sender can still be pushing into the
+ * mailbox, so the reap marker it pushes is the mailbox's last node: the
+ * worker handles everything accepted before, then reaches the marker and
+ * reclaims (xo_cell_reap). Queuing the callback inside the section lets
+ * stop's grace period + barrier wait for it.
+ *
+ * A dying actor no longer resolves for senders, but its slot still points
+ * at it (marked) until its reap: the cycle check of blocking waits must
+ * still follow the waits of an actor whose on_destroy has not run yet
+ * (xo_resolve_dying). The reap clears the slot and gives the cell's memory
+ * back only after one more grace period, for walks that loaded it.
  */
 #include "runtime.h"
 
 #include <string.h>
 
-struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
+/* The slot's pointer of a cell being destroyed: its low bit set (cells
+   are line-aligned). */
+#define XO_SLOT_DYING ((uintptr_t)1)
+
+static struct xo_cell *dying(struct xo_cell *c)
 {
-    struct xo_slot *slot = xo_slots_get(&rt->slots, (uint32_t)id);
-    if (slot == NULL)
+    return (struct xo_cell *)((uintptr_t)c | XO_SLOT_DYING);
+}
+
+/* What slot `id` holds, with the DYING mark in *marked. */
+static struct xo_cell *slot_cell(xo_runtime_t *rt, uint32_t index,
+                                 bool *marked)
+{
+    struct xo_slot *slot = xo_slots_get(&rt->slots, index);
+    if (slot == NULL) {
+        *marked = false;
         return NULL;
+    }
     /* acquire: pairs with the release publication in xo_spawn; the cell's
        fields (gen, mailbox) are initialised before it. */
-    struct xo_cell *c = atomic_load_explicit(&slot->cell, memory_order_acquire);
+    uintptr_t p = (uintptr_t)atomic_load_explicit(&slot->cell,
+                                                  memory_order_acquire);
+    *marked = (p & XO_SLOT_DYING) != 0;
+    return (struct xo_cell *)(p & ~XO_SLOT_DYING);
+}
+
+struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
+{
+    bool marked;
+    struct xo_cell *c = slot_cell(rt, (uint32_t)id, &marked);
+    if (c == NULL || marked || c->gen != (uint32_t)(id >> 32))
+        return NULL;
+    return c;
+}
+
+struct xo_cell *xo_slot_live_cell(xo_runtime_t *rt, uint32_t index)
+{
+    bool marked;
+    struct xo_cell *c = slot_cell(rt, index, &marked);
+    return marked ? NULL : c;
+}
+
+struct xo_cell *xo_resolve_dying(xo_runtime_t *rt, uint64_t id)
+{
+    bool marked;
+    struct xo_cell *c = slot_cell(rt, (uint32_t)id, &marked);
     if (c == NULL || c->gen != (uint32_t)(id >> 32))
         return NULL;
     return c;
@@ -52,12 +97,25 @@ static void free_name(struct xo_name *n, void *arg)
     xo_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
 }
 
+/* The cell's memory and its name (never published, or past the grace
+   period that follows its reap). */
 static void free_cell(xo_runtime_t *rt, struct xo_cell *c)
 {
     xo_mark_release(rt, c->mark);
     if (c->name != NULL)
         free_name(c->name, rt);
-    xo_mem_free(&rt->mem, c, c->alloc_size);
+    xo_mem_free(&rt->mem, c, cell_size(c->def));
+}
+
+/* A grace period after the reap: no walk of the wait-for graph can still
+   hold the cell. */
+static void after_reap(struct rcu_head *head)
+{
+    XO_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
+    struct xo_cell *c = xo_container_of(head, struct xo_cell, rcu);
+    xo_runtime_t *rt = c->rt;
+    XO_TSAN_ACQUIRE(&rt->rcu_sync);
+    free_cell(rt, c);
 }
 
 /* Nobody can send to c any more: queue its reap. A stateful actor's marker
@@ -88,13 +146,14 @@ void xo_stateless_task_done(struct xo_cell *c)
         xo_runq_push(xo_pool(c->rt, c->pool), &c->reap);
 }
 
-/* Grace period over: nobody can push into c's mailbox any more. */
+/* urcu's grace period is over; once the workers' send sections that saw
+   c are too, nobody can push into c's mailbox any more. */
 static void after_grace_period(struct rcu_head *head)
 {
     XO_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
     struct xo_cell *c = xo_container_of(head, struct xo_cell, rcu);
-    XO_TSAN_ACQUIRE(&c->rt->rcu_sync);
-    push_reap(c); /* the last touch: the worker may free c right after */
+    xo_readers_quiesce(c->rt);
+    push_reap(c); /* the last touch: the worker may reap c right after */
 }
 
 /* Inside xo_rcu_lock, runtime open: take c out of its slot and registry and
@@ -106,8 +165,9 @@ static bool unpublish(xo_runtime_t *rt, struct xo_cell *c,
     struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
     struct xo_cell *expected = c;
     /* acq_rel: one destroyer wins; the release orders nothing new for
-       readers, who only compare against NULL after this. */
-    if (!atomic_compare_exchange_strong_explicit(&slot->cell, &expected, NULL,
+       readers, who only test the mark after this. */
+    if (!atomic_compare_exchange_strong_explicit(&slot->cell, &expected,
+                                                 dying(c),
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         return false;
@@ -153,7 +213,6 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
         xo_mark_release(rt, mark);
         return XO_ENOMEM;
     }
-    c->alloc_size = size;
     c->mark = mark;
     c->rt = rt;
     c->def = def;
@@ -217,15 +276,26 @@ static void withdraw(xo_runtime_t *rt, struct xo_cell *c)
     xo_rcu_unlock(&rt->rcu_sync);
 }
 
+/* on_create runs on the spawner's thread. When that is a handler on one of
+   rt's workers, the spawner's turn is suspended under it for as long: its
+   frame says so to the cycle check (sched.c, "Frames"), should on_create
+   wait for something that waits for the spawner. */
 static int run_on_create(struct xo_cell *c, const xo_spawn_opts_t *opts)
 {
     if (c->def->on_create == NULL)
         return 0;
     struct xo_ctx ctx = { c->rt, c, c->pool, NULL, NULL, 0 };
     struct xo_ctx *saved = xo_current_ctx();
+    struct xo_worker *w = xo_current_worker();
+    bool framed = saved != NULL && saved->cell != NULL &&
+                  saved->rt == c->rt && w != NULL && w->rt == c->rt &&
+                  xo_frame_push(w, saved->cell);
     xo_set_current_ctx(&ctx);
     int rc = c->def->on_create(&ctx, c->state, opts->arg, opts->arg_size);
     xo_set_current_ctx(saved);
+    xo_ctx_clear_fail(&ctx); /* xo_spawn returns the code only */
+    if (framed)
+        xo_frame_pop(w);
     return rc < 0 ? rc : 0;
 }
 
@@ -329,25 +399,17 @@ int xo_destroy(xo_ref_t ref)
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     }
     int rc = 0;
-    bool cycle = false;
     xo_rcu_lock();
     if (xo_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
         struct xo_cell *c = xo_resolve(rt, ref.id);
-        /* Check the wait while the target still resolves: once it is
-           unpublished the walk could not see a cycle through it. */
-        cycle = c != NULL && f != NULL && xo_wait_closes_cycle(rt, ref.id);
         if (c == NULL || !unpublish(rt, c, f))
             rc = XO_ENOTEXIST;
     }
     xo_rcu_unlock(&rt->rcu_sync);
     if (f == NULL)
         return rc;
-    if (rc == 0 && cycle) {
-        xo_future_release(f); /* the cell keeps its reference */
-        return XO_EDEADLK;    /* the destroy goes on; we cannot wait */
-    }
     if (rc != 0) {
         xo_future_unref(f); /* the cell's, never handed over */
         xo_future_release(f);
@@ -405,7 +467,7 @@ static bool revive(xo_runtime_t *rt, struct xo_cell *c)
         }
         struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
         /* release: republishes c with the resets above. The slot is still
-           ours (not given back), so it holds NULL. */
+           ours (not given back), so it holds c with the DYING mark. */
         atomic_store_explicit(&slot->cell, c, memory_order_release);
         revived = true;
     }
@@ -438,8 +500,10 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
     /* Taken before a revive can let the next destroyer store its own. */
     struct xo_future *f = c->destroy_f;
     c->destroy_f = NULL;
-    if (c->created && c->def->on_destroy != NULL)
+    if (c->created && c->def->on_destroy != NULL) {
         rc = c->def->on_destroy(ctx, c->state);
+        xo_ctx_clear_fail(ctx);
+    }
     if (rc < 0) {
         if (revive(rt, c)) {
             report_refusal(c, f, rc);
@@ -452,13 +516,22 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
                                      rt->cfg.on_handler_error_user);
     }
     /* Reclaim first, then tell the destroyer: once xo_destroy returns, the
-       pool's count, the idle-label reservation and the slot are free. */
+       pool's count, the idle-label reservation and the slot are free. The
+       memory goes after a grace period (after_reap). */
     uint64_t id = xo_cell_ref(c).id;
+    /* release: pairs with the acquire loads in xo_resolve_dying; a walk
+       that still finds the cell keeps it until its section ends. */
+    atomic_store_explicit(&xo_slots_get(&rt->slots, c->index)->cell, NULL,
+                          memory_order_release);
     /* release: pairs with xo_pool_remove's acquire poll of the count. */
     atomic_fetch_sub_explicit(&xo_pool(rt, c->pool)->actors, 1,
                               memory_order_release);
+    xo_mark_release(rt, c->mark);
+    c->mark = NULL;
     xo_slots_give(&rt->slots, c->index);
-    free_cell(rt, c);
+    /* TSan cannot see call_rcu's hand-off to its thread: say it. */
+    XO_TSAN_RELEASE(&c->rcu);
+    xo_rcu_defer(&c->rcu, after_reap);
     if (f != NULL) {
         xo_future_complete_item(f, 0, 0, NULL, NULL, id);
         xo_future_unref(f);
@@ -477,25 +550,21 @@ void xo_actors_close_all(xo_runtime_t *rt)
        liburcu (its resize worker) can still hold a name when the reap
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
-        /* acquire: pairs with the release publication in xo_spawn. */
-        struct xo_cell *c = atomic_load_explicit(
-            &xo_slots_get(&rt->slots, i)->cell, memory_order_acquire);
+        struct xo_cell *c = xo_slot_live_cell(rt, i);
         if (c != NULL && c->name != NULL)
             xo_registry_remove(&rt->names, c->name);
     }
-    xo_rcu_synchronize(&rt->rcu_sync);
+    xo_grace_wait(rt);
     for (uint32_t i = 0; i < n; i++) {
-        struct xo_slot *slot = xo_slots_get(&rt->slots, i);
-        struct xo_cell *c =
-            /* acquire: as above; the grace period orders it after pass one. */
-            atomic_load_explicit(&slot->cell, memory_order_acquire);
+        /* The grace period orders this after pass one. */
+        struct xo_cell *c = xo_slot_live_cell(rt, i);
         if (c == NULL)
             continue;
         struct xo_cell *expected = c;
         /* acq_rel: see unpublish. */
         if (atomic_compare_exchange_strong_explicit(
-                &slot->cell, &expected, NULL, memory_order_acq_rel,
-                memory_order_acquire))
+                &xo_slots_get(&rt->slots, i)->cell, &expected, dying(c),
+                memory_order_acq_rel, memory_order_acquire))
             push_reap(c);
     }
 }

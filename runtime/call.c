@@ -22,18 +22,34 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- futures -------------------------------------------------------- */
+
+/* Misuse of a released future (a second release, a wait after it) is a
+   caller's bug; this turns it into an abort that names it, instead of a
+   corruption found far away. Its cost is one load and compare. */
+static void check_live(const struct xo_future *f, const char *fn)
+{
+    if (__builtin_expect(f->magic != XO_FUTURE_LIVE, 0)) {
+        fprintf(stderr,
+                "xoscar: %s: %p is not a live future or request (released "
+                "or answered already?)\n",
+                fn, (const void *)f);
+        abort();
+    }
+}
 
 int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
                   struct xo_future **out)
 {
     size_t size = sizeof(struct xo_future) +
-                  sizeof(struct xo_call_item) * (count ? count : 1);
+                  sizeof(struct xo_request) * (count ? count : 1);
     struct xo_future *f = xo_mem_zalloc(&rt->mem, size);
     if (f == NULL)
         return XO_ENOMEM;
+    f->magic = XO_FUTURE_LIVE;
     f->alloc_size = size;
     f->rt = rt;
     f->callee_id = callee_id;
@@ -42,6 +58,8 @@ int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
     atomic_init(&f->refs, 1); /* the caller's; each request adds one */
     atomic_init(&f->pending, count);
     atomic_init(&f->flags, count == 0 ? XO_FUT_DONE : 0);
+    for (uint32_t i = 0; i < count; i++)
+        f->items[i].index = i;
     *out = f;
     return 0;
 }
@@ -50,7 +68,7 @@ static void free_future(struct xo_future *f)
 {
     xo_runtime_t *rt = f->rt;
     for (uint32_t i = 0; i < f->count; i++) {
-        struct xo_call_item *it = &f->items[i];
+        struct xo_request *it = &f->items[i];
         if (it->reply)
             xo_envelope_free(rt, it->reply);
         if (it->error)
@@ -61,6 +79,7 @@ static void free_future(struct xo_future *f)
     struct xo_qnode *n;
     while ((n = xo_mpscq_pop(&f->parts, &f->parts_tail)) != NULL)
         xo_envelope_free(rt, (struct xo_envelope *)n);
+    f->magic = 0;
     xo_mem_free(&rt->mem, f, f->alloc_size);
 }
 
@@ -73,6 +92,22 @@ void xo_future_unref(struct xo_future *f)
 
 static void schedule_continuation(struct xo_future *f);
 
+/* The flag word changed from `old` (DONE, or a stream event): wake those
+   who announced that they sleep on it. */
+static void wake_waiters(struct xo_future *f, uint32_t old)
+{
+    if (!(old & XO_FUT_WAITERS))
+        return;
+    xo_futex_wake_all(&f->flags);
+    /* acquire: pairs with the sleeper's release store; its worker struct
+       lives until the runtime is freed, so a stale one is still memory
+       to poke (it wakes once for nothing). */
+    struct xo_worker *w = atomic_load_explicit(&f->sleeper,
+                                               memory_order_acquire);
+    if (w != NULL)
+        xo_worker_wake(w);
+}
+
 /* The last item completed. */
 static void finish(struct xo_future *f)
 {
@@ -80,8 +115,7 @@ static void finish(struct xo_future *f)
        acquire pairs with a waiter's or attacher's fetch_or. */
     uint32_t old = atomic_fetch_or_explicit(&f->flags, XO_FUT_DONE,
                                             memory_order_acq_rel);
-    if (old & XO_FUT_WAITERS)
-        xo_futex_wake_all(&f->flags);
+    wake_waiters(f, old);
     if (old & XO_FUT_THEN)
         schedule_continuation(f);
 }
@@ -97,7 +131,7 @@ static char *copy_error(xo_runtime_t *rt, const char *msg)
     return copy;
 }
 
-static bool claim_item(struct xo_call_item *it, uint32_t to)
+static bool claim_item(struct xo_request *it, uint32_t to)
 {
     /* acquire: pairs with the CAS of whoever moved the item last. */
     uint32_t phase = atomic_load_explicit(&it->phase, memory_order_acquire);
@@ -115,7 +149,7 @@ bool xo_future_complete_item(struct xo_future *f, uint32_t i, int status,
                              const char *error, struct xo_envelope *reply,
                              uint64_t from_id)
 {
-    struct xo_call_item *it = &f->items[i];
+    struct xo_request *it = &f->items[i];
     uint32_t to = status == XO_ECANCELED ? XO_ITEM_CANCELLED : XO_ITEM_DONE;
     if (!claim_item(it, to)) {
         if (reply)
@@ -145,30 +179,24 @@ bool xo_future_start_item(struct xo_future *f, uint32_t i)
 
 /* ---- calling -------------------------------------------------------- */
 
+/* A call's envelope: the payload, and msg.request pointing at its item of
+   the future (the request lives there, see call.h). */
 static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
                          uint32_t tag, const void *data, size_t size,
                          struct xo_envelope **out)
 {
     if (data == NULL && size > 0)
         return XO_EINVAL;
-    /* The request goes after the payload, 16-byte aligned. */
-    size_t room = (size + 15u) & ~(size_t)15u;
-    if (size > XO_MSG_MAX_SIZE - sizeof(struct xo_request) - 16)
-        return XO_EINVAL;
     struct xo_envelope *env;
-    int rc = xo_envelope_new(rt, tag, room + sizeof(struct xo_request), &env);
+    int rc = xo_envelope_new(rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->msg.data, data, size);
-    env->msg.size = (uint32_t)size;
     env->item.kind = XO_K_CALL;
-    struct xo_request *req =
-        (struct xo_request *)((unsigned char *)env->msg.data + room);
-    *req = (struct xo_request){ .f = f, .index = i };
     /* relaxed: the envelope's reference; the caller's keeps f alive. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    env->msg.request = req;
+    env->msg.request = &f->items[i];
     env->msg.sender = xo_current_sender(rt);
     *out = env;
     return 0;
@@ -249,58 +277,48 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
 
 /* ---- waiting -------------------------------------------------------- */
 
-static bool blocked_below(const struct xo_worker *w, const struct xo_cell *c)
-{
-    for (unsigned i = 0; i < w->nblocked; i++)
-        if (w->blocked[i] == c)
-            return true;
-    return false;
-}
-
 /*
- * Walk the chain of waits from `target`. A cycle: it leads back to self,
- * or to an actor blocked lower on this worker's stack (that actor resumes
- * only after our wait, nested above it, ends).
+ * The wait-for graph. Its nodes are stateful actors. An actor has an edge
+ * to the actor its handler waits for (waiting_for: a call's callee, an
+ * actor being destroyed, a stream's producer), and one to the actor whose
+ * frame sits over its suspended turn on a worker (above: sched.c, "Frames").
+ * It resumes only when both are gone, so a path of edges from a waiter's
+ * target back to the waiter is a wait that would never end: the wait fails
+ * with XO_EDEADLK instead. A waiter stores its edges first (its frame's,
+ * then waiting_for) and walks after, all seq_cst: of the waiters that close
+ * a cycle at the same moment, the one whose store comes last in that order
+ * sees all the others' and finds the cycle. Actors being destroyed are
+ * followed too (xo_resolve_dying); stateless actors end a path (several of
+ * their handlers may run at once, so they keep no edges).
  */
-static bool walk_closes_cycle(struct xo_cell *self, struct xo_worker *w,
+#define XO_WALK_STACK 64
+#define XO_WALK_BUDGET 1024
+
+static bool walk_closes_cycle(xo_runtime_t *rt, uint64_t self,
                               uint64_t target)
 {
-    xo_runtime_t *rt = self->rt;
-    uint64_t id = target;
+    uint64_t todo[XO_WALK_STACK];
+    unsigned n = 0, budget = XO_WALK_BUDGET;
     bool cycle = false;
+    todo[n++] = target;
     xo_rcu_lock();
-    /* During stop the sweep frees cells without a grace period of its
-       own: a walk that saw the runtime open is waited for, later ones do
-       not walk. */
-    for (int depth = 0; depth < 1024 && id != 0 && !xo_rt_closing(rt);
-         depth++) {
-        struct xo_cell *c = xo_resolve(rt, id);
-        if (c == NULL || c->stateless)
-            break;
-        if (c == self || blocked_below(w, c)) {
+    while (n > 0 && budget-- > 0) {
+        uint64_t id = todo[--n];
+        if (id == self) {
             cycle = true;
             break;
         }
-        /* seq_cst: pairs with the seq_cst store of each waiter's own
-           waiting_for before its walk. */
-        id = atomic_load(&c->waiting_for);
+        struct xo_cell *c = xo_resolve_dying(rt, id);
+        if (c == NULL || c->stateless)
+            continue;
+        /* seq_cst: pairs with the seq_cst stores of the edges (above). */
+        uint64_t edges[2] = { atomic_load(&c->waiting_for),
+                              atomic_load(&c->above) };
+        for (unsigned k = 0; k < 2; k++)
+            if (edges[k] != 0 && n < XO_WALK_STACK)
+                todo[n++] = edges[k];
     }
     xo_rcu_unlock(&rt->rcu_sync);
-    return cycle;
-}
-
-bool xo_wait_closes_cycle(xo_runtime_t *rt, uint64_t target)
-{
-    struct xo_ctx *ctx = xo_current_ctx();
-    struct xo_worker *w = xo_current_worker();
-    if (ctx == NULL || ctx->cell == NULL || ctx->rt != rt || w == NULL ||
-        w->rt != rt || ctx->cell->stateless)
-        return false;
-    struct xo_cell *self = ctx->cell;
-    /* seq_cst: see the cycle check above. */
-    atomic_store(&self->waiting_for, target);
-    bool cycle = walk_closes_cycle(self, w, target);
-    atomic_store(&self->waiting_for, 0);
     return cycle;
 }
 
@@ -309,21 +327,27 @@ static uint64_t deadline_of(int64_t timeout_ns)
     return timeout_ns < 0 ? 0 : xo_now_ns() + (uint64_t)timeout_ns;
 }
 
+static bool changed(struct xo_future *f, uint32_t seen, uint32_t mask)
+{
+    /* acquire: pairs with the completer's (or a part's) release RMW. */
+    return ((atomic_load_explicit(&f->flags, memory_order_acquire) ^ seen) &
+            mask) != 0;
+}
+
 /* Outside the runtime: poll for a short while (a reply from a busy actor
    usually comes within microseconds, and a futex sleep costs a wake-up
    system call on both sides), then sleep on the future's futex word. */
-static int wait_outside(xo_runtime_t *rt, _Atomic uint32_t *word,
-                        uint32_t bit, int64_t timeout_ns)
+static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
+                        int64_t timeout_ns)
 {
     uint64_t deadline = deadline_of(timeout_ns);
-    uint64_t spin = rt->cfg.spin_ns < 20000 ? rt->cfg.spin_ns : 20000;
+    uint64_t spin = f->rt->cfg.spin_ns < 20000 ? f->rt->cfg.spin_ns : 20000;
     if (spin != 0 && timeout_ns != 0) {
         uint64_t until = xo_now_ns() + spin;
         if (deadline != 0 && deadline < until)
             until = deadline;
         for (unsigned i = 1;; i++) {
-            /* acquire: pairs with finish()'s release of DONE. */
-            if (atomic_load_explicit(word, memory_order_acquire) & bit)
+            if (changed(f, seen, mask))
                 return 0;
             if ((i & 31) == 0 && xo_now_ns() >= until)
                 break;
@@ -331,86 +355,98 @@ static int wait_outside(xo_runtime_t *rt, _Atomic uint32_t *word,
         }
     }
     for (;;) {
-        /* acquire: pairs with finish()'s release of DONE. */
-        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
-        if (v & bit)
+        /* acquire: pairs with the completer's release RMW. */
+        uint32_t v = atomic_load_explicit(&f->flags, memory_order_acquire);
+        if ((v ^ seen) & mask)
             return 0;
         uint64_t now = xo_now_ns();
         if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
             return XO_ETIMEDOUT;
         if (!(v & XO_FUT_WAITERS)) {
             /* acq_rel: announce the sleeper before sleeping; the
-               completer's fetch_or sees it. */
-            atomic_fetch_or_explicit(word, XO_FUT_WAITERS,
+               completer's RMW sees it. */
+            atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
                                      memory_order_acq_rel);
             continue;
         }
-        xo_futex_wait(word, v, deadline ? deadline - now : 0);
+        xo_futex_wait(&f->flags, v, deadline ? deadline - now : 0);
     }
 }
 
-/* Wait on `word` for `bit`: from a handler with the cycle check and a
-   helping worker, from elsewhere on the futex. */
-static int wait_for_bit(xo_runtime_t *rt, uint64_t target,
-                        _Atomic uint32_t *word, uint32_t bit,
-                        int64_t timeout_ns)
+/*
+ * Wait until f's flags differ from `seen` in `mask` (DONE for a call, a
+ * part or the end for a stream), for at most timeout_ns (negative: no
+ * limit). In a handler of f's runtime the wait is an edge of the wait-for
+ * graph, refused with XO_EDEADLK when it closes a cycle; on one of the
+ * runtime's workers the worker runs other turns meanwhile
+ * (xo_worker_block), at most XO_MAX_NESTED_WAITS deep (XO_EDEPTH beyond).
+ * Anywhere else (an outside thread, on_create run by one) it sleeps on the
+ * future's futex word.
+ */
+static int wait_change(struct xo_future *f, uint32_t seen, uint32_t mask,
+                       int64_t timeout_ns)
 {
-    struct xo_ctx *ctx = xo_current_ctx();
-    struct xo_worker *w = xo_current_worker();
-    if (ctx == NULL || ctx->cell == NULL || ctx->rt != rt || w == NULL ||
-        w->rt != rt)
-        return wait_outside(rt, word, bit, timeout_ns);
-    /* acquire: pairs with finish()'s release of DONE. */
-    if (atomic_load_explicit(word, memory_order_acquire) & bit)
+    if (changed(f, seen, mask))
         return 0;
-    struct xo_cell *self = ctx->cell;
-    if (!self->stateless) {
-        /* seq_cst: see the cycle check above. */
-        atomic_store(&self->waiting_for, target);
-        if (walk_closes_cycle(self, w, target)) {
-            atomic_store(&self->waiting_for, 0);
-            return XO_EDEADLK;
-        }
-    }
-    if (w->nblocked == XO_MAX_NESTED_WAITS) {
-        /* seq_cst: the same word the cycle walk reads (see above). */
-        atomic_store(&self->waiting_for, 0);
-        return XO_EDEADLK; /* waits nested this deep: refuse, not hang */
-    }
-    w->blocked[w->nblocked++] = self;
-    int rc = xo_worker_block(w, word, bit, XO_FUT_WAITERS,
-                             timeout_ns < 0 ? 0 : deadline_of(timeout_ns));
-    w->nblocked--;
+    xo_runtime_t *rt = f->rt;
+    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_cell *self = ctx != NULL && ctx->rt == rt ? ctx->cell : NULL;
+    if (self == NULL || timeout_ns == 0)
+        return wait_outside(f, seen, mask, timeout_ns);
+    struct xo_worker *w = xo_current_worker();
+    if (w != NULL && w->rt != rt)
+        w = NULL;
+    if (w != NULL && !xo_frame_push(w, self))
+        return XO_EDEPTH;
+    bool edges = !self->stateless;
+    int rc;
+    /* seq_cst: see the wait-for graph above. */
+    if (edges)
+        atomic_store(&self->waiting_for, f->callee_id);
+    if (edges && walk_closes_cycle(rt, xo_cell_ref(self).id, f->callee_id))
+        rc = XO_EDEADLK;
+    else if (w != NULL)
+        rc = xo_worker_block(w, f, seen, mask, deadline_of(timeout_ns));
+    else
+        rc = wait_outside(f, seen, mask, timeout_ns);
     /* seq_cst: waiting ended; walkers stop at us from now on. */
-    if (!self->stateless)
+    if (edges)
         atomic_store(&self->waiting_for, 0);
+    if (w != NULL)
+        xo_frame_pop(w);
     return rc;
 }
 
 int xo_future_wait_internal(struct xo_future *f, int64_t timeout_ns)
 {
-    return wait_for_bit(f->rt, f->callee_id, &f->flags, XO_FUT_DONE,
-                        timeout_ns);
+    return wait_change(f, 0, XO_FUT_DONE, timeout_ns);
 }
 
 int xo_future_wait(xo_future_t *f, int64_t timeout_ns)
 {
     if (f == NULL)
         return XO_EINVAL;
+    check_live(f, "xo_future_wait");
     return xo_future_wait_internal(f, timeout_ns);
 }
 
 bool xo_future_done(const xo_future_t *f)
 {
+    if (f == NULL)
+        return false;
+    check_live(f, "xo_future_done");
     /* acquire: results may be read once this says done. */
-    return f != NULL && (atomic_load_explicit(&((xo_future_t *)f)->flags,
+    return (atomic_load_explicit(&((xo_future_t *)f)->flags,
                                               memory_order_acquire) &
                          XO_FUT_DONE);
 }
 
 size_t xo_future_count(const xo_future_t *f)
 {
-    return f ? f->count : 0;
+    if (f == NULL)
+        return 0;
+    check_live(f, "xo_future_count");
+    return f->count;
 }
 
 static void fill_result(xo_runtime_t *rt, int status, const char *error,
@@ -425,11 +461,25 @@ static void fill_result(xo_runtime_t *rt, int status, const char *error,
     out->from = from ? (xo_ref_t){ rt, from } : XO_REF_NONE;
 }
 
+/* Why xo_future_result has no result to give (out says so too). */
+static int no_result(xo_result_t *out, const char *why)
+{
+    *out = (xo_result_t){ .status = XO_EINVAL, .error = why };
+    return XO_EINVAL;
+}
+
 int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out)
 {
-    if (f == NULL || out == NULL || i >= f->count || !xo_future_done(f))
+    if (out == NULL)
         return XO_EINVAL;
-    const struct xo_call_item *it = &f->items[i];
+    if (f == NULL)
+        return no_result(out, "no future");
+    check_live(f, "xo_future_result");
+    if (i >= f->count)
+        return no_result(out, "result index out of range");
+    if (!xo_future_done(f))
+        return no_result(out, "the call is not complete yet");
+    const struct xo_request *it = &f->items[i];
     fill_result(f->rt, it->status, it->error, it->reply, it->from_id, out);
     return it->status;
 }
@@ -438,12 +488,13 @@ int xo_future_cancel(xo_future_t *f)
 {
     if (f == NULL)
         return XO_EINVAL;
+    check_live(f, "xo_future_cancel");
     /* Take a reference: the last cancelled item may finish the future. */
     /* relaxed: the caller's reference keeps f alive while we take ours. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     for (uint32_t i = 0; i < f->count; i++) {
         uint32_t expected = XO_ITEM_QUEUED;
-        struct xo_call_item *it = &f->items[i];
+        struct xo_request *it = &f->items[i];
         /* Only calls not yet started: a running handler decides. The
            claim to RUNNING first lets complete_item finish it normally. */
         /* acq_rel: pairs with the worker's start_item CAS on the same item. */
@@ -463,6 +514,7 @@ void xo_future_release(xo_future_t *f)
 {
     if (f == NULL)
         return;
+    check_live(f, "xo_future_release");
     /* release: nothing of ours is touched after; acquire not needed. */
     atomic_fetch_or_explicit(&f->flags, XO_FUT_ABANDONED,
                              memory_order_release);
@@ -473,7 +525,10 @@ void xo_future_release(xo_future_t *f)
 
 int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
 {
-    if (f == NULL || part == NULL || f->count != 1)
+    if (f == NULL || part == NULL)
+        return XO_EINVAL;
+    check_live(f, "xo_stream_next");
+    if (f->count != 1)
         return XO_EINVAL;
     if (f->current_part) {
         xo_envelope_free(f->rt, f->current_part);
@@ -496,7 +551,7 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
                except one mid-link; retry while the queue is not empty. */
             if (!xo_mpscq_empty(&f->parts, f->parts_tail))
                 continue;
-            const struct xo_call_item *it = &f->items[0];
+            const struct xo_request *it = &f->items[0];
             if (it->status < 0) {
                 fill_result(f->rt, it->status, it->error, NULL, it->from_id,
                             part);
@@ -505,45 +560,69 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
             memset(part, 0, sizeof(*part));
             return XO_EEOF;
         }
-        uint64_t now = xo_now_ns();
-        if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
-            return XO_ETIMEDOUT;
-        if (!(seen & XO_FUT_WAITERS)) {
-            /* acq_rel: announce the sleeper; the producer's fetch_add sees it. */
-            atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
-                                     memory_order_acq_rel);
-            continue;
+        /* Until the next part or the end: the same wait as a call's, with
+           its cycle check and, in a handler, the worker lent meanwhile. */
+        int64_t left = -1;
+        if (timeout_ns >= 0) {
+            uint64_t now = xo_now_ns();
+            left = now >= deadline ? 0 : (int64_t)(deadline - now);
         }
-        xo_futex_wait(&f->flags, seen, deadline ? deadline - now : 0);
+        int rc = wait_change(f, seen, XO_FUT_DONE | XO_FUT_EVENTS, left);
+        if (rc != 0)
+            return rc;
     }
 }
 
 /* ---- the callee's side ---------------------------------------------- */
 
+/* The future of a request handed to the API, checked live. */
+static struct xo_future *request_future(const xo_request_t *req,
+                                        const char *fn)
+{
+    struct xo_future *f = xo_request_future(req);
+    check_live(f, fn);
+    return f;
+}
+
+/* Give the request its final answer: exactly one caller of this wins (the
+   `answered` exchange), the others get XO_EINVAL and free what they
+   brought. A deferred request's reference goes with its answer. */
 static int reply_with(xo_request_t *req, int status, const char *error,
                       struct xo_envelope *env)
 {
-    struct xo_future *f = req->f;
+    struct xo_future *f = xo_request_future(req);
+    /* acq_rel: one answer wins, and it sees whatever the losers did. */
+    if (atomic_exchange_explicit(&req->answered, 1, memory_order_acq_rel)) {
+        if (env)
+            xo_envelope_free(f->rt, env);
+        return XO_EINVAL;
+    }
     uint64_t from = req->callee;
-    uint32_t index = req->index;
-    bool heap = req->heap;
+    bool deferred = req->deferred;
     if (env)
         env->msg.sender = (xo_ref_t){ f->rt, from };
-    req->answered = 1;
-    if (heap) /* a deferred copy is ours to free once answered */
-        xo_mem_free(&f->rt->mem, req, sizeof(*req));
-    xo_future_complete_item(f, index, status, error, env, from);
-    if (heap)
-        xo_future_unref(f); /* the deferred copy's reference */
+    xo_future_complete_item(f, req->index, status, error, env, from);
+    if (deferred)
+        xo_future_unref(f); /* the deferred handle's reference */
     return 0;
+}
+
+/* relaxed: a quick refusal; reply_with's exchange decides. */
+static bool answered(const xo_request_t *req)
+{
+    return atomic_load_explicit(&((xo_request_t *)req)->answered,
+                                memory_order_relaxed) != 0;
 }
 
 int xo_reply(xo_request_t *req, uint32_t tag, const void *data, size_t size)
 {
-    if (req == NULL || req->answered || (data == NULL && size > 0))
+    if (req == NULL || (data == NULL && size > 0))
+        return XO_EINVAL;
+    struct xo_future *f = request_future(req, "xo_reply");
+    if (answered(req))
         return XO_EINVAL;
     struct xo_envelope *env;
-    int rc = xo_envelope_new(req->f->rt, tag, size, &env);
+    int rc = xo_envelope_new(f->rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
@@ -553,8 +632,9 @@ int xo_reply(xo_request_t *req, uint32_t tag, const void *data, size_t size)
 
 int xo_reply_end(xo_request_t *req)
 {
-    if (req == NULL || req->answered)
+    if (req == NULL)
         return XO_EINVAL;
+    (void)request_future(req, "xo_reply_end");
     return reply_with(req, 0, NULL, NULL);
 }
 
@@ -572,8 +652,9 @@ static int vreply_error(xo_request_t *req, int err, const char *fmt,
 
 int xo_reply_error(xo_request_t *req, int err, const char *fmt, ...)
 {
-    if (req == NULL || req->answered || err >= 0)
+    if (req == NULL || err >= 0)
         return XO_EINVAL;
+    (void)request_future(req, "xo_reply_error");
     va_list ap;
     va_start(ap, fmt);
     int rc = vreply_error(req, err, fmt, ap);
@@ -584,10 +665,11 @@ int xo_reply_error(xo_request_t *req, int err, const char *fmt, ...)
 int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
                   size_t size)
 {
-    if (req == NULL || req->answered || (data == NULL && size > 0) ||
-        req->f->count != 1)
+    if (req == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
-    struct xo_future *f = req->f;
+    struct xo_future *f = request_future(req, "xo_reply_part");
+    if (answered(req) || f->count != 1)
+        return XO_EINVAL;
     /* acquire: pairs with release's fetch_or of ABANDONED. */
     if (atomic_load_explicit(&f->flags, memory_order_acquire) &
         (XO_FUT_ABANDONED | XO_FUT_CANCEL))
@@ -599,38 +681,39 @@ int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
     if (size > 0)
         memcpy(env->msg.data, data, size);
     env->msg.sender = (xo_ref_t){ f->rt, req->callee };
-    req->streamed = 1;
     (void)xo_mpscq_push(&f->parts, &env->item.node);
     /* acq_rel: the part is linked before the event is seen; the event
        count tells a sleeping reader to look again. */
     uint32_t old = atomic_fetch_add_explicit(&f->flags, XO_FUT_EVENT,
                                              memory_order_acq_rel);
-    if (old & XO_FUT_WAITERS)
-        xo_futex_wake_all(&f->flags);
+    wake_waiters(f, old);
     return 0;
 }
 
 bool xo_request_cancelled(const xo_request_t *req)
 {
+    if (req == NULL)
+        return false;
+    struct xo_future *f = request_future(req, "xo_request_cancelled");
     /* relaxed: a hint, polled by the handler. */
-    return req != NULL &&
-           (atomic_load_explicit(&req->f->flags, memory_order_relaxed) &
-            (XO_FUT_CANCEL | XO_FUT_ABANDONED));
+    return atomic_load_explicit(&f->flags, memory_order_relaxed) &
+           (XO_FUT_CANCEL | XO_FUT_ABANDONED);
 }
 
 xo_request_t *xo_request_defer(xo_request_t *req)
 {
-    if (req == NULL || req->answered || req->heap)
-        return req && req->heap ? req : NULL;
-    xo_request_t *copy = xo_mem_alloc(&req->f->rt->mem, sizeof(*copy));
-    if (copy == NULL)
+    if (req == NULL)
         return NULL;
-    *copy = *req;
-    copy->heap = 1;
-    req->deferred = 1;
-    /* relaxed: the copy's reference; the envelope's keeps f alive now. */
-    atomic_fetch_add_explicit(&req->f->refs, 1, memory_order_relaxed);
-    return copy;
+    struct xo_future *f = request_future(req, "xo_request_defer");
+    if (answered(req))
+        return NULL;
+    if (!req->deferred) {
+        req->deferred = 1;
+        /* relaxed: the handle's reference, taken while the envelope's
+           keeps f alive. */
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    }
+    return req;
 }
 
 int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
@@ -651,12 +734,11 @@ int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
 void xo_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc)
 {
     xo_request_t *req = msg->request;
-    if (req != NULL && !req->answered && !req->deferred) {
-        if (rc < 0)
-            reply_with(req, rc, ctx->fail_msg, NULL);
-        else
-            reply_with(req, 0, NULL, NULL);
-    }
+    /* deferred first: once deferred, the handle may be answered on another
+       thread, and reply_with's exchange settles who answers. */
+    if (req != NULL && !req->deferred && !answered(req))
+        (void)reply_with(req, rc < 0 ? rc : 0, rc < 0 ? ctx->fail_msg : NULL,
+                         NULL);
 }
 
 /* ---- continuations -------------------------------------------------- */
@@ -693,7 +775,7 @@ static void schedule_continuation(struct xo_future *f)
 static void drop_results(struct xo_future *f)
 {
     for (uint32_t i = 0; i < f->count; i++) {
-        struct xo_call_item *it = &f->items[i];
+        struct xo_request *it = &f->items[i];
         if (it->reply) {
             xo_envelope_free(f->rt, it->reply);
             it->reply = NULL;

@@ -27,6 +27,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xoscar/xoscar.h"
@@ -34,6 +35,7 @@
 
 struct xo_envelope;
 struct xo_cell;
+struct xo_worker;
 
 enum {
     XO_FUT_DONE = 1u,
@@ -42,26 +44,61 @@ enum {
     XO_FUT_ABANDONED = 8u,  /* the caller released the future */
     XO_FUT_CANCEL = 16u,    /* the caller asked to cancel */
     XO_FUT_EVENT = 1u << 8,
+    XO_FUT_EVENTS = ~((1u << 8) - 1u), /* the stream event count */
 };
 
 enum { XO_ITEM_QUEUED = 0, XO_ITEM_RUNNING, XO_ITEM_DONE, XO_ITEM_CANCELLED };
 
-struct xo_call_item {
-    _Atomic uint32_t phase;
+/*
+ * One call of a future, and the callee's handle on it: msg->request points
+ * here, so the request lives exactly as long as its future and a call's
+ * envelope carries no copy of it. A deferred request (xo_request_defer) is
+ * this same object; its reference keeps the future alive until it is
+ * answered, and a second answer finds `answered` set as long as the caller
+ * still holds the future.
+ */
+struct xo_request {
+    _Atomic uint32_t phase;     /* XO_ITEM_* */
     int status;
     char *error;                /* owned copy, or NULL */
     struct xo_envelope *reply;  /* owned, or NULL */
-    uint64_t from_id;
+    uint64_t from_id;           /* who completed it (0: the runtime) */
+    /* The callee's side. */
+    uint64_t callee;            /* the actor handling it (set on delivery) */
+    /* A call to a stateless actor: that actor, while the call is queued as
+       a task (xo_task_set_cell). */
+    struct xo_cell *task_cell;
+    uint32_t index;             /* in the future's items */
+    /* A final reply, end or error was given. acq_rel exchange: a deferred
+       request may be answered from any thread, and exactly one answer
+       wins. */
+    _Atomic uint8_t answered;
+    uint8_t deferred;           /* the handler kept it (handler thread only) */
 };
 
+/* A future is allocated and freed by the runtime only; `magic` says it is
+   live. It sits in the block's first word, which a freed block's free-list
+   link overwrites, so a released future is recognised as such (until the
+   block is reused for another future) and misuse aborts with a message
+   instead of corrupting memory far away. */
+#define XO_FUTURE_LIVE UINT64_C(0x7866757475726521) /* "xfuture!" */
+
 struct xo_future {
+    uint64_t magic;
+    xo_runtime_t *rt;
+    /* Past the block's first 16 bytes (which a freed block's links keep
+       unpoisoned), so AddressSanitizer reports a reference dropped on a
+       released future. */
     _Atomic uint32_t flags;    /* XO_FUT_*; futex word */
     _Atomic uint32_t refs;
     _Atomic uint32_t pending;  /* items not yet completed */
-    xo_runtime_t *rt;
-    uint64_t callee_id;        /* for the cycle check of blocking waits */
     uint32_t count;
+    uint64_t callee_id;        /* for the cycle check of blocking waits */
     size_t alloc_size;
+    /* A worker whose handler waits on this future sleeps on its own wake
+       word (so that new work for it wakes it too): the completer wakes it
+       through this pointer (sched.c, "Waiting inside a handler"). */
+    _Atomic(struct xo_worker *) sleeper;
     /* Streams: parts (envelopes) queued by the callee, read by the
        caller; the part last handed out is kept until the next read. */
     struct xo_mpscq parts;
@@ -71,8 +108,14 @@ struct xo_future {
     xo_ref_t then_actor;
     xo_then_fn then;
     void *then_arg;
-    struct xo_call_item items[];
+    struct xo_request items[];
 };
+
+static inline struct xo_future *xo_request_future(const struct xo_request *r)
+{
+    return (struct xo_future *)(void *)((char *)(r - r->index) -
+                                        offsetof(struct xo_future, items));
+}
 
 /* A future of count items (count 0 is complete at once), holding the
    caller's reference. */

@@ -67,7 +67,7 @@ static struct wrap_tail *wrap_tail_of(struct xo_envelope *env)
 void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env)
 {
     if (env->item.kind == XO_K_CALL && env->msg.request != NULL)
-        xo_future_unref(env->msg.request->f);
+        xo_future_unref(xo_request_future(env->msg.request));
     if (env->item.flags & XO_ENV_WRAPPED) {
         struct wrap_tail *t = wrap_tail_of(env);
         if (t->free_fn != NULL)
@@ -145,7 +145,7 @@ int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
 {
     xo_runtime_t *rt = to.rt;
     int rc = 0;
-    bool entered = xo_rcu_enter(&rt->rcu_sync);
+    int sect = xo_section_enter(&rt->rcu_sync);
     if (xo_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
@@ -155,13 +155,14 @@ int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
         else if (c->stateless && first->item.kind != XO_K_CONT)
             push_tasks(c, first, last);
         else if (c->capacity != 0 && first->item.kind != XO_K_CONT &&
+                 !(first->item.flags & XO_ENV_RESERVED) &&
                  !reserve_room(c, chain_length(first, last)))
             rc = XO_EFULL;
         else if (xo_mpscq_push_chain(&c->mbox, &first->item.node,
                                      &last->item.node))
             xo_schedule(c);
     }
-    xo_rcu_leave(&rt->rcu_sync, entered);
+    xo_section_leave(&rt->rcu_sync, sect);
     return rc;
 }
 
@@ -225,6 +226,36 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
     return 0;
 }
 
+/* now + delay, saturated: a delay that would pass the clock's end means
+   "never before stop". */
+static uint64_t deadline_after(uint64_t delay_ns)
+{
+    uint64_t now = xo_now_ns();
+    return delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+}
+
+/* The timer lives on the target's home worker, handed over inside the
+   section so that a pool being removed cannot miss it. A bounded target
+   counts the message from now on: its place is taken when it is accepted,
+   so it cannot be refused when its time comes. */
+static int arm_delayed(xo_runtime_t *rt, xo_ref_t to, struct xo_timer *t)
+{
+    int rc = 0;
+    xo_rcu_lock();
+    struct xo_cell *c = xo_rt_closing(rt) ? NULL : xo_resolve(rt, to.id);
+    if (c == NULL)
+        rc = xo_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
+    else if (c->capacity != 0 && !reserve_room(c, 1))
+        rc = XO_EFULL;
+    if (rc == 0) {
+        if (c->capacity != 0)
+            t->env->item.flags |= XO_ENV_RESERVED;
+        rc = xo_timer_start(xo_pool(rt, c->pool), t);
+    }
+    xo_rcu_unlock(&rt->rcu_sync);
+    return rc;
+}
+
 int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
                   const void *data, size_t size)
 {
@@ -243,19 +274,11 @@ int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
         xo_envelope_free(rt, env);
         return XO_ENOMEM;
     }
-    t->deadline = xo_now_ns() + delay_ns;
+    t->deadline = deadline_after(delay_ns);
     t->what = XO_TIMER_TELL;
     t->to = to;
     t->env = env;
-    /* The timer lives on the target's home worker, handed over inside the
-       section so that a pool being removed cannot miss it. */
-    xo_rcu_lock();
-    struct xo_cell *c = xo_rt_closing(rt) ? NULL : xo_resolve(rt, to.id);
-    if (c != NULL)
-        rc = xo_timer_start(xo_pool(rt, c->pool), t);
-    else
-        rc = xo_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
-    xo_rcu_unlock(&rt->rcu_sync);
+    rc = arm_delayed(rt, to, t);
     if (rc != 0) {
         xo_envelope_free(rt, env);
         xo_mem_free(&rt->mem, t, sizeof(*t));
@@ -279,7 +302,7 @@ int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
                 xo_msg_t **out)
 {
     if (rt == NULL || out == NULL || (buf == NULL && size > 0) ||
-        size > UINT32_MAX)
+        size > XO_MSG_MAX_SIZE)
         return XO_EINVAL;
     struct xo_envelope *env;
     int rc = xo_envelope_new(rt, tag, sizeof(struct wrap_tail), &env);

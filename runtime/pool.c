@@ -285,8 +285,7 @@ static void destroy_pool_actors(xo_runtime_t *rt, unsigned index)
     uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
     for (uint32_t i = 0; i < n; i++) {
         xo_rcu_lock();
-        struct xo_cell *c = atomic_load_explicit(
-            &xo_slots_get(&rt->slots, i)->cell, memory_order_acquire);
+        struct xo_cell *c = xo_slot_live_cell(rt, i);
         if (c != NULL && c->pool == index && !xo_rt_closing(rt))
             (void)xo_cell_unpublish(rt, c);
         xo_rcu_unlock(&rt->rcu_sync);
@@ -342,9 +341,10 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
         return rc;
     /* Spawns that chose this pool before are published after this (spawn
        re-checks the pool inside its publishing section). */
-    xo_rcu_synchronize(&rt->rcu_sync);
+    xo_grace_wait(rt);
     destroy_pool_actors(rt, index);
-    /* relaxed polling of a counter; the reaps run on this pool's worker. */
+    /* acquire polling of a counter (pairs with the reaps' release
+       decrement); the reaps run on this pool's worker. */
     while (atomic_load_explicit(&w->actors, memory_order_acquire) != 0) {
         struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);

@@ -1,27 +1,54 @@
 /*
- * rcu -- the runtime's one reclamation mechanism: liburcu's "bulletproof"
- * flavour (urcu-bp), which registers each thread on its first read-side
- * section. That matters for a library: any application thread may call
- * xo_tell without joining anything first.
+ * rcu -- the runtime's reclamation and publication mechanism: liburcu's
+ * "bulletproof" flavour (urcu-bp), which registers each thread on its first
+ * read-side section, plus short "send sections" for the runtime's own
+ * worker threads.
  *
  * What it protects: the resolution of a ref to an actor cell (slot table ->
- * cell, then the send into its mailbox), uid lookups in the rculfhash
- * registry, and the `closing` flag that makes sends fail once stop began.
- * An updater unpublishes (slot->cell = NULL, hash-table delete), then waits
- * a grace period (synchronize or call_rcu) before the next step: after it,
- * no reader can still hold what was removed.
+ * cell, then the push into its mailbox), uid lookups in the rculfhash
+ * registry, the walk of the wait-for graph, and the `closing` flag that makes
+ * sends fail once stop began. An updater unpublishes (slot->cell = NULL or
+ * marked dying, hash-table delete), then waits a grace period before the
+ * next step: after it, no reader can still hold what was removed.
+ *
+ * Read-side sections are short: one send, one lookup, one walk. None spans
+ * a handler, so a grace period never waits for user code: a handler that
+ * runs for seconds does not hold up a destroy, a pool removal or the
+ * reclamation of anything else (docs/scheduler.md, "Sections").
+ *
+ * Send sections. A worker sends many messages per handler, and urcu-bp's
+ * read lock costs a call into the shared library and two lookups of its
+ * thread-local reader. So a worker thread sending to its own runtime marks
+ * its section in a word of its own instead (struct xo_reader): odd while
+ * inside, even outside, written only by the worker with plain stores. The
+ * grace period's side pays instead: after the unpublish it makes every
+ * thread of the process execute a full memory barrier (membarrier,
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED), then waits, per worker, until a section
+ * it saw open has closed. After the barrier, a section that was not yet
+ * open when it ran sees the unpublish; one that was open is waited for.
+ * Where the kernel refuses membarrier, each section's entry issues the full
+ * barrier itself. This is the asymmetric-barrier scheme of liburcu's own
+ * readers, for the one read path that is hot.
+ *
+ * A grace period therefore has two halves: xo_rcu_synchronize (urcu-bp:
+ * other threads, lookups, walks) and xo_readers_wait over the runtime's
+ * workers (sends from workers). xo_grace_wait in runtime.h does both.
  *
  * ThreadSanitizer cannot see liburcu's synchronisation (an uninstrumented
- * library, ordered by membarrier). Under TSan every read-side unlock
- * releases, and every grace-period end acquires, one per-runtime sync word:
- * this tells TSan exactly the guarantee RCU gives (all reader sections that
- * could have seen an object happen before its reclamation), no more.
+ * library, ordered by membarrier), nor membarrier. Under TSan every
+ * read-side exit releases, and every grace-period end acquires, one
+ * per-runtime sync word: this tells TSan exactly the guarantee RCU gives
+ * (all reader sections that could have seen an object happen before its
+ * reclamation), no more. TSan builds also issue the full barrier at each
+ * section entry instead of relying on membarrier.
  */
 #ifndef XO_RUNTIME_RCU_H
 #define XO_RUNTIME_RCU_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
@@ -57,98 +84,99 @@ static inline void xo_rcu_unlock(void *sync)
     urcu_bp_read_unlock();
 }
 
-/*
- * Turn sections. A worker runs each handler turn (an actor's turn, a
- * stateless task) inside one read-side section, so that the sends the
- * handler makes need none of their own: a producer that sends ten million
- * messages from one turn enters and leaves RCU once, not ten million times
- * (urcu-bp's read lock is a call into the shared library and two lookups
- * of its thread-local reader through __tls_get_addr).
- *
- * xo_rcu_turn_sync is the sync word of the runtime whose turn holds the
- * section on this thread (NULL: none). A section is only good for that
- * runtime's objects as far as ThreadSanitizer's model goes (the release
- * at its end is on that runtime's word), so sends to another runtime take
- * their own.
- *
- * A turn section must never be held across a wait: a grace period waits
- * for every reader, so a handler that sleeps inside one would hold up
- * every xo_rcu_synchronize (and would deadlock one it made itself).
- * xo_rcu_turn_suspend leaves it before a wait and xo_rcu_turn_resume
- * enters it again after; the waits of the runtime (futex waits, blocking
- * waits in handlers, grace periods) do this themselves.
- */
-extern __thread void *xo_rcu_turn_sync
-    __attribute__((tls_model("initial-exec"), visibility("hidden")));
-
-static inline void xo_rcu_turn_begin(void *sync)
-{
-    xo_rcu_lock();
-    xo_rcu_turn_sync = sync;
-}
-
-static inline void xo_rcu_turn_end(void *sync)
-{
-    xo_rcu_turn_sync = NULL;
-    xo_rcu_unlock(sync);
-}
-
-/* Returns what xo_rcu_turn_resume needs (NULL when no turn section was
-   held). */
-static inline void *xo_rcu_turn_suspend(void)
-{
-    void *sync = xo_rcu_turn_sync;
-    if (sync != NULL)
-        xo_rcu_turn_end(sync);
-    return sync;
-}
-
-static inline void xo_rcu_turn_resume(void *sync)
-{
-    if (sync != NULL)
-        xo_rcu_turn_begin(sync);
-}
-
-/* A read-side section for the runtime of `sync`, unless this thread's turn
-   already holds one for it. Pass the result to xo_rcu_leave. */
-static inline bool xo_rcu_enter(void *sync)
-{
-    if (xo_rcu_turn_sync == sync)
-        return false;
-    xo_rcu_lock();
-    return true;
-}
-
-static inline void xo_rcu_leave(void *sync, bool entered)
-{
-    if (entered)
-        xo_rcu_unlock(sync);
-}
-
 static inline void xo_rcu_synchronize(void *sync)
 {
-    void *turn = xo_rcu_turn_suspend();
     urcu_bp_synchronize_rcu();
     XO_TSAN_ACQUIRE(sync);
     (void)sync;
-    xo_rcu_turn_resume(turn);
 }
 
 /* Wait until every call_rcu callback queued so far has run. */
 static inline void xo_rcu_barrier(void *sync)
 {
-    void *turn = xo_rcu_turn_suspend();
     urcu_bp_barrier();
     XO_TSAN_ACQUIRE(sync);
     (void)sync;
-    xo_rcu_turn_resume(turn);
 }
 
-/* Callbacks must start with XO_TSAN_ACQUIRE(sync) of their runtime. */
+/* Callbacks must start with XO_TSAN_ACQUIRE(sync) of their runtime, and,
+   when they rely on sends being over, xo_readers_wait over its workers. */
 static inline void xo_rcu_defer(struct rcu_head *head,
                                 void (*fn)(struct rcu_head *))
 {
     urcu_bp_call_rcu(head, fn);
 }
+
+/* ---- send sections ------------------------------------------------- */
+
+/*
+ * One per worker thread, on a line that thread writes. `domain` is the
+ * sync word of the runtime the worker belongs to: a section is only taken
+ * this way for that runtime's objects (the grace period of another
+ * runtime does not look at this worker).
+ */
+struct xo_reader {
+    _Atomic uint64_t seq; /* odd: inside a section. Written by its thread. */
+    void *domain;
+};
+
+/* The calling thread's reader, if it is a worker (NULL otherwise). */
+extern __thread struct xo_reader *xo_tls_reader
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+/* True where membarrier is refused (and under TSan): each section entry
+   then issues the full barrier itself. Set once by xo_rcu_init. */
+extern bool xo_readers_fence __attribute__((visibility("hidden")));
+
+/* Once per process, before the first section: ask for membarrier. */
+void xo_rcu_init(void);
+
+enum { XO_SECT_NESTED = 0, XO_SECT_READER, XO_SECT_URCU };
+
+/* Enter a read-side section for the runtime of `sync`; pass the result to
+   xo_section_leave. Cheap on that runtime's workers, urcu-bp elsewhere. */
+static inline int xo_section_enter(void *sync)
+{
+    struct xo_reader *r = xo_tls_reader;
+    if (r != NULL && r->domain == sync) {
+        /* relaxed: only this thread writes seq. */
+        uint64_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+        if (s & 1)
+            return XO_SECT_NESTED;
+        /* relaxed: ordered before the section's loads by the barrier
+           below, or by the updater's membarrier (see above). */
+        atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
+        if (xo_readers_fence)
+            atomic_thread_fence(memory_order_seq_cst);
+        else
+            atomic_signal_fence(memory_order_seq_cst);
+        return XO_SECT_READER;
+    }
+    xo_rcu_lock();
+    return XO_SECT_URCU;
+}
+
+static inline void xo_section_leave(void *sync, int token)
+{
+    if (token == XO_SECT_READER) {
+        struct xo_reader *r = xo_tls_reader;
+        XO_TSAN_RELEASE(sync);
+        /* release: pairs with the updater's acquire in xo_reader_wait;
+           the section's accesses happen before it sees seq even. */
+        atomic_store_explicit(
+            &r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+            memory_order_release);
+    } else if (token == XO_SECT_URCU) {
+        xo_rcu_unlock(sync);
+    }
+}
+
+/* Updater, after unpublishing: the full barrier on every thread (once per
+   grace period, before the xo_reader_wait calls). */
+void xo_readers_barrier(void);
+
+/* Updater, after xo_readers_barrier: until r is outside the section it was
+   in (if any). Never from r's own thread inside a section. */
+void xo_reader_wait(struct xo_reader *r);
 
 #endif /* XO_RUNTIME_RCU_H */

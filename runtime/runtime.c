@@ -34,6 +34,7 @@ void xo_config_init(xo_config_t *cfg)
     cfg->batch = 64;
     cfg->spin_ns = 50000;
     cfg->yield_sends = 256;
+    cfg->stack_size = (size_t)8 << 20;
 }
 
 static void release_tables(xo_runtime_t *rt);
@@ -48,6 +49,8 @@ static void free_leftover_name(struct xo_name *n, void *arg)
 static bool config_valid(const xo_config_t *cfg)
 {
     if (cfg->batch == 0 || cfg->batch > 4096 || cfg->pools > XO_MAX_POOLS)
+        return false;
+    if (cfg->stack_size < XO_STACK_MIN)
         return false;
     if ((cfg->cpus != NULL || cfg->labels != NULL) && cfg->pools == 0)
         return false; /* per-pool arrays need an explicit pool count */
@@ -68,6 +71,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
     }
     if (!config_valid(cfg))
         return XO_EINVAL;
+    xo_rcu_init();
     xo_runtime_t *rt;
     if (posix_memalign((void **)&rt, XO_CACHELINE, sizeof(*rt)) != 0)
         return XO_ENOMEM;
@@ -109,6 +113,24 @@ fail_slots:
     return rc;
 }
 
+void xo_readers_quiesce(xo_runtime_t *rt)
+{
+    xo_readers_barrier();
+    unsigned n = xo_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xo_worker *w = xo_pool(rt, i);
+        if (w != NULL)
+            xo_reader_wait(&w->reader);
+    }
+    XO_TSAN_ACQUIRE(&rt->rcu_sync);
+}
+
+void xo_grace_wait(xo_runtime_t *rt)
+{
+    xo_rcu_synchronize(&rt->rcu_sync);
+    xo_readers_quiesce(rt);
+}
+
 void xo_runtime_actor_gone(xo_runtime_t *rt)
 {
     /* acq_rel: the last reaper's writes (freed cells) happen before stop
@@ -128,11 +150,19 @@ static void release_tables(xo_runtime_t *rt)
     xo_pools_free(rt);
 }
 
+/* Stop and free wait for rt's workers: not from one of them, nor from any
+   handler (on_create runs on the spawner's thread; a handler of another
+   runtime would hold its own worker through the whole stop). */
+static bool called_inside(xo_runtime_t *rt)
+{
+    return xo_current_worker_runtime() == rt || xo_current_ctx() != NULL;
+}
+
 int xo_runtime_stop(xo_runtime_t *rt)
 {
     if (rt == NULL)
         return XO_EINVAL;
-    if (xo_current_worker_runtime() == rt || xo_current_ctx() != NULL)
+    if (called_inside(rt))
         return XO_EINVAL;
     int expected = XO_RT_RUNNING;
     /* seq_cst: the flag must be globally visible before the grace period
@@ -141,7 +171,7 @@ int xo_runtime_stop(xo_runtime_t *rt)
         wait_stopped(rt); /* a second stop returns once the first is done */
         return XO_ECLOSED;
     }
-    xo_rcu_synchronize(&rt->rcu_sync);
+    xo_grace_wait(rt);
     xo_rcu_barrier(&rt->rcu_sync);
     pthread_mutex_lock(&rt->stop_lock);
     rt->stopping = true;
@@ -153,6 +183,8 @@ int xo_runtime_stop(xo_runtime_t *rt)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);
     xo_pools_join(rt);
+    /* The reaped cells' memory goes after a grace period (actor.c). */
+    xo_rcu_barrier(&rt->rcu_sync);
     /* The tables stay until xo_runtime_free: a thread that passed a
        closing check just before stop began may still be on its way to
        them (it will then fail with XO_ECLOSED). */
@@ -174,10 +206,12 @@ static void wait_stopped(xo_runtime_t *rt)
     pthread_mutex_unlock(&rt->stop_lock);
 }
 
-void xo_runtime_free(xo_runtime_t *rt)
+int xo_runtime_free(xo_runtime_t *rt)
 {
     if (rt == NULL)
-        return;
+        return 0;
+    if (called_inside(rt))
+        return XO_EINVAL;
     if (xo_runtime_stop(rt) == XO_ECLOSED)
         wait_stopped(rt);
     release_tables(rt);
@@ -188,6 +222,7 @@ void xo_runtime_free(xo_runtime_t *rt)
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
     free(rt);
+    return 0;
 }
 
 xo_ref_t xo_self(const xo_ctx_t *ctx)

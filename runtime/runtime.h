@@ -107,21 +107,9 @@ struct xo_item {
 
 /* ---- messages (message.c) ---------------------------------------- */
 
-#define XO_ENV_WRAPPED 1u /* payload is the caller's buffer, see wrap */
-
-/* The callee's handle on one call (one item of a future). */
-struct xo_request {
-    struct xo_future *f;
-    uint64_t callee;   /* id of the actor handling it (set on delivery) */
-    uint32_t index;
-    uint8_t answered;  /* a final reply, end or error was given */
-    uint8_t deferred;  /* the handler kept it (xo_request_defer) */
-    uint8_t heap;      /* this copy was allocated by xo_request_defer */
-    uint8_t streamed;  /* parts were sent */
-    /* A call to a stateless actor: that actor, while the call is queued as
-       a task (xo_task_set_cell). */
-    struct xo_cell *task_cell;
-};
+#define XO_ENV_WRAPPED 1u  /* payload is the caller's buffer, see wrap */
+#define XO_ENV_RESERVED 2u /* its place in a bounded mailbox is taken
+                              already (a delayed tell, see xo_tell_after) */
 
 /*
  * A 56-byte header, then the payload. A payload of up to XO_ENV_SMALL bytes
@@ -131,9 +119,9 @@ struct xo_request {
  * docs/performance.md). That spot is 8-byte aligned, which is enough for
  * any object of 8 bytes or less; a larger payload starts 8 bytes further,
  * 16-byte aligned (as malloc's blocks are). msg.data points at it either
- * way (xo_env_payload). A call's request lives after its payload
- * (msg.request points at it), so one-way messages, the common case, do not
- * carry it.
+ * way (xo_env_payload). A call's request is its item of the future
+ * (msg.request points there, call.h), so a call with a small payload is one
+ * line too.
  */
 struct xo_envelope {
     struct xo_item item;  /* kind: TELL, CALL or CONT */
@@ -175,8 +163,8 @@ static inline struct xo_cell *xo_task_take_cell(struct xo_envelope *e)
     return c;
 }
 
-/* Largest payload xo_tell / xo_msg_alloc accept. */
-#define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - sizeof(struct xo_envelope) - 64)
+_Static_assert(XO_MSG_MAX_SIZE + sizeof(struct xo_envelope) + 8 <= UINT32_MAX,
+               "the largest payload's block size fits item.size");
 
 /* A chain of envelopes linked before it is pushed with one exchange. */
 struct xo_chain {
@@ -264,7 +252,12 @@ struct xo_cell {
     bool stateless;
     bool movable;               /* other pools may run its turns */
     struct xo_mark *mark;       /* idle-label reservation, or NULL */
-    size_t alloc_size;
+    /* The actor whose frame was pushed over this one's suspended turn on
+       its worker (0: none): an edge of the wait-for graph (sched.c,
+       "Frames"). Written only while the turn is suspended, which is rare,
+       so it may share the senders' read-mostly line. seq_cst: see the
+       cycle check in call.c. */
+    _Atomic uint64_t above;
 
     /* ---- line 2: the worker running the actor writes ---- */
     /* The mailbox's consumer's end (mpscq.h, "Layout"). */
@@ -295,15 +288,17 @@ static inline xo_ref_t xo_cell_ref(const struct xo_cell *c)
     return (xo_ref_t){ c->rt, ((uint64_t)c->gen << 32) | c->index };
 }
 
-/* Inside xo_rcu_lock: the live cell a ref names, or NULL. */
+/* Inside a read-side section: the live cell a ref names, or NULL. */
 struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id);
+/* The same, also while the actor is being destroyed (unpublished, not yet
+   reaped): for the cycle check, which follows a dying actor's waits. */
+struct xo_cell *xo_resolve_dying(xo_runtime_t *rt, uint64_t id);
+/* The live (published, not dying) cell in slot `index`, or NULL. */
+struct xo_cell *xo_slot_live_cell(xo_runtime_t *rt, uint32_t index);
 /* Worker: the reap marker reached the front (or a stateless actor's last
    task ended): run on_destroy, then reclaim, or revive on failure.
    Returns true when the cell was freed. */
 bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx);
-/* Would the current handler, waiting on `target`, close a cycle of waits?
-   Leaves nothing recorded. */
-bool xo_wait_closes_cycle(xo_runtime_t *rt, uint64_t target);
 /* Inside xo_rcu_lock, runtime open: destroy c without waiting for it
    (false if another destroy won). */
 bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c);
@@ -346,7 +341,6 @@ void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t);
 
 enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
 
-#define XO_MAX_NESTED_WAITS 64
 /* Actors one worker watches at most (sched.c, "Watching"). */
 #define XO_WATCH_MAX 32
 #define XO_RECENT_SLOTS 64
@@ -376,6 +370,9 @@ struct xo_worker {
     unsigned block_depth;
     /* relaxed: true while the worker runs an item (a hint for sharing). */
     _Atomic bool running;
+    /* This thread's send sections (rcu.h): written by the worker on every
+       send, read by grace periods. */
+    struct xo_reader reader;
     /* XO_POOL_*: written under the runtime's pools_lock; read by placement
        and scheduling (acquire). */
     _Atomic int state;
@@ -436,12 +433,20 @@ xo_runtime_t *xo_current_worker_runtime(void);
 struct xo_ctx *xo_current_ctx(void);
 void xo_set_current_ctx(struct xo_ctx *ctx);
 /*
- * A handler blocks until *word has `bit` set or the deadline (0: none)
- * passes, running other actors of its pool meanwhile. The waker must
- * futex-wake `word` when it sets the bit and sees `waiters_bit`.
+ * A handler blocks until f's flags differ from `seen` in `mask`, or the
+ * deadline (0: none) passes, running other actors of its pool meanwhile
+ * (sched.c, "Waiting inside a handler"). Its frame is pushed first.
  */
-int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
-                    uint32_t bit, uint32_t waiters_bit, uint64_t deadline);
+int xo_worker_block(struct xo_worker *w, struct xo_future *f, uint32_t seen,
+                    uint32_t mask, uint64_t deadline);
+/* Frames of suspended turns on w's stack (sched.c, "Frames"); push is
+   false when XO_MAX_NESTED_WAITS are there already. */
+bool xo_frame_push(struct xo_worker *w, struct xo_cell *c);
+void xo_frame_pop(struct xo_worker *w);
+/* Wake w from its sleep (idle, or in a handler's wait). */
+void xo_worker_wake(struct xo_worker *w);
+/* Free the xo_fail message a handler left in its context. */
+void xo_ctx_clear_fail(struct xo_ctx *ctx);
 void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                    uint64_t timeout_ns);
 void xo_futex_wake_all(_Atomic uint32_t *word);
@@ -449,6 +454,8 @@ void xo_futex_wake_all(_Atomic uint32_t *word);
 /* ---- pools and placement (pool.c) ------------------------------------ */
 
 #define XO_MAX_POOLS 256u
+/* The smallest cfg.stack_size accepted. */
+#define XO_STACK_MIN ((size_t)64 << 10)
 
 /* An idle-label reservation: (label, mark) held by one live actor. */
 struct xo_mark {
@@ -531,5 +538,11 @@ static inline bool xo_rt_closing(xo_runtime_t *rt)
 
 /* Worker, after a reap: wake xo_runtime_stop if this was the last actor. */
 void xo_runtime_actor_gone(xo_runtime_t *rt);
+/* A grace period of rt: every read-side section (urcu-bp's, and the send
+   sections of rt's workers) that began before the call is over (rcu.h).
+   Not from one of rt's workers inside a section. */
+void xo_grace_wait(xo_runtime_t *rt);
+/* The workers' half of it, for call_rcu callbacks (urcu's half is done). */
+void xo_readers_quiesce(xo_runtime_t *rt);
 
 #endif /* XO_RUNTIME_RUNTIME_H */

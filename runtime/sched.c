@@ -52,9 +52,6 @@ static __thread struct xo_worker *tls_worker
 static __thread struct xo_ctx *tls_ctx
     __attribute__((tls_model("initial-exec")));
 
-/* See "Turn sections" in rcu.h. */
-__thread void *xo_rcu_turn_sync __attribute__((tls_model("initial-exec")));
-
 struct xo_worker *xo_current_worker(void)
 {
     return tls_worker;
@@ -84,10 +81,8 @@ void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
         ts.tv_nsec = (long)(timeout_ns % 1000000000u);
         tsp = &ts;
     }
-    void *turn = xo_rcu_turn_suspend(); /* never sleep in a section */
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp,
             NULL, 0);
-    xo_rcu_turn_resume(turn);
 }
 
 void xo_futex_wake_all(_Atomic uint32_t *word)
@@ -96,7 +91,7 @@ void xo_futex_wake_all(_Atomic uint32_t *word)
             NULL, 0);
 }
 
-static void wake_worker(struct xo_worker *w)
+void xo_worker_wake(struct xo_worker *w)
 {
     /* release: pairs with the acquire load in park(); the worker that
        wakes sees the run queue node pushed before. */
@@ -108,7 +103,7 @@ static void wake_worker(struct xo_worker *w)
 void xo_runq_push(struct xo_worker *w, struct xo_item *it)
 {
     if (xo_mpscq_push(&w->runq, &it->node))
-        wake_worker(w);
+        xo_worker_wake(w);
 }
 
 /* A parked worker of an active pool other than `not`, or NULL. */
@@ -132,14 +127,14 @@ void xo_schedule(struct xo_cell *c)
     struct xo_worker *home = xo_pool(c->rt, c->pool);
     /* A movable actor whose home is busy goes to a parked worker: the turn
        runs there, the actor keeps its home. relaxed: hints. The choice and
-       the push sit in one RCU section, so xo_pool_remove's grace period
-       covers them: no push reaches a pool after it left. */
+       the push sit in one read-side section, so xo_pool_remove's grace
+       period covers them: no push reaches a pool after it left. */
     if (c->movable &&
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
-        bool entered = xo_rcu_enter(&c->rt->rcu_sync);
+        int sect = xo_section_enter(&c->rt->rcu_sync);
         struct xo_worker *idle = parked_worker(c->rt, home);
         xo_runq_push(idle != NULL ? idle : home, &c->run);
-        xo_rcu_leave(&c->rt->rcu_sync, entered);
+        xo_section_leave(&c->rt->rcu_sync, sect);
         return;
     }
     xo_runq_push(home, &c->run);
@@ -167,28 +162,68 @@ static void bump(_Atomic uint64_t *counter, uint64_t by)
         memory_order_relaxed);
 }
 
-/* Sleep until a sender takes the idle mark (unless work is on its way), or
-   until the next timer is due. */
-static void park(struct xo_worker *w, uint64_t next_deadline)
+/* A handler of this worker waits on f: the completer (or a new stream
+   part) is to wake this worker's own sleep. False when f changed already,
+   so there is nothing to sleep for. Another worker sleeping on the same
+   future (one future waited on from two workers) keeps its place: this
+   one then naps, short, instead. */
+static bool sleep_on_future(struct xo_worker *w, struct xo_future *f,
+                            uint32_t seen, uint32_t mask, uint64_t *until)
 {
-    /* relaxed: ordered before the mark by mark_idle's release CAS. */
+    struct xo_worker *none = NULL;
+    /* acq_rel: the release half publishes w to the completer, which loads
+       it with acquire after its flag RMW (wake_waiters in call.c). */
+    if (!atomic_compare_exchange_strong_explicit(&f->sleeper, &none, w,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        uint64_t nap = xo_now_ns() + 200000; /* 200 us */
+        if (*until == 0 || nap < *until)
+            *until = nap;
+    }
+    /* acq_rel: announce the sleeper in the word the completer's RMW
+       changes: either its RMW sees WAITERS (and then the sleeper above),
+       or ours sees its change. */
+    uint32_t v = atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
+                                          memory_order_acq_rel);
+    return ((v ^ seen) & mask) == 0;
+}
+
+/*
+ * The one sleep of a worker, idle or waiting in a handler: mark the run
+ * queue idle (so the next sender wakes it, see mpscq.h), then sleep on the
+ * wake word until a sender or f's completer stores 1, or until `until`
+ * (0: none; the next timer, a wait's deadline). Returns at once when work
+ * is on its way. On return the worker takes its mark back if no sender
+ * did, so that senders keep pushing without waking it.
+ */
+static void idle_sleep(struct xo_worker *w, uint64_t until,
+                       struct xo_future *f, uint32_t seen, uint32_t mask)
+{
+    /* relaxed: ordered before the mark by mark_idle's release CAS, and
+       before a completer's store of 1 by sleep_on_future's RMWs. */
     atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
     if (!xo_mpscq_mark_idle(&w->runq, w->runq_tail))
         return;
-    /* acquire: pairs with wake_worker's release store. */
-    while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
+    bool sleep = f == NULL || sleep_on_future(w, f, seen, mask, &until);
+    /* acquire: pairs with xo_worker_wake's release store. */
+    while (sleep && atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
         uint64_t timeout = 0;
-        if (next_deadline != 0) {
+        if (until != 0) {
             uint64_t now = xo_now_ns();
-            if (now >= next_deadline)
+            if (now >= until)
                 break;
-            timeout = next_deadline - now;
+            timeout = until - now;
         }
         xo_futex_wait(&w->wake, 0, timeout);
     }
-    /* Woken by a timer deadline: take the mark back so that senders keep
-       pushing without waking us; if a sender took it already, the wake
-       word is (or will be) 1 and the next park returns at once. */
+    if (f != NULL) {
+        struct xo_worker *me = w;
+        /* relaxed: a completer that still loads w only wakes us once for
+           nothing. */
+        atomic_compare_exchange_strong_explicit(&f->sleeper, &me, NULL,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed);
+    }
     /* acquire: pairs with the producers' acq_rel exchange on head. */
     uintptr_t marked = atomic_load_explicit(&w->runq.head,
                                             memory_order_acquire);
@@ -309,8 +344,8 @@ static struct xo_qnode *next_runnable(struct xo_worker *w)
             release_watches(w);
             continue;
         }
-        park(w, next);
-        xo_cpu_relax(); /* park may return at once: a send is mid-way */
+        idle_sleep(w, next, NULL, 0, 0);
+        xo_cpu_relax(); /* it may return at once: a send is mid-way */
         next = xo_timers_run(w);
         deadline = spin ? xo_now_ns() + spin : 0;
     }
@@ -325,7 +360,7 @@ static void report_failure(struct xo_worker *w, struct xo_cell *c,
                                     w->rt->cfg.on_handler_error_user);
 }
 
-static void clear_fail_msg(struct xo_ctx *ctx)
+void xo_ctx_clear_fail(struct xo_ctx *ctx)
 {
     if (ctx->fail_msg) {
         xo_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
@@ -339,7 +374,8 @@ static bool call_may_start(struct xo_envelope *env)
 {
     if (env->item.kind != XO_K_CALL)
         return true;
-    return xo_future_start_item(env->msg.request->f, env->msg.request->index);
+    xo_request_t *req = env->msg.request;
+    return xo_future_start_item(xo_request_future(req), req->index);
 }
 
 /* Run on_message for one envelope, answer what it left unanswered, free
@@ -356,6 +392,7 @@ static void deliver(struct xo_worker *w, struct xo_ctx *ctx,
             xo_envelope_free(w->rt, env);
         if (rc < 0)
             report_failure(w, c, 0, rc);
+        xo_ctx_clear_fail(ctx); /* not the next call's error text */
         bump(&c->handled, 1);
         return;
     }
@@ -379,7 +416,7 @@ static void deliver(struct xo_worker *w, struct xo_ctx *ctx,
     if (env->msg.request != NULL) /* tells, the common case, skip both */
         xo_request_finish(ctx, &env->msg, rc);
     if (ctx->fail_msg != NULL)
-        clear_fail_msg(ctx);
+        xo_ctx_clear_fail(ctx);
     xo_envelope_free(w->rt, env);
 }
 
@@ -403,6 +440,33 @@ static struct xo_envelope *next_message(struct xo_cell *c)
     return e;
 }
 
+/* Messages of one on_batch run whose pointers live on the turn's own stack
+   frame: 512 bytes. A longer run (cfg.batch over 64) moves them to the
+   heap, so that the stack a turn uses stays bounded however large the
+   batch (a blocking wait inside on_batch nests another actor's turn, and
+   its on_batch, on the same stack, up to XO_MAX_NESTED_WAITS deep). */
+#define XO_BATCH_ON_STACK 64u
+
+static void envelope_of_free(xo_runtime_t *rt, const xo_msg_t *m)
+{
+    xo_envelope_free(rt, xo_container_of(m, struct xo_envelope, msg));
+}
+
+/* The run's array is full at `n`: make room for `room` in all, on the
+   heap. False (the run ends here) when that allocation fails. */
+static bool grow_run(xo_runtime_t *rt, const xo_msg_t ***msgs,
+                     const xo_msg_t **local, unsigned n, unsigned room)
+{
+    if (*msgs != local || room <= n)
+        return false;
+    const xo_msg_t **heap = xo_mem_alloc(&rt->mem, room * sizeof(*heap));
+    if (heap == NULL)
+        return false;
+    memcpy(heap, local, n * sizeof(*heap));
+    *msgs = heap;
+    return true;
+}
+
 /*
  * on_batch: gather the run of same-tag messages that starts with `first`
  * (up to `room`), hand it over in one call, then answer and free each.
@@ -412,10 +476,8 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
                               struct xo_envelope *first, unsigned room)
 {
     struct xo_cell *c = ctx->cell;
-    /* On this frame's stack, not the worker's: a blocking wait inside
-       on_batch may run another actor's on_batch nested on this thread. */
-    struct xo_envelope *run[room];
-    const xo_msg_t *msgs[room];
+    const xo_msg_t *local[XO_BATCH_ON_STACK], **msgs = local;
+    unsigned cap = room < XO_BATCH_ON_STACK ? room : XO_BATCH_ON_STACK;
     const uint32_t tag = first->msg.tag; /* `first` may be freed below */
     unsigned n = 0, consumed = 0;
     for (struct xo_envelope *e = first; e != NULL;) {
@@ -423,13 +485,17 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
         if (call_may_start(e)) {
             if (e->msg.request != NULL)
                 e->msg.request->callee = xo_cell_ref(c).id;
-            run[n] = e;
             msgs[n++] = &e->msg;
         } else {
             xo_envelope_free(w->rt, e);
         }
         if (consumed == room)
             break;
+        if (n == cap) {
+            if (!grow_run(w->rt, &msgs, local, n, room))
+                break;
+            cap = room;
+        }
         e = next_message(c);
         if (e == NULL)
             break;
@@ -439,17 +505,19 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
             break;
         }
     }
-    if (n == 0)
-        return consumed;
-    int rc = c->def->on_batch(ctx, c->state, msgs, n);
-    bump(&c->handled, n);
-    for (unsigned i = 0; i < n; i++) {
-        if (rc < 0 && run[i]->item.kind == XO_K_TELL && i == 0)
-            report_failure(w, c, run[i]->msg.tag, rc);
-        xo_request_finish(ctx, &run[i]->msg, rc);
-        xo_envelope_free(w->rt, run[i]);
+    if (n > 0) {
+        int rc = c->def->on_batch(ctx, c->state, msgs, n);
+        bump(&c->handled, n);
+        if (rc < 0 && msgs[0]->request == NULL)
+            report_failure(w, c, msgs[0]->tag, rc);
+        for (unsigned i = 0; i < n; i++) {
+            xo_request_finish(ctx, msgs[i], rc);
+            envelope_of_free(w->rt, msgs[i]);
+        }
+        xo_ctx_clear_fail(ctx);
     }
-    clear_fail_msg(ctx);
+    if (msgs != local)
+        xo_mem_free(&w->rt->mem, msgs, cap * sizeof(*msgs));
     return consumed;
 }
 
@@ -539,19 +607,13 @@ static void run_task(struct xo_worker *w, struct xo_envelope *env)
     xo_stateless_task_done(c);
 }
 
-/* Run one run-queue item. Returns false for the exit request. A handler
-   turn is one read-side section (rcu.h), its own unless `in_section`: the
-   items a yield runs share the yielding turn's. */
-static bool dispatch(struct xo_worker *w, struct xo_qnode *n, bool in_section)
+/* Run one run-queue item. Returns false for the exit request. */
+static bool dispatch(struct xo_worker *w, struct xo_qnode *n)
 {
     struct xo_item *it = (struct xo_item *)n;
     switch (it->kind) {
     case XO_K_ACTOR:
-        if (!in_section)
-            xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_turn(w, xo_container_of(it, struct xo_cell, run));
-        if (!in_section)
-            xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     case XO_K_TIMER:
         xo_timer_insert(w, xo_container_of(it, struct xo_timer, item));
@@ -567,11 +629,7 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n, bool in_section)
     }
     case XO_K_TELL:
     case XO_K_CALL:
-        if (!in_section)
-            xo_rcu_turn_begin(&w->rt->rcu_sync);
         run_task(w, (struct xo_envelope *)it);
-        if (!in_section)
-            xo_rcu_turn_end(&w->rt->rcu_sync);
         return true;
     default:
         return false; /* XO_K_EXIT */
@@ -580,7 +638,7 @@ static bool dispatch(struct xo_worker *w, struct xo_qnode *n, bool in_section)
 
 /* Run one item of the run queue while a handler of this worker is in the
    middle of its turn (it waits, or it yields). False: the queue is empty. */
-static bool run_lent(struct xo_worker *w, bool in_section)
+static bool run_lent(struct xo_worker *w)
 {
     struct xo_qnode *n = xo_mpscq_pop(&w->runq, &w->runq_tail);
     if (n == NULL)
@@ -591,27 +649,89 @@ static bool run_lent(struct xo_worker *w, bool in_section)
            loop exits. */
         w->exit_pending = true;
     else
-        dispatch(w, n, in_section);
+        dispatch(w, n);
     return true;
 }
 
-static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
-                 uint32_t waiters_bit, uint64_t deadline);
-
-int xo_worker_block(struct xo_worker *w, _Atomic uint32_t *word,
-                    uint32_t bit, uint32_t waiters_bit, uint64_t deadline)
+/*
+ * Frames. A turn whose handler waits (xo_worker_block), yields, or runs a
+ * spawned actor's on_create on this thread is suspended here until what
+ * runs above it on the same stack returns: the turn below waits for the
+ * one above, as surely as for the call it made. The cycle check of
+ * blocking waits (call.c) follows that edge too: each frame's actor keeps,
+ * in `above`, the actor whose frame was pushed over it, so a chain of
+ * waits that reaches a suspended turn continues to whatever holds it down,
+ * on this worker or any other. Stateless actors keep no edges (several of
+ * their handlers may run at once; the walk stops at them).
+ */
+bool xo_frame_push(struct xo_worker *w, struct xo_cell *c)
 {
-    /* The waiting handler's turn section ends for the wait (rcu.h): the
-       turns run meanwhile have their own, and a grace period is not held
-       up by a handler that waits. */
-    void *turn = xo_rcu_turn_suspend();
+    if (w->nblocked == XO_MAX_NESTED_WAITS)
+        return false;
+    if (w->nblocked > 0) {
+        struct xo_cell *below = w->blocked[w->nblocked - 1];
+        /* seq_cst: an edge of the wait-for graph, stored before the
+           waiter's own waiting_for and walk (call.c). */
+        if (!below->stateless)
+            atomic_store(&below->above, xo_cell_ref(c).id);
+    }
+    w->blocked[w->nblocked++] = c;
+    return true;
+}
+
+void xo_frame_pop(struct xo_worker *w)
+{
+    w->nblocked--;
+    if (w->nblocked > 0) {
+        struct xo_cell *below = w->blocked[w->nblocked - 1];
+        /* seq_cst: as in xo_frame_push. The turn above goes on running,
+           but it no longer waits. */
+        if (!below->stateless)
+            atomic_store(&below->above, 0);
+    }
+}
+
+/*
+ * Waiting inside a handler: until the future's flags change, in `mask`,
+ * from `seen` (its DONE bit, or a stream's event count), or the deadline
+ * (0: none) passes. Meanwhile the worker runs what its run queue holds,
+ * nested, and fires its due timers; with nothing to run it sleeps in
+ * idle_sleep, from which both new work and the future's completer wake it.
+ * The caller pushed the waiting turn's frame.
+ */
+int xo_worker_block(struct xo_worker *w, struct xo_future *f, uint32_t seen,
+                    uint32_t mask, uint64_t deadline)
+{
     /* The loop below serves the run queue only: watched actors go back to
        being scheduled normally (one may be what we wait for). */
     release_watches(w);
     w->block_depth++;
-    int rc = block(w, word, bit, waiters_bit, deadline);
+    int rc = 0;
+    for (unsigned idle = 0;;) {
+        /* acquire: pairs with the completer's release of the flags. */
+        uint32_t v = atomic_load_explicit(&f->flags, memory_order_acquire);
+        if ((v ^ seen) & mask)
+            break;
+        uint64_t now = xo_now_ns();
+        if (deadline != 0 && now >= deadline) {
+            rc = XO_ETIMEDOUT;
+            break;
+        }
+        uint64_t next = xo_timers_run(w);
+        if (run_lent(w)) {
+            idle = 0;
+            continue;
+        }
+        if (++idle < 64) {
+            xo_cpu_relax();
+            continue;
+        }
+        idle = 0;
+        if (deadline != 0 && (next == 0 || deadline < next))
+            next = deadline;
+        idle_sleep(w, next, f, seen, mask);
+    }
     w->block_depth--;
-    xo_rcu_turn_resume(turn);
     return rc;
 }
 
@@ -631,77 +751,41 @@ void xo_turn_yield(struct xo_ctx *ctx)
 {
     struct xo_worker *w = tls_worker;
     ctx->yield_in = ctx->rt->cfg.yield_sends;
-    if (w == NULL || w->rt != ctx->rt || w->block_depth != 0 ||
-        w->nblocked == XO_MAX_NESTED_WAITS)
+    if (w == NULL || w->rt != ctx->rt || w->block_depth != 0)
         return;
     /* Timers come due during a flood too (delayed tells, call timeouts);
        what they send is then queued like the rest. */
     xo_timers_run(w);
     if (w->nwatched == 0 && xo_mpscq_empty(&w->runq, w->runq_tail))
         return;
+    /* The yielding actor resumes only after the turns nested above it
+       end: its frame tells the cycle check of their waits. */
+    if (!xo_frame_push(w, ctx->cell))
+        return;
     /* Watched actors with messages join the queue, the others are marked
        idle: the next send to one of them queues it. */
     release_watches(w);
-    /* The items run share the yielding turn's read-side section: the
-       yield is as short as a turn (a nested handler that waits leaves the
-       section for its wait, like any handler). The yielding actor resumes
-       only after the turns nested above it end: to the cycle check of
-       their waits it is blocked below them. */
-    w->blocked[w->nblocked++] = ctx->cell;
     w->block_depth++;
     /* At most cfg.batch items: an actor whose mailbox stays full goes to
        the back of the queue after each turn, so the queue may never run
        dry. */
-    for (unsigned i = w->rt->cfg.batch; i > 0 && run_lent(w, true); i--)
+    for (unsigned i = w->rt->cfg.batch; i > 0 && run_lent(w); i--)
         ;
     w->block_depth--;
-    w->nblocked--;
-}
-
-static int block(struct xo_worker *w, _Atomic uint32_t *word, uint32_t bit,
-                 uint32_t waiters_bit, uint64_t deadline)
-{
-    unsigned idle = 0;
-    for (;;) {
-        /* acquire: pairs with the completer's release of `bit`. */
-        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
-        if (v & bit)
-            return 0;
-        uint64_t now = xo_now_ns();
-        if (deadline != 0 && now >= deadline)
-            return XO_ETIMEDOUT;
-        xo_timers_run(w);
-        if (run_lent(w, false)) {
-            idle = 0;
-            continue;
-        }
-        if (++idle < 64) {
-            xo_cpu_relax();
-            continue;
-        }
-        /* Nothing to lend the worker to: sleep on the word a little (new
-           work on the run queue does not wake this sleep, so keep it
-           short). acq_rel: announce the sleeper to the completer. */
-        if (!(v & waiters_bit)) {
-            atomic_fetch_or_explicit(word, waiters_bit, memory_order_acq_rel);
-            continue;
-        }
-        uint64_t nap = 200000; /* 200 us */
-        if (deadline != 0 && deadline - now < nap)
-            nap = deadline - now;
-        xo_futex_wait(word, v, nap);
-    }
+    xo_frame_pop(w);
 }
 
 static void *worker_main(void *arg)
 {
     struct xo_worker *w = arg;
     tls_worker = w;
+    w->reader.domain = &w->rt->rcu_sync;
+    xo_tls_reader = &w->reader;
     while (!w->exit_pending) {
         struct xo_qnode *n = next_runnable(w);
         /* relaxed: a hint for xo_schedule's sharing of movable actors. */
         atomic_store_explicit(&w->running, true, memory_order_relaxed);
-        bool go_on = dispatch(w, n, false);
+        bool go_on = dispatch(w, n);
         atomic_store_explicit(&w->running, false, memory_order_relaxed);
         if (!go_on)
             break;
@@ -710,6 +794,7 @@ static void *worker_main(void *arg)
        nobody is left to fire them. */
     if (xo_rt_closing(w->rt))
         xo_timers_discard(w);
+    xo_tls_reader = NULL;
     tls_worker = NULL;
     return NULL;
 }
@@ -719,6 +804,7 @@ int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, rt->cfg.stack_size);
     w->pinned = false;
     int rc = EINVAL;
     if (rt->cfg.pin_threads && w->core >= 0) {
@@ -734,6 +820,7 @@ int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w)
         /* Pinning refused (or off): run where the scheduler puts us. */
         pthread_attr_destroy(&attr);
         pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, rt->cfg.stack_size);
         rc = pthread_create(&w->thread, &attr, worker_main, w);
     }
     pthread_attr_destroy(&attr);

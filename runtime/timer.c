@@ -16,6 +16,7 @@
 #include "runtime.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 uint64_t xo_now_ns(void)
@@ -55,6 +56,14 @@ static void sift_down(struct xo_timer_heap *h, size_t i)
     }
 }
 
+static void heap_release(xo_runtime_t *rt, struct xo_timer_heap *h)
+{
+    if (h->v != NULL)
+        xo_mem_free(&rt->mem, h->v, h->cap * sizeof(*h->v));
+    h->v = NULL;
+    h->cap = 0;
+}
+
 void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t)
 {
     if (t->env)
@@ -64,26 +73,46 @@ void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t)
     xo_mem_free(&rt->mem, t, sizeof(*t));
 }
 
-/* Grow by doubling through the system allocator: the heap is per worker
-   and long-lived, not on the message path. */
-static int reserve(struct xo_timer_heap *h)
+/* Grow by doubling, through the runtime's allocator (so fault injection
+   reaches it): the heap is per worker and long-lived, not on the message
+   path. */
+static int reserve(xo_runtime_t *rt, struct xo_timer_heap *h)
 {
     if (h->len < h->cap)
         return 0;
     size_t cap = h->cap ? h->cap * 2 : 64;
-    struct xo_timer **v = realloc(h->v, cap * sizeof(*v));
+    struct xo_timer **v = xo_mem_alloc(&rt->mem, cap * sizeof(*v));
     if (v == NULL)
         return XO_ENOMEM;
+    if (h->len > 0)
+        memcpy(v, h->v, h->len * sizeof(*v));
+    heap_release(rt, h);
     h->v = v;
     h->cap = cap;
     return 0;
 }
 
+/* The heap could not grow: say so, then drop the timer (docs/errors.md).
+   A call's timeout completes the call with the error instead: its caller
+   would otherwise wait for a timeout that never comes. */
+static void timer_refused(struct xo_worker *w, struct xo_timer *t)
+{
+    xo_runtime_t *rt = w->rt;
+    if (t->what == XO_TIMER_CALL_TIMEOUT) {
+        for (uint32_t i = 0; i < t->f->count; i++)
+            xo_future_complete_item(t->f, i, XO_ENOMEM, NULL, NULL, 0);
+    } else if (rt->cfg.on_handler_error != NULL) {
+        rt->cfg.on_handler_error(rt, t->to, t->env->msg.tag, XO_ENOMEM,
+                                 rt->cfg.on_handler_error_user);
+    }
+    xo_timer_discard(rt, t);
+}
+
 void xo_timer_insert(struct xo_worker *w, struct xo_timer *t)
 {
     struct xo_timer_heap *h = &w->timers;
-    if (reserve(h) != 0) {
-        xo_timer_discard(w->rt, t); /* reported as a dropped timer, see docs */
+    if (reserve(w->rt, h) != 0) {
+        timer_refused(w, t);
         return;
     }
     h->v[h->len] = t;
@@ -132,9 +161,8 @@ void xo_timers_move(struct xo_worker *from, struct xo_worker *to)
     struct xo_timer_heap *h = &from->timers;
     for (size_t i = 0; i < h->len; i++)
         xo_timer_start(to, h->v[i]);
-    free(h->v);
-    h->v = NULL;
-    h->len = h->cap = 0;
+    h->len = 0;
+    heap_release(from->rt, h);
 }
 
 void xo_timers_discard(struct xo_worker *w)
@@ -142,7 +170,6 @@ void xo_timers_discard(struct xo_worker *w)
     struct xo_timer_heap *h = &w->timers;
     for (size_t i = 0; i < h->len; i++)
         xo_timer_discard(w->rt, h->v[i]);
-    free(h->v);
-    h->v = NULL;
-    h->len = h->cap = 0;
+    h->len = 0;
+    heap_release(w->rt, h);
 }

@@ -139,3 +139,122 @@ Test(alloc_failure, spawn_failing_inside_a_handler_reports_enomem_to_it)
     cr_assert_eq(atomic_load(&handled), 100);
     cr_assert_eq(atomic_load(&destroyed), 0, "no child was made");
 }
+
+/* ---- a worker's timer heap that cannot grow ---------------------------- */
+
+/* A fresh worker's heap is allocated on its first timer. When that fails,
+   a delayed tell is dropped and reported (it was accepted already), and a
+   call's timeout completes its call with XO_ENOMEM (its caller would
+   otherwise wait for a timeout that never comes). */
+static atomic_int hook_err, hook_tag, then_status = 1;
+static xo_ref_t hook_actor;
+
+static void on_error(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag, int err,
+                     void *user)
+{
+    (void)rt;
+    (void)user;
+    hook_actor = actor;
+    atomic_store(&hook_tag, (int)tag);
+    atomic_store(&hook_err, err);
+}
+
+static xo_runtime_t *start_with_hook(void)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 1;
+    cfg.spin_ns = 5000;
+    cfg.on_handler_error = on_error;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    return rt;
+}
+
+Test(alloc_failure, a_delayed_tell_the_timer_heap_cannot_take_is_reported)
+{
+    xo_runtime_t *rt = start_with_hook();
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    /* The envelope, the timer, then (on the worker) the heap. */
+    xo_mem_fail_after(&rt->mem, 3);
+    cr_assert_eq(xo_tell_after(r, 1000, 77, NULL, 0), 0);
+    while (atomic_load(&hook_err) == 0)
+        sleep_ms(1);
+    xo_mem_fail_after(&rt->mem, 0);
+    cr_assert_eq(atomic_load(&hook_err), XO_ENOMEM);
+    cr_assert_eq(atomic_load(&hook_tag), 77);
+    cr_assert(xo_ref_eq(hook_actor, r), "the hook names the target");
+    /* The worker is fine: the next delayed tell grows the heap and lands. */
+    cr_assert_eq(xo_tell_after(r, 1000, PING, NULL, 0), 0);
+    while (atomic_load(&handled) == 0)
+        sleep_ms(1);
+    stop_runtime(rt);
+}
+
+static int record_then(xo_ctx_t *ctx, void *state, xo_future_t *f, void *arg)
+{
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    xo_result_t res;
+    atomic_store(&then_status, xo_future_result(f, 0, &res));
+    return 0;
+}
+
+static int timed_caller_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)state;
+    xo_ref_t peer = *(const xo_ref_t *)m->data;
+    xo_runtime_t *rt = xo_ctx_runtime(ctx);
+    /* The future, the call's envelope, the timer, then the heap. */
+    xo_mem_fail_after(&rt->mem, 4);
+    int rc = xo_call_then(ctx, peer, PING, NULL, 0, 1000000000, record_then,
+                          NULL);
+    xo_mem_fail_after(&rt->mem, 0);
+    return rc;
+}
+
+static const xo_actor_def_t timed_caller_def = {
+    .name = "timed-caller", .on_message = timed_caller_message,
+};
+
+static atomic_int gate_open;
+
+static int gated_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    while (!atomic_load(&gate_open))
+        sleep_ms(1);
+    return 0;
+}
+
+static const xo_actor_def_t gated_def = {
+    .name = "gated", .on_message = gated_message,
+};
+
+Test(alloc_failure, a_call_timeout_the_timer_heap_cannot_take_fails_the_call)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 2;
+    cfg.spin_ns = 5000;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 1;
+    xo_ref_t gated, caller;
+    cr_assert_eq(xo_spawn(rt, &gated_def, &opts, &gated), 0);
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &timed_caller_def, &opts, &caller), 0);
+    cr_assert_eq(xo_tell(caller, PING, &gated, sizeof(gated)), 0);
+    while (atomic_load(&then_status) == 1)
+        sleep_ms(1);
+    cr_assert_eq(atomic_load(&then_status), XO_ENOMEM,
+                 "completed before the callee answered");
+    atomic_store(&gate_open, 1);
+    stop_runtime(rt);
+}

@@ -306,3 +306,63 @@ Test(batch, a_blocking_wait_inside_on_batch_keeps_its_run_intact)
     cr_assert_eq(atomic_load(&outer_ok), 1);
     stop_runtime(rt);
 }
+
+/* ---- the stack a turn takes, however large cfg.batch --------------------- */
+
+/* A chain of on_batch actors on one pool, each blocking on a call to the
+   next from inside on_batch: 60 turns nested on one worker's stack of
+   1 MiB, with cfg.batch at its largest (4096). The runtime's share of each
+   nested turn must not grow with cfg.batch (it used to be two arrays of
+   cfg.batch pointers per turn: 64 KiB each, 3.8 MiB for the chain). */
+#define DEEP 60
+
+static xo_ref_t deep[DEEP];
+static atomic_int deep_done;
+
+static int deep_batch(xo_ctx_t *ctx, void *state, const xo_msg_t *const *msgs,
+                      size_t count)
+{
+    (void)ctx;
+    (void)state;
+    int i = *(const int *)msgs[0]->data;
+    if (i + 1 < DEEP) {
+        int next[2] = { i + 1, i + 1 };
+        xo_future_t *f;
+        xo_batch_item_t items[2] = { { SQUARE, &next[0], sizeof(int) },
+                                     { SQUARE, &next[1], sizeof(int) } };
+        cr_assert_eq(xo_call_batch(deep[i + 1], items, 2, &f), 0);
+        cr_assert_eq(xo_future_wait(f, -1), 0, "link %d", i);
+        xo_future_release(f);
+    }
+    for (size_t k = 0; k < count; k++)
+        if (msgs[k]->request == NULL)
+            atomic_fetch_add(&deep_done, 1);
+    return 0;
+}
+
+static const xo_actor_def_t deep_def = {
+    .name = "deep", .on_batch = deep_batch,
+};
+
+Test(batch, nested_on_batch_turns_fit_a_small_stack_whatever_the_batch)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 1;
+    cfg.spin_ns = 5000;
+    cfg.batch = 4096;
+    cfg.stack_size = (size_t)1 << 20;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    for (int i = 0; i < DEEP; i++)
+        cr_assert_eq(xo_spawn(rt, &deep_def, NULL, &deep[i]), 0);
+    static int zero[2] = { 0, 0 };
+    xo_batch_item_t items[2] = { { SQUARE, &zero[0], sizeof(int) },
+                                 { SQUARE, &zero[1], sizeof(int) } };
+    cr_assert_eq(xo_tell_batch(deep[0], items, 2), 0);
+    while (atomic_load(&deep_done) < 2)
+        sleep_ms(1);
+    stop_runtime(rt);
+    cfg.stack_size = 1024; /* below the smallest stack a worker may have */
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), XO_EINVAL);
+}

@@ -130,6 +130,16 @@ Test(calls, wait_times_out_and_a_late_reply_is_freed_with_the_future)
     cr_assert_not(xo_future_done(f));
     xo_result_t r;
     cr_assert_eq(xo_future_result(f, 0, &r), XO_EINVAL, "no result yet");
+    /* The result is filled even then, so code that prints r.error after
+       a timeout reads a message, not stack garbage. */
+    cr_assert_eq(r.status, XO_EINVAL);
+    cr_assert_not_null(r.error);
+    cr_assert_null(r.data);
+    cr_assert_eq(xo_future_result(f, 1, &r), XO_EINVAL, "one item only");
+    cr_assert_eq(r.status, XO_EINVAL);
+    cr_assert_not_null(r.error);
+    cr_assert_eq(xo_future_result(NULL, 0, &r), XO_EINVAL);
+    cr_assert_not_null(r.error);
     xo_future_release(f); /* give up; the reply comes later */
     atomic_store(&slow_release, 1);
     cr_assert_eq(call_long(c, GET, 0), 0, "actor went on after the reply");

@@ -9,8 +9,11 @@
 
 Test(errors, every_code_has_a_name_and_a_message)
 {
-    const int codes[] = { XO_EINVAL, XO_ENOMEM, XO_EEXIST, XO_ENOTEXIST,
-                          XO_ECLOSED, XO_ENOSYS };
+    const int codes[] = { XO_EINVAL,    XO_ENOMEM,    XO_EEXIST,
+                          XO_ENOTEXIST, XO_ECLOSED,   XO_ETIMEDOUT,
+                          XO_EDEADLK,   XO_ECANCELED, XO_EEOF,
+                          XO_ENOSLOT,   XO_EFULL,     XO_EDEPTH,
+                          XO_ENOSYS };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         cr_assert(codes[i] < 0);
         cr_assert(strcmp(xo_strerror(codes[i]), "unknown error") != 0);
@@ -75,6 +78,31 @@ Test(errors, bad_arguments_are_rejected_with_einval)
     cr_assert_eq(xo_send(ref, NULL), XO_EINVAL);
     xo_msg_t *m;
     cr_assert_eq(xo_msg_alloc(rt, 1, (size_t)UINT32_MAX + 1, &m), XO_EINVAL);
+    /* The size limit is XO_MSG_MAX_SIZE for every kind of send. The data
+       pointer is never read past its byte: the size is refused first. */
+    char byte = 0;
+    xo_future_t *f = NULL;
+    cr_assert_eq(xo_tell(ref, 1, &byte, (size_t)UINT32_MAX), XO_EINVAL);
+    cr_assert_eq(xo_tell(ref, 1, &byte, XO_MSG_MAX_SIZE + 1), XO_EINVAL);
+    cr_assert_eq(xo_tell_after(ref, 1, 1, &byte, XO_MSG_MAX_SIZE + 1),
+                 XO_EINVAL);
+    cr_assert_eq(xo_call(ref, 1, &byte, XO_MSG_MAX_SIZE + 1, &f), XO_EINVAL);
+    cr_assert_null(f);
+    xo_batch_item_t big = { 1, &byte, XO_MSG_MAX_SIZE + 1 };
+    cr_assert_eq(xo_tell_batch(ref, &big, 1), XO_EINVAL);
+    cr_assert_eq(xo_call_batch(ref, &big, 1, &f), XO_EINVAL);
+    cr_assert_eq(xo_msg_alloc(rt, 1, XO_MSG_MAX_SIZE + 1, &m), XO_EINVAL);
+    cr_assert_eq(xo_msg_wrap(rt, 1, &byte, XO_MSG_MAX_SIZE + 1, NULL, NULL,
+                             &m),
+                 XO_EINVAL);
+    /* ... and exactly XO_MSG_MAX_SIZE is taken (the block is reserved,
+       never touched). */
+    cr_assert_eq(xo_msg_alloc(rt, 1, XO_MSG_MAX_SIZE, &m), 0);
+    cr_assert_eq(m->size, XO_MSG_MAX_SIZE);
+    xo_msg_free(rt, m);
+    cr_assert_eq(xo_msg_wrap(rt, 1, &byte, XO_MSG_MAX_SIZE, NULL, NULL, &m),
+                 0);
+    xo_msg_free(rt, m);
     cr_assert_eq(xo_msg_alloc(NULL, 1, 8, &m), XO_EINVAL);
     cr_assert_eq(xo_msg_wrap(rt, 1, NULL, 8, NULL, NULL, &m), XO_EINVAL);
     xo_pool_info_t info;

@@ -442,3 +442,52 @@ Test(lifecycle, failed_on_create_leaves_no_actor_and_frees_the_uid)
     cr_assert_eq(atomic_load(&handled), 0, "its self-message was dropped");
     cr_assert_eq(atomic_load(&destroyed), 0, "on_destroy did not run");
 }
+
+/* ---- destroy and pool removal wait for their own actors only ---------- */
+
+/* A handler on pool 1 holds its worker until the test lets it go, which it
+   does only once the destroy (of an idle actor on pool 0) and the removal
+   of pool 2 have returned: had either waited for every running handler of
+   the process, it would never return. */
+static atomic_int holder_started;
+static struct latch holder_release;
+
+static int holder_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_store(&holder_started, 1);
+    latch_wait(&holder_release);
+    return 0;
+}
+
+static const xo_actor_def_t holder_def = {
+    .name = "holder", .on_message = holder_message,
+};
+
+Test(lifecycle, destroy_and_pool_removal_do_not_wait_for_a_handler_elsewhere)
+{
+    xo_runtime_t *rt = start_runtime(3);
+    latch_init(&holder_release, 1);
+    latch_init(&done, 1);
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = 1;
+    xo_ref_t holder, idle, leaving;
+    cr_assert_eq(xo_spawn(rt, &holder_def, &opts, &holder), 0);
+    opts.pool = 0;
+    cr_assert_eq(xo_spawn(rt, &recorder_def, &opts, &idle), 0);
+    opts.pool = 2;
+    cr_assert_eq(xo_spawn(rt, &self_destroy_def, &opts, &leaving), 0);
+    cr_assert_eq(xo_tell(holder, PING, NULL, 0), 0);
+    while (!atomic_load(&holder_started))
+        sleep_ms(1);
+    cr_assert_eq(xo_destroy(idle), 0);
+    cr_assert_eq(rec.destroy_calls, 1, "its on_destroy ran before it returned");
+    cr_assert_eq(xo_pool_remove(rt, 2), 0);
+    cr_assert_eq(atomic_load(&destroyed), 1, "the pool's actor went with it");
+    cr_assert_not(xo_ref_alive(leaving));
+    latch_count_down(&holder_release);
+    stop_runtime(rt);
+}

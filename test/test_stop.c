@@ -151,6 +151,11 @@ static int stop_from_handler_message(xo_ctx_t *ctx, void *state,
     (void)m;
     if (xo_runtime_stop(xo_ctx_runtime(ctx)) == XO_EINVAL)
         atomic_fetch_add(&closed_seen, 1);
+    /* Freeing the runtime under its own worker is refused as well, and
+       leaves it running. */
+    if (xo_runtime_free(xo_ctx_runtime(ctx)) == XO_EINVAL &&
+        xo_ref_alive(xo_self(ctx)))
+        atomic_fetch_add(&closed_seen, 1);
     atomic_fetch_add(&handled, 1);
     return 0;
 }
@@ -159,14 +164,17 @@ static const xo_actor_def_t stopper_def = {
     .name = "stopper", .on_message = stop_from_handler_message,
 };
 
-Test(stop, stop_from_a_handler_is_refused_and_a_second_stop_is_eclosed)
+Test(stop, stop_or_free_from_a_handler_is_refused_and_a_second_stop_is_eclosed)
 {
     xo_runtime_t *rt = start_runtime(1);
     xo_ref_t r;
     cr_assert_eq(xo_spawn(rt, &stopper_def, NULL, &r), 0);
     cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
+    while (atomic_load(&handled) == 0) /* the handler ran and is done */
+        sleep_ms(1);
     cr_assert_eq(xo_runtime_stop(rt), 0);
-    cr_assert_eq(atomic_load(&closed_seen), 1, "EINVAL inside a handler");
+    cr_assert_eq(atomic_load(&closed_seen), 2,
+                 "stop and free: EINVAL inside a handler");
     cr_assert_eq(xo_runtime_stop(rt), XO_ECLOSED);
     cr_assert_eq(xo_tell(r, PING, NULL, 0), XO_ECLOSED);
     xo_ref_t other;

@@ -52,6 +52,7 @@ extern "C" {
     X(EEOF,      -4003, "end of stream")                                   \
     X(ENOSLOT,   -4004, "no pool fits the placement")                      \
     X(EFULL,     -4005, "the actor's mailbox is full")                     \
+    X(EDEPTH,    -4006, "blocking waits nested too deep on one worker")    \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -148,6 +149,12 @@ typedef struct xo_config {
        0: never. A handler run that way which waits for the yielding actor
        gets XO_EDEADLK (docs/scheduler.md, "Yielding"). */
     unsigned yield_sends;
+    /* Stack of each worker thread, in bytes: default 8 MiB, at least
+       64 KiB. A handler's blocking wait runs other turns nested on its
+       worker's stack (at most XO_MAX_NESTED_WAITS deep), each with its
+       handler's own frames; the runtime's part of a turn takes a few
+       hundred bytes, whatever cfg.batch is. */
+    size_t stack_size;
     /* Called on the worker when a handler of a one-way message returns a
        negative code. NULL: the failure is only counted (xo_actor_stats). */
     xo_error_fn on_handler_error;
@@ -172,8 +179,10 @@ XO_API int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out);
 XO_API int xo_runtime_stop(xo_runtime_t *rt);
 
 /* Release the handle (stopping first if needed). Refs into the runtime must
-   not be used afterwards. */
-XO_API void xo_runtime_free(xo_runtime_t *rt);
+   not be used afterwards. Returns 0, or XO_EINVAL, having done nothing,
+   when called where xo_runtime_stop is refused (a handler, one of the
+   runtime's workers): a runtime cannot be freed under its own threads. */
+XO_API int xo_runtime_free(xo_runtime_t *rt);
 
 /* ------------------------------------------------------------------ */
 /* Actors                                                              */
@@ -286,8 +295,9 @@ typedef struct xo_spawn_opts {
        waiting; a send beyond it fails with XO_EFULL and nothing is queued
        (the sender may retry later, or back off by telling itself to
        resume). 0, the default: unbounded. Costs one atomic add per send
-       and one per message taken, for bounded actors only. Ignored for
-       stateless actors. */
+       and one per message taken, for bounded actors only. A delayed tell
+       (xo_tell_after) takes its place when it is accepted, not when its
+       time comes. Ignored for stateless actors. */
     uint32_t capacity;
     /* Passed to on_create, which must copy what it keeps. */
     const void *arg;
@@ -338,11 +348,17 @@ XO_API int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out);
 /* Messages                                                            */
 /* ------------------------------------------------------------------ */
 
+/* The largest payload of one message, in bytes, for every function that
+   takes one (sends, calls, replies, stream parts, xo_msg_alloc and
+   xo_msg_wrap): 4 GiB minus 4 KiB, so that a payload and its envelope fit
+   the runtime's 32-bit block sizes. Larger: XO_EINVAL. */
+#define XO_MSG_MAX_SIZE ((size_t)UINT32_MAX - 4095u)
+
 /*
  * Send a one-way message: `size` bytes at `data` are copied into the
  * message envelope (one allocation, no system call). From any thread.
  * Errors: XO_ENOTEXIST, XO_ECLOSED, XO_ENOMEM, XO_EINVAL (size over
- * UINT32_MAX, or data NULL with size > 0). On error nothing was sent.
+ * XO_MSG_MAX_SIZE, or data NULL with size > 0). On error nothing was sent.
  * From a stateful actor's handler, every cfg.yield_sends-th message sent
  * in one turn (tells, xo_send, calls; each item of a batch) may run the
  * turns of other actors queued on its worker before the send returns
@@ -369,9 +385,13 @@ XO_API void xo_msg_free(xo_runtime_t *rt, xo_msg_t *msg);
 
 /*
  * Delayed one-way message (Xoscar's tell_delay): like xo_tell, delivered
- * no earlier than delay_ns from now. The target must exist now (else
- * XO_ENOTEXIST); if it is gone when the time comes, or the runtime stops
- * first, the message is dropped.
+ * no earlier than delay_ns from now (a delay that would pass the end of the
+ * monotonic clock means "not before the runtime stops"). The target must
+ * exist now (else XO_ENOTEXIST). A bounded target (opts.capacity) counts
+ * the message from the moment it is accepted: XO_EFULL now if its mailbox
+ * is full, and never a refusal when the time comes. If the target is gone
+ * when the time comes, or the runtime stops first, the message is dropped
+ * (docs/errors.md lists every such drop).
  */
 XO_API int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
                          const void *data, size_t size);
@@ -426,19 +446,29 @@ XO_API int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
 XO_API int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items,
                          size_t count, xo_future_t **out);
 
+/* Blocking waits in handlers that one worker holds at once (each runs
+   other turns, which may wait in turn): one more fails with XO_EDEPTH. */
+#define XO_MAX_NESTED_WAITS 64
+
 /*
  * Wait until the future completes: 0 when it did, XO_ETIMEDOUT after
- * timeout_ns (negative: no limit; 0: just look). Inside a handler the wait
- * lends the worker to other actors of its pool meanwhile, and fails at once
- * with XO_EDEADLK when it would close a cycle of waits (A waiting on B
- * while B waits on A, or A on itself).
+ * timeout_ns (negative: no limit; 0: just look). Inside a handler
+ * (on_create and on_destroy included, on any thread) the wait fails at
+ * once with XO_EDEADLK when it would close a cycle of waits: A waiting on
+ * B while B waits on A, or A on itself, or on a turn held below the
+ * waiting one on a worker (one that yielded, or waits, lower on the same
+ * stack). On one of the runtime's workers the wait lends the worker to the
+ * other actors of its pool meanwhile; past XO_MAX_NESTED_WAITS nested
+ * waits it fails with XO_EDEPTH instead.
  */
 XO_API int xo_future_wait(xo_future_t *f, int64_t timeout_ns);
 XO_API bool xo_future_done(const xo_future_t *f);
 /* Number of results: 1 for a call, count for a batch. */
 XO_API size_t xo_future_count(const xo_future_t *f);
-/* Result i of a completed future; returns its status (XO_EINVAL if the
-   future is not complete or i is out of range). */
+/* Result i of a completed future; returns its status. *out is filled on
+   every return: when there is no result to give (the future is not
+   complete, i is out of range) it holds status XO_EINVAL and an error
+   message saying why, and XO_EINVAL is returned. */
 XO_API int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out);
 
 /*
@@ -447,14 +477,18 @@ XO_API int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out);
  * may stop early, and what it replies still reaches the caller.
  */
 XO_API int xo_future_cancel(xo_future_t *f);
+/* Drop the caller's hold on the future. Using it afterwards (a second
+   release, a wait) is a bug; the runtime aborts with a message naming the
+   function when it can tell, instead of corrupting memory. */
 XO_API void xo_future_release(xo_future_t *f);
 
 /*
  * Read a streamed reply: 0 with the next part in order, XO_EEOF once the
  * stream ended (the final status is xo_future_result(f, 0)), or the
- * stream's error, or XO_ETIMEDOUT. Releasing the future abandons the
- * stream: later parts are dropped and the producer's xo_reply_part returns
- * XO_ECANCELED.
+ * stream's error, or XO_ETIMEDOUT. Inside a handler it waits for each part
+ * as xo_future_wait does (the worker is lent meanwhile; XO_EDEADLK,
+ * XO_EDEPTH). Releasing the future abandons the stream: later parts are
+ * dropped and the producer's xo_reply_part returns XO_ECANCELED.
  */
 XO_API int xo_stream_next(xo_future_t *f, int64_t timeout_ns,
                           xo_result_t *part);
@@ -477,7 +511,8 @@ XO_API int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag,
 /* ---- the callee's side ------------------------------------------- */
 
 /* Complete the call with a reply (payload copied). Errors: XO_EINVAL
-   (already answered), XO_ENOMEM. */
+   (already answered: of two answers, even from two threads at once, the
+   first wins), XO_ENOMEM. */
 XO_API int xo_reply(xo_request_t *req, uint32_t tag, const void *data,
                     size_t size);
 /* Send one part of a streamed reply; the stream ends when the handler
@@ -493,8 +528,10 @@ XO_API bool xo_request_cancelled(const xo_request_t *req);
 /*
  * Keep the request past the handler's return, to answer it later from any
  * thread (xo_reply, xo_reply_part, xo_reply_end, xo_reply_error). Returns
- * the request to use from then on, or NULL (XO_ENOMEM). It must be answered
- * exactly once with a final reply, end or error.
+ * the request to use from then on (the same pointer), or NULL when it was
+ * answered already. It must be answered exactly once with a final reply,
+ * end or error: a second answer returns XO_EINVAL while the caller still
+ * holds its future; once the caller released it too, the handle is gone.
  */
 XO_API xo_request_t *xo_request_defer(xo_request_t *req);
 
