@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run the whole benchmark suite and keep what it measured: `make bench`.
 #
-#   bench/run-suite.sh XOSCAR_BENCH OUT_DIR [RUNS]
+#   bench/run-suite.sh XOSCAR_BENCH OUT_DIR [RUNS] [--table]
 #
 # Every benchmark runs RUNS times (default 3, each in its own process) and
-# the run with the median rate is kept. OUT_DIR gets:
+# the run with the median rate is kept. --table ends with the results
+# table, each benchmark against its target (`make run`). OUT_DIR gets:
 #   results.txt   the RESULT lines, as printed
 #   results.json  the same as JSON, with the machine, date and command
 #   table.md      the README's results table (bench/report.sh)
@@ -14,6 +15,7 @@ set -euo pipefail
 bin=${1:?usage: run-suite.sh XOSCAR_BENCH OUT_DIR [RUNS]}
 out=${2:?usage: run-suite.sh XOSCAR_BENCH OUT_DIR [RUNS]}
 runs=${3:-3}
+table=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 
 mkdir -p "$out"
@@ -56,6 +58,11 @@ commit=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
 rm -f "$out/results.jsonl"
 
 bash "$here/report.sh" "$out/results.json" "$out"
+if [ "$table" = "--table" ]; then
+    echo
+    cat "$out/table.md"
+    echo
+fi
 echo "results: $out/results.txt $out/results.json"
 echo "table:   $out/table.md (bash bench/report.sh $out/results.json" \
      "--readme README.md puts it in the README)"

@@ -6,6 +6,8 @@
  *
  *   example_pingpong [round_trips]
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -73,12 +75,30 @@ static const xo_actor_def_t pong_def = {
     .name = "pong", .on_message = pong_message,
 };
 
+static bool parse_rounds(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != 0 || v == 0 || s[0] == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
-    uint64_t rounds = argc > 1 ? strtoull(argv[1], NULL, 10) : 100000;
-    int fds[2];
-    if (rounds == 0 || pipe(fds) != 0)
+    uint64_t rounds = 100000;
+    if (argc > 2 || (argc == 2 && !parse_rounds(argv[1], &rounds))) {
+        fprintf(stderr, "usage: %s [ROUND_TRIPS]  (a whole number > 0, "
+                        "default 100000)\n", argv[0]);
         return 2;
+    }
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pingpong: pipe");
+        return 1;
+    }
     xo_runtime_t *rt;
     if (xo_runtime_start(NULL, &rt) != 0)
         return 1;

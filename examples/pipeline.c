@@ -28,20 +28,36 @@ static int report_where(xo_ctx_t *ctx, const char *who)
 
 /* ---- sink: sums what it receives ---------------------------------------- */
 
+struct sink {
+    long sum;
+    const char *who; /* what it calls itself: "sink", or the spawn's arg */
+};
+
+static int sink_create(xo_ctx_t *ctx, void *state, const void *arg,
+                       size_t size)
+{
+    (void)ctx;
+    (void)size;
+    struct sink *s = state;
+    s->who = arg != NULL ? arg : "sink"; /* a string literal: it lasts */
+    return 0;
+}
+
 static int sink_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
-    long *sum = state;
+    struct sink *s = state;
     if (m->tag == WHERE)
-        return report_where(ctx, "sink");
+        return report_where(ctx, s->who);
     if (m->tag == ITEM)
-        *sum += *(const long *)m->data;
+        s->sum += *(const long *)m->data;
     if (m->tag == TOTAL)
-        return xo_reply(m->request, TOTAL, sum, sizeof(*sum));
+        return xo_reply(m->request, TOTAL, &s->sum, sizeof(s->sum));
     return 0;
 }
 
 static const xo_actor_def_t sink_def = {
-    .name = "sink", .state_size = sizeof(long), .on_message = sink_message,
+    .name = "sink", .state_size = sizeof(struct sink),
+    .on_create = sink_create, .on_message = sink_message,
 };
 
 /* ---- parser: squares and forwards ------------------------------------ */
@@ -109,6 +125,9 @@ int main(void)
     /* A helper placed next to parser 1 (same pool: they talk a lot). */
     xo_spawn_opts_init(&opts);
     opts.place = (xo_placement_t){ .kind = XO_PLACE_NEAR, .near = parser[1] };
+    static const char helper_name[] = "helper";
+    opts.arg = helper_name;
+    opts.arg_size = sizeof(helper_name);
     xo_ref_t neighbour;
     check(xo_spawn(rt, &sink_def, &opts, &neighbour), "spawn neighbour");
 

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages xoscar builds with, if any is missing.
-# Usage: tools/install-deps.sh [extra-package ...]
+# Usage: tools/install-deps.sh [--tests] [extra-package ...]
+#   --tests  also what the test suites need (Criterion)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev libck-dev
-          libcriterion-dev "$@")
+packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev)
+if [ "${1:-}" = "--tests" ]; then
+    packages+=(libcriterion-dev)
+    shift
+fi
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do
