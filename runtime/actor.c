@@ -26,57 +26,6 @@
 
 #include <string.h>
 
-/* The slot's pointer of a cell being destroyed: its low bit set (cells
-   are line-aligned). */
-#define XO_SLOT_DYING ((uintptr_t)1)
-
-static struct xo_cell *dying(struct xo_cell *c)
-{
-    return (struct xo_cell *)((uintptr_t)c | XO_SLOT_DYING);
-}
-
-/* What slot `id` holds, with the DYING mark in *marked. */
-static struct xo_cell *slot_cell(xo_runtime_t *rt, uint32_t index,
-                                 bool *marked)
-{
-    struct xo_slot *slot = xo_slots_get(&rt->slots, index);
-    if (slot == NULL) {
-        *marked = false;
-        return NULL;
-    }
-    /* acquire: pairs with the release publication in xo_spawn; the cell's
-       fields (gen, mailbox) are initialised before it. */
-    uintptr_t p = (uintptr_t)atomic_load_explicit(&slot->cell,
-                                                  memory_order_acquire);
-    *marked = (p & XO_SLOT_DYING) != 0;
-    return (struct xo_cell *)(p & ~XO_SLOT_DYING);
-}
-
-struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
-{
-    bool marked;
-    struct xo_cell *c = slot_cell(rt, (uint32_t)id, &marked);
-    if (c == NULL || marked || c->gen != (uint32_t)(id >> 32))
-        return NULL;
-    return c;
-}
-
-struct xo_cell *xo_slot_live_cell(xo_runtime_t *rt, uint32_t index)
-{
-    bool marked;
-    struct xo_cell *c = slot_cell(rt, index, &marked);
-    return marked ? NULL : c;
-}
-
-struct xo_cell *xo_resolve_dying(xo_runtime_t *rt, uint64_t id)
-{
-    bool marked;
-    struct xo_cell *c = slot_cell(rt, (uint32_t)id, &marked);
-    if (c == NULL || c->gen != (uint32_t)(id >> 32))
-        return NULL;
-    return c;
-}
-
 void xo_spawn_opts_init(xo_spawn_opts_t *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -167,7 +116,7 @@ static bool unpublish(xo_runtime_t *rt, struct xo_cell *c,
     /* acq_rel: one destroyer wins; the release orders nothing new for
        readers, who only test the mark after this. */
     if (!atomic_compare_exchange_strong_explicit(&slot->cell, &expected,
-                                                 dying(c),
+                                                 xo_dying(c),
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         return false;
@@ -563,7 +512,7 @@ void xo_actors_close_all(xo_runtime_t *rt)
         struct xo_cell *expected = c;
         /* acq_rel: see unpublish. */
         if (atomic_compare_exchange_strong_explicit(
-                &xo_slots_get(&rt->slots, i)->cell, &expected, dying(c),
+                &xo_slots_get(&rt->slots, i)->cell, &expected, xo_dying(c),
                 memory_order_acq_rel, memory_order_acquire))
             push_reap(c);
     }

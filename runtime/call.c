@@ -96,16 +96,17 @@ static void schedule_continuation(struct xo_future *f);
    who announced that they sleep on it. */
 static void wake_waiters(struct xo_future *f, uint32_t old)
 {
-    if (!(old & XO_FUT_WAITERS))
-        return;
-    xo_futex_wake_all(&f->flags);
-    /* acquire: pairs with the sleeper's release store; its worker struct
-       lives until the runtime is freed, so a stale one is still memory
-       to poke (it wakes once for nothing). */
-    struct xo_worker *w = atomic_load_explicit(&f->sleeper,
-                                               memory_order_acquire);
-    if (w != NULL)
-        xo_worker_wake(w);
+    if (old & XO_FUT_WAITERS) /* threads outside the runtime */
+        xo_futex_wake_all(&f->flags);
+    if (old & XO_FUT_SLEEPER) {
+        /* acquire: pairs with the sleeper's acq_rel CAS; its worker struct
+           lives until the runtime is freed, so a stale one is still memory
+           to poke (it wakes once for nothing). */
+        struct xo_worker *w = atomic_load_explicit(&f->sleeper,
+                                                   memory_order_acquire);
+        if (w != NULL)
+            xo_worker_wake(w);
+    }
 }
 
 /* The last item completed. */

@@ -43,6 +43,7 @@ enum {
     XO_FUT_THEN = 4u,
     XO_FUT_ABANDONED = 8u,  /* the caller released the future */
     XO_FUT_CANCEL = 16u,    /* the caller asked to cancel */
+    XO_FUT_SLEEPER = 32u,   /* a worker sleeps on it (see `sleeper`) */
     XO_FUT_EVENT = 1u << 8,
     XO_FUT_EVENTS = ~((1u << 8) - 1u), /* the stream event count */
 };

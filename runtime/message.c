@@ -145,7 +145,7 @@ int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
 {
     xo_runtime_t *rt = to.rt;
     int rc = 0;
-    int sect = xo_section_enter(&rt->rcu_sync);
+    struct xo_reader *sect = xo_section_enter(&rt->rcu_sync);
     if (xo_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {

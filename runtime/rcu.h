@@ -131,11 +131,14 @@ extern bool xo_readers_fence __attribute__((visibility("hidden")));
 /* Once per process, before the first section: ask for membarrier. */
 void xo_rcu_init(void);
 
-enum { XO_SECT_NESTED = 0, XO_SECT_READER, XO_SECT_URCU };
+/* What xo_section_enter entered, for xo_section_leave: the calling
+   worker's reader, or one of these. */
+#define XO_SECT_NESTED ((struct xo_reader *)0) /* a section was open */
+#define XO_SECT_URCU ((struct xo_reader *)1)   /* urcu-bp's read lock */
 
 /* Enter a read-side section for the runtime of `sync`; pass the result to
    xo_section_leave. Cheap on that runtime's workers, urcu-bp elsewhere. */
-static inline int xo_section_enter(void *sync)
+static inline struct xo_reader *xo_section_enter(void *sync)
 {
     struct xo_reader *r = xo_tls_reader;
     if (r != NULL && r->domain == sync) {
@@ -150,23 +153,22 @@ static inline int xo_section_enter(void *sync)
             atomic_thread_fence(memory_order_seq_cst);
         else
             atomic_signal_fence(memory_order_seq_cst);
-        return XO_SECT_READER;
+        return r;
     }
     xo_rcu_lock();
     return XO_SECT_URCU;
 }
 
-static inline void xo_section_leave(void *sync, int token)
+static inline void xo_section_leave(void *sync, struct xo_reader *r)
 {
-    if (token == XO_SECT_READER) {
-        struct xo_reader *r = xo_tls_reader;
+    if (r > XO_SECT_URCU) {
         XO_TSAN_RELEASE(sync);
         /* release: pairs with the updater's acquire in xo_reader_wait;
            the section's accesses happen before it sees seq even. */
         atomic_store_explicit(
             &r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
             memory_order_release);
-    } else if (token == XO_SECT_URCU) {
+    } else if (r == XO_SECT_URCU) {
         xo_rcu_unlock(sync);
     }
 }

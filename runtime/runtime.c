@@ -48,7 +48,8 @@ static void free_leftover_name(struct xo_name *n, void *arg)
 
 static bool config_valid(const xo_config_t *cfg)
 {
-    if (cfg->batch == 0 || cfg->batch > 4096 || cfg->pools > XO_MAX_POOLS)
+    if (cfg->batch == 0 || cfg->batch > XO_BATCH_MAX ||
+        cfg->pools > XO_POOLS_MAX)
         return false;
     if (cfg->stack_size < XO_STACK_MIN)
         return false;

@@ -288,13 +288,6 @@ static inline xo_ref_t xo_cell_ref(const struct xo_cell *c)
     return (xo_ref_t){ c->rt, ((uint64_t)c->gen << 32) | c->index };
 }
 
-/* Inside a read-side section: the live cell a ref names, or NULL. */
-struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id);
-/* The same, also while the actor is being destroyed (unpublished, not yet
-   reaped): for the cycle check, which follows a dying actor's waits. */
-struct xo_cell *xo_resolve_dying(xo_runtime_t *rt, uint64_t id);
-/* The live (published, not dying) cell in slot `index`, or NULL. */
-struct xo_cell *xo_slot_live_cell(xo_runtime_t *rt, uint32_t index);
 /* Worker: the reap marker reached the front (or a stateless actor's last
    task ended): run on_destroy, then reclaim, or revive on failure.
    Returns true when the cell was freed. */
@@ -453,9 +446,7 @@ void xo_futex_wake_all(_Atomic uint32_t *word);
 
 /* ---- pools and placement (pool.c) ------------------------------------ */
 
-#define XO_MAX_POOLS 256u
-/* The smallest cfg.stack_size accepted. */
-#define XO_STACK_MIN ((size_t)64 << 10)
+#define XO_MAX_POOLS XO_POOLS_MAX
 
 /* An idle-label reservation: (label, mark) held by one live actor. */
 struct xo_mark {
@@ -544,5 +535,64 @@ void xo_runtime_actor_gone(xo_runtime_t *rt);
 void xo_grace_wait(xo_runtime_t *rt);
 /* The workers' half of it, for call_rcu callbacks (urcu's half is done). */
 void xo_readers_quiesce(xo_runtime_t *rt);
+
+/* ---- resolving refs (inline: every send does it) --------------------- */
+
+/* The slot's pointer of a cell being destroyed: its low bit set (cells
+   are line-aligned). Senders treat it as empty; the cycle check of
+   blocking waits still follows it (actor.c). */
+#define XO_SLOT_DYING ((uintptr_t)1)
+
+static inline struct xo_cell *xo_dying(struct xo_cell *c)
+{
+    return (struct xo_cell *)((uintptr_t)c | XO_SLOT_DYING);
+}
+
+/* What slot `index` holds, with the DYING mark in *marked. */
+static inline struct xo_cell *xo_slot_cell(xo_runtime_t *rt, uint32_t index,
+                                           bool *marked)
+{
+    struct xo_slot *slot = xo_slots_get(&rt->slots, index);
+    if (slot == NULL) {
+        *marked = false;
+        return NULL;
+    }
+    /* acquire: pairs with the release publication in xo_spawn; the cell's
+       fields (gen, mailbox) are initialised before it. */
+    uintptr_t p = (uintptr_t)atomic_load_explicit(&slot->cell,
+                                                  memory_order_acquire);
+    *marked = (p & XO_SLOT_DYING) != 0;
+    return (struct xo_cell *)(p & ~XO_SLOT_DYING);
+}
+
+/* Inside a read-side section: the live cell a ref names, or NULL. */
+static inline struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
+{
+    bool marked;
+    struct xo_cell *c = xo_slot_cell(rt, (uint32_t)id, &marked);
+    if (c == NULL || marked || c->gen != (uint32_t)(id >> 32))
+        return NULL;
+    return c;
+}
+
+/* The same, also while the actor is being destroyed (unpublished, not yet
+   reaped): for the cycle check, which follows a dying actor's waits. */
+static inline struct xo_cell *xo_resolve_dying(xo_runtime_t *rt, uint64_t id)
+{
+    bool marked;
+    struct xo_cell *c = xo_slot_cell(rt, (uint32_t)id, &marked);
+    if (c == NULL || c->gen != (uint32_t)(id >> 32))
+        return NULL;
+    return c;
+}
+
+/* The live (published, not dying) cell in slot `index`, or NULL. */
+static inline struct xo_cell *xo_slot_live_cell(xo_runtime_t *rt,
+                                                uint32_t index)
+{
+    bool marked;
+    struct xo_cell *c = xo_slot_cell(rt, index, &marked);
+    return marked ? NULL : c;
+}
 
 #endif /* XO_RUNTIME_RUNTIME_H */

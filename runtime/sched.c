@@ -131,7 +131,7 @@ void xo_schedule(struct xo_cell *c)
        period covers them: no push reaches a pool after it left. */
     if (c->movable &&
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
-        int sect = xo_section_enter(&c->rt->rcu_sync);
+        struct xo_reader *sect = xo_section_enter(&c->rt->rcu_sync);
         struct xo_worker *idle = parked_worker(c->rt, home);
         xo_runq_push(idle != NULL ? idle : home, &c->run);
         xo_section_leave(&c->rt->rcu_sync, sect);
@@ -181,9 +181,9 @@ static bool sleep_on_future(struct xo_worker *w, struct xo_future *f,
             *until = nap;
     }
     /* acq_rel: announce the sleeper in the word the completer's RMW
-       changes: either its RMW sees WAITERS (and then the sleeper above),
+       changes: either its RMW sees SLEEPER (and then the sleeper above),
        or ours sees its change. */
-    uint32_t v = atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
+    uint32_t v = atomic_fetch_or_explicit(&f->flags, XO_FUT_SLEEPER,
                                           memory_order_acq_rel);
     return ((v ^ seen) & mask) == 0;
 }

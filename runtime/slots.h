@@ -24,12 +24,16 @@
 #include <stdint.h>
 
 #include "../alloc/alloc.h"
+#include "xoscar/xoscar.h"
 
 struct xo_cell;
 
 #define XO_SLOT_SEG_SHIFT 12u
 #define XO_SLOT_SEG_SIZE (1u << XO_SLOT_SEG_SHIFT)
 #define XO_SLOT_MAX_SEGS (1u << 16) /* 2^28 slots */
+
+_Static_assert((uint64_t)XO_SLOT_SEG_SIZE * XO_SLOT_MAX_SEGS == XO_ACTORS_MAX,
+               "the slot table holds XO_ACTORS_MAX actors");
 
 struct xo_slot {
     /* The live cell, or NULL. Written with release (spawn) or CAS

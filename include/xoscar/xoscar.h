@@ -122,21 +122,27 @@ typedef struct xo_msg {
 typedef void (*xo_error_fn)(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag,
                             int err, void *user);
 
+/* Limits of a runtime's config (beyond them, XO_EINVAL at start). */
+#define XO_POOLS_MAX 256u     /* pool indexes, removed pools included */
+#define XO_BATCH_MAX 4096u    /* cfg.batch */
+#define XO_STACK_MIN ((size_t)64 << 10) /* cfg.stack_size */
+
 typedef struct xo_config {
-    /* CPU pools, one worker thread each. 0: one per CPU this process may
-       run on (sched_getaffinity). */
+    /* CPU pools, one worker thread each, at most XO_POOLS_MAX. 0: one per
+       CPU this process may run on (sched_getaffinity). */
     unsigned pools;
     /* Optional, `pools` entries each: the CPU pool i is pinned to (-1: the
        i-th CPU this process may run on), and its user labels as one
-       comma-separated string ("io,fast"; NULL for none). Every CPU pool
-       also carries the label "cpu". */
+       comma-separated string ("io,fast"; NULL for none; no empty label,
+       so no leading, trailing or double comma). Every CPU pool also
+       carries the label "cpu". */
     const int *cpus;
     const char *const *labels;
     /* Pin pool i's worker to the i-th allowed CPU. Where the system refuses,
        the worker runs unpinned and xo_pool_info reports pinned = false. */
     bool pin_threads;
     /* Messages an actor handles per turn before its worker moves on to the
-       next runnable actor (fairness). Default 64. */
+       next runnable actor (fairness): 1 to XO_BATCH_MAX. Default 64. */
     unsigned batch;
     /* How long an idle worker polls its run queue before it parks on a
        futex, in nanoseconds. Default 50000 (50 us). 0: park at once. */
@@ -150,7 +156,7 @@ typedef struct xo_config {
        gets XO_EDEADLK (docs/scheduler.md, "Yielding"). */
     unsigned yield_sends;
     /* Stack of each worker thread, in bytes: default 8 MiB, at least
-       64 KiB. A handler's blocking wait runs other turns nested on its
+       XO_STACK_MIN. A handler's blocking wait runs other turns nested on its
        worker's stack (at most XO_MAX_NESTED_WAITS deep), each with its
        handler's own frames; the runtime's part of a turn takes a few
        hundred bytes, whatever cfg.batch is. */
@@ -306,9 +312,13 @@ typedef struct xo_spawn_opts {
 
 XO_API void xo_spawn_opts_init(xo_spawn_opts_t *opts);
 
+/* At most this many actors live at once in one runtime (a spawn past it
+   fails with XO_ENOMEM). */
+#define XO_ACTORS_MAX ((uint32_t)1 << 28)
+
 /* Create an actor; opts may be NULL. From any thread, inside the runtime or
-   not. Errors: XO_EINVAL, XO_EEXIST, XO_ENOMEM, XO_ECLOSED, or what
-   on_create returned. */
+   not. Errors: XO_EINVAL, XO_EEXIST, XO_ENOMEM, XO_ECLOSED, XO_ENOSLOT (no
+   pool fits the placement), or what on_create returned. */
 XO_API int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
                     const xo_spawn_opts_t *opts, xo_ref_t *out);
 
