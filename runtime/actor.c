@@ -429,7 +429,7 @@ static bool revive(xo_runtime_t *rt, struct xo_cell *c)
 static void report_refusal(struct xo_cell *c, struct xo_future *f, int rc)
 {
     if (f != NULL) {
-        xo_future_complete_item(f, 0, rc, NULL, NULL, xo_cell_ref(c).id);
+        xo_future_complete_item(f, 0, rc, NULL, NULL, true);
         xo_future_unref(f);
     } else if (c->rt->cfg.on_handler_error != NULL) {
         c->rt->cfg.on_handler_error(c->rt, xo_cell_ref(c), 0, rc,
@@ -467,7 +467,6 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
     /* Reclaim first, then tell the destroyer: once xo_destroy returns, the
        pool's count, the idle-label reservation and the slot are free. The
        memory goes after a grace period (after_reap). */
-    uint64_t id = xo_cell_ref(c).id;
     /* release: pairs with the acquire loads in xo_resolve_dying; a walk
        that still finds the cell keeps it until its section ends. */
     atomic_store_explicit(&xo_slots_get(&rt->slots, c->index)->cell, NULL,
@@ -482,7 +481,7 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
     XO_TSAN_RELEASE(&c->rcu);
     xo_rcu_defer(&c->rcu, after_reap);
     if (f != NULL) {
-        xo_future_complete_item(f, 0, 0, NULL, NULL, id);
+        xo_future_complete_item(f, 0, 0, NULL, NULL, true);
         xo_future_unref(f);
     }
     xo_runtime_actor_gone(rt);

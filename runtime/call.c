@@ -58,22 +58,31 @@ int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
     atomic_init(&f->refs, 1); /* the caller's; each request adds one */
     atomic_init(&f->pending, count);
     atomic_init(&f->flags, count == 0 ? XO_FUT_DONE : 0);
-    for (uint32_t i = 0; i < count; i++)
+    for (uint32_t i = 0; i < count; i++) {
         f->items[i].index = i;
+        f->items[i].callee = callee_id; /* the actor every item goes to */
+    }
     *out = f;
     return 0;
+}
+
+/* Free what a completed item holds (its reply or its error message). */
+static void drop_result(xo_runtime_t *rt, struct xo_request *it)
+{
+    struct xo_envelope *reply = xo_item_reply(it);
+    const char *error = xo_item_error(it);
+    if (reply != NULL)
+        xo_envelope_free(rt, reply);
+    else if (error != NULL)
+        xo_mem_free(&rt->mem, (char *)error, strlen(error) + 1);
+    it->result = NULL;
 }
 
 static void free_future(struct xo_future *f)
 {
     xo_runtime_t *rt = f->rt;
-    for (uint32_t i = 0; i < f->count; i++) {
-        struct xo_request *it = &f->items[i];
-        if (it->reply)
-            xo_envelope_free(rt, it->reply);
-        if (it->error)
-            xo_mem_free(&rt->mem, it->error, strlen(it->error) + 1);
-    }
+    for (uint32_t i = 0; i < f->count; i++)
+        drop_result(rt, &f->items[i]);
     if (f->current_part)
         xo_envelope_free(rt, f->current_part);
     struct xo_qnode *n;
@@ -148,20 +157,17 @@ static bool claim_item(struct xo_request *it, uint32_t to)
 
 bool xo_future_complete_item(struct xo_future *f, uint32_t i, int status,
                              const char *error, struct xo_envelope *reply,
-                             uint64_t from_id)
+                             bool by_callee)
 {
     struct xo_request *it = &f->items[i];
-    uint32_t to = status == XO_ECANCELED ? XO_ITEM_CANCELLED : XO_ITEM_DONE;
-    if (!claim_item(it, to)) {
+    if (!claim_item(it, by_callee ? XO_ITEM_ANSWERED : XO_ITEM_DONE)) {
         if (reply)
             xo_envelope_free(f->rt, reply);
         return false;
     }
     it->status = status;
-    it->reply = reply;
-    it->from_id = from_id;
-    if (status < 0)
-        it->error = copy_error(f->rt, error ? error : xo_strerror(status));
+    /* NULL error: the code's own message, given out by xo_strerror. */
+    it->result = status < 0 ? (void *)copy_error(f->rt, error) : reply;
     /* acq_rel: the item's fields above happen before the finisher's
        release of DONE. */
     if (atomic_fetch_sub_explicit(&f->pending, 1, memory_order_acq_rel) == 1)
@@ -450,6 +456,16 @@ size_t xo_future_count(const xo_future_t *f)
     return f->count;
 }
 
+/* Who completed the item: its callee, or nobody (the runtime). acquire:
+   the phase was set by the completer's claim. */
+static uint64_t item_from(const struct xo_request *it)
+{
+    return atomic_load_explicit(&((struct xo_request *)it)->phase,
+                                memory_order_acquire) == XO_ITEM_ANSWERED
+               ? it->callee
+               : 0;
+}
+
 static void fill_result(xo_runtime_t *rt, int status, const char *error,
                         const struct xo_envelope *env, uint64_t from,
                         xo_result_t *out)
@@ -481,7 +497,8 @@ int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out)
     if (!xo_future_done(f))
         return no_result(out, "the call is not complete yet");
     const struct xo_request *it = &f->items[i];
-    fill_result(f->rt, it->status, it->error, it->reply, it->from_id, out);
+    fill_result(f->rt, it->status, xo_item_error(it), xo_item_reply(it),
+                item_from(it), out);
     return it->status;
 }
 
@@ -502,7 +519,7 @@ int xo_future_cancel(xo_future_t *f)
         if (atomic_compare_exchange_strong_explicit(
                 &it->phase, &expected, XO_ITEM_RUNNING, memory_order_acq_rel,
                 memory_order_acquire))
-            xo_future_complete_item(f, i, XO_ECANCELED, NULL, NULL, 0);
+            xo_future_complete_item(f, i, XO_ECANCELED, NULL, NULL, false);
     }
     /* relaxed: a hint for running handlers (xo_request_cancelled). */
     atomic_fetch_or_explicit(&f->flags, XO_FUT_CANCEL,
@@ -554,8 +571,8 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
                 continue;
             const struct xo_request *it = &f->items[0];
             if (it->status < 0) {
-                fill_result(f->rt, it->status, it->error, NULL, it->from_id,
-                            part);
+                fill_result(f->rt, it->status, xo_item_error(it), NULL,
+                            item_from(it), part);
                 return it->status;
             }
             memset(part, 0, sizeof(*part));
@@ -598,11 +615,10 @@ static int reply_with(xo_request_t *req, int status, const char *error,
             xo_envelope_free(f->rt, env);
         return XO_EINVAL;
     }
-    uint64_t from = req->callee;
     bool deferred = req->deferred;
     if (env)
-        env->msg.sender = (xo_ref_t){ f->rt, from };
-    xo_future_complete_item(f, req->index, status, error, env, from);
+        env->msg.sender = (xo_ref_t){ f->rt, req->callee };
+    xo_future_complete_item(f, req->index, status, error, env, true);
     if (deferred)
         xo_future_unref(f); /* the deferred handle's reference */
     return 0;
@@ -775,17 +791,8 @@ static void schedule_continuation(struct xo_future *f)
    the replies now so that only the small struct waits. */
 static void drop_results(struct xo_future *f)
 {
-    for (uint32_t i = 0; i < f->count; i++) {
-        struct xo_request *it = &f->items[i];
-        if (it->reply) {
-            xo_envelope_free(f->rt, it->reply);
-            it->reply = NULL;
-        }
-        if (it->error) {
-            xo_mem_free(&f->rt->mem, it->error, strlen(it->error) + 1);
-            it->error = NULL;
-        }
-    }
+    for (uint32_t i = 0; i < f->count; i++)
+        drop_result(f->rt, &f->items[i]);
 }
 
 void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env)

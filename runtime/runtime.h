@@ -143,23 +143,29 @@ static inline unsigned char *xo_env_payload(struct xo_envelope *e,
 }
 
 /* A task (a message queued for a stateless actor on any worker) carries
-   its actor: in its request when it is a call, and, a tell having none, in
-   msg.request until the task runs (the header has no word to spare). */
+   its actor while it is queued, in a word the header does not need until
+   the task runs (it has none to spare): a tell's msg.request (NULL again
+   once taken), a call's msg.sender.rt (the sender's runtime is the
+   actor's own, or none for an outside sender: restored once taken). */
 static inline void xo_task_set_cell(struct xo_envelope *e, struct xo_cell *c)
 {
     if (e->item.kind == XO_K_CALL)
-        e->msg.request->task_cell = c;
+        e->msg.sender.rt = (xo_runtime_t *)(void *)c;
     else
         e->msg.request = (xo_request_t *)(void *)c;
 }
 
-/* The actor of a task about to run; a tell's msg.request is NULL again. */
-static inline struct xo_cell *xo_task_take_cell(struct xo_envelope *e)
+static inline struct xo_cell *xo_task_take_cell(struct xo_envelope *e,
+                                                xo_runtime_t *rt)
 {
-    if (e->item.kind == XO_K_CALL)
-        return e->msg.request->task_cell;
-    struct xo_cell *c = (struct xo_cell *)(void *)e->msg.request;
-    e->msg.request = NULL;
+    struct xo_cell *c;
+    if (e->item.kind == XO_K_CALL) {
+        c = (struct xo_cell *)(void *)e->msg.sender.rt;
+        e->msg.sender.rt = e->msg.sender.id != 0 ? rt : NULL;
+    } else {
+        c = (struct xo_cell *)(void *)e->msg.request;
+        e->msg.request = NULL;
+    }
     return c;
 }
 

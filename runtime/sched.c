@@ -400,8 +400,6 @@ static void deliver(struct xo_worker *w, struct xo_ctx *ctx,
         xo_envelope_free(w->rt, env);
         return;
     }
-    if (env->msg.request != NULL)
-        env->msg.request->callee = xo_cell_ref(c).id;
     int rc = 0;
     if (!c->created)
         rc = XO_ENOTEXIST; /* on_create failed: answer calls, drop tells */
@@ -483,8 +481,6 @@ static unsigned deliver_batch(struct xo_worker *w, struct xo_ctx *ctx,
     for (struct xo_envelope *e = first; e != NULL;) {
         consumed++;
         if (call_may_start(e)) {
-            if (e->msg.request != NULL)
-                e->msg.request->callee = xo_cell_ref(c).id;
             msgs[n++] = &e->msg;
         } else {
             xo_envelope_free(w->rt, e);
@@ -597,7 +593,7 @@ static void run_turn(struct xo_worker *w, struct xo_cell *c)
 /* A message to a stateless actor, run as a task on this worker. */
 static void run_task(struct xo_worker *w, struct xo_envelope *env)
 {
-    struct xo_cell *c = xo_task_take_cell(env);
+    struct xo_cell *c = xo_task_take_cell(env, w->rt);
     struct xo_ctx ctx = { w->rt, c, w->index, NULL, NULL, 0 };
     struct xo_ctx *saved = tls_ctx;
     tls_ctx = &ctx;

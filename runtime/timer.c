@@ -100,7 +100,7 @@ static void timer_refused(struct xo_worker *w, struct xo_timer *t)
     xo_runtime_t *rt = w->rt;
     if (t->what == XO_TIMER_CALL_TIMEOUT) {
         for (uint32_t i = 0; i < t->f->count; i++)
-            xo_future_complete_item(t->f, i, XO_ENOMEM, NULL, NULL, 0);
+            xo_future_complete_item(t->f, i, XO_ENOMEM, NULL, NULL, false);
     } else if (rt->cfg.on_handler_error != NULL) {
         rt->cfg.on_handler_error(rt, t->to, t->env->msg.tag, XO_ENOMEM,
                                  rt->cfg.on_handler_error_user);
@@ -136,7 +136,7 @@ static void fire(struct xo_worker *w, struct xo_timer *t)
             t->env = NULL; /* delivered: no longer ours */
     } else if (t->what == XO_TIMER_CALL_TIMEOUT) {
         for (uint32_t i = 0; i < t->f->count; i++)
-            xo_future_complete_item(t->f, i, XO_ETIMEDOUT, NULL, NULL, 0);
+            xo_future_complete_item(t->f, i, XO_ETIMEDOUT, NULL, NULL, false);
     }
     xo_timer_discard(w->rt, t);
 }
