@@ -2,31 +2,31 @@
  * alloc.c -- see alloc.h for the design; the fast paths are inline there,
  * the slow paths and the depot are here.
  *
- * The small-block cache. Blocks of up to XO_CACHE_MAX bytes are rounded to
- * one of XO_NCLASS size classes (jemalloc's own small classes, so rounding
+ * The small-block cache. Blocks of up to XI_CACHE_MAX bytes are rounded to
+ * one of XI_NCLASS size classes (jemalloc's own small classes, so rounding
  * costs no memory over jemalloc). A freed block goes onto the freeing
  * thread's list for its class; an allocation takes from the allocating
  * thread's list. Neither touches a lock or an atomic.
  *
  * Messages are allocated on the sender's thread and freed on the
  * receiver's, so the lists drift: the receiver's fill, the sender's empty.
- * Blocks flow back in magazines of XO_MAG blocks through a per-class depot:
+ * Blocks flow back in magazines of XI_MAG blocks through a per-class depot:
  * a thread whose list is full keeps it as its spare and, when the spare is
  * full already, hands the spare to the depot; a thread whose lists are
  * empty takes a magazine from the depot, or failing that a magazine's worth
- * from the backend at once. That is one mutex acquisition per XO_MAG blocks
+ * from the backend at once. That is one mutex acquisition per XI_MAG blocks
  * on either side, instead of jemalloc's bin lock on every tcache flush of
  * blocks another thread allocated.
  *
  * Bounds: a thread keeps at most two magazines per class; the depot keeps
- * at most XO_DEPOT_MAX magazines per class and frees the rest. A thread's
+ * at most XI_DEPOT_MAX magazines per class and frees the rest. A thread's
  * lists go to the depot when it exits (a pthread key destructor);
- * xo_mem_trim empties the depot.
+ * xi_mem_trim empties the depot.
  *
  * Free blocks are linked through their first word; a magazine in the depot
  * is linked to the next one through its first block's second word. Under
  * AddressSanitizer the rest of a cached block is poisoned, so a use after
- * free past its first XO_LINK_BYTES is still reported.
+ * free past its first XI_LINK_BYTES is still reported.
  */
 #include "alloc.h"
 
@@ -39,15 +39,15 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#define XO_DEPOT_MAX 64
+#define XI_DEPOT_MAX 64
 
-const uint32_t xo_class_size[XO_NCLASS] = { 16,  32,  48,  64,  80,  96,
+const uint32_t xi_class_size[XI_NCLASS] = { 16,  32,  48,  64,  80,  96,
                                             112, 128, 160, 192, 224, 256 };
 
-_Static_assert(XO_CACHE_MAX == 256, "the class table ends at XO_CACHE_MAX");
-_Static_assert(XO_LINK_BYTES <= 16, "the smallest class holds both links");
+_Static_assert(XI_CACHE_MAX == 256, "the class table ends at XI_CACHE_MAX");
+_Static_assert(XI_LINK_BYTES <= 16, "the smallest class holds both links");
 
-__thread struct xo_tcache xo_tc __attribute__((tls_model("initial-exec")));
+__thread struct xi_tcache xi_tc __attribute__((tls_model("initial-exec")));
 
 enum { TC_NEW = 0, TC_LIVE, TC_DEAD };
 
@@ -86,7 +86,7 @@ static void free_list(void *head, uint32_t size)
 {
     while (head != NULL) {
         void *next = link_get(head, 0);
-        XO_UNPOISON(head, size);
+        XI_UNPOISON(head, size);
         backend_free(head, size);
         head = next;
     }
@@ -100,7 +100,7 @@ struct depot {
     unsigned count;
 };
 
-static struct depot depots[XO_NCLASS] = {
+static struct depot depots[XI_NCLASS] = {
 #define D { PTHREAD_MUTEX_INITIALIZER, NULL, 0 }
     D, D, D, D, D, D, D, D, D, D, D, D
 #undef D
@@ -112,7 +112,7 @@ static void depot_put(unsigned c, void *mag)
 {
     struct depot *d = &depots[c];
     pthread_mutex_lock(&d->lock);
-    if (d->count < XO_DEPOT_MAX) {
+    if (d->count < XI_DEPOT_MAX) {
         link_set(mag, 1, d->mags);
         d->mags = mag;
         d->count++;
@@ -120,7 +120,7 @@ static void depot_put(unsigned c, void *mag)
     }
     pthread_mutex_unlock(&d->lock);
     if (mag != NULL)
-        free_list(mag, xo_class_size[c]);
+        free_list(mag, xi_class_size[c]);
 }
 
 static void *depot_get(unsigned c)
@@ -136,20 +136,20 @@ static void *depot_get(unsigned c)
     return mag;
 }
 
-size_t xo_mem_depot_blocks(void)
+size_t xi_mem_depot_blocks(void)
 {
     size_t n = 0;
-    for (unsigned c = 0; c < XO_NCLASS; c++) {
+    for (unsigned c = 0; c < XI_NCLASS; c++) {
         pthread_mutex_lock(&depots[c].lock);
-        n += (size_t)depots[c].count * XO_MAG;
+        n += (size_t)depots[c].count * XI_MAG;
         pthread_mutex_unlock(&depots[c].lock);
     }
     return n;
 }
 
-void xo_mem_trim(void)
+void xi_mem_trim(void)
 {
-    for (unsigned c = 0; c < XO_NCLASS; c++) {
+    for (unsigned c = 0; c < XI_NCLASS; c++) {
         struct depot *d = &depots[c];
         pthread_mutex_lock(&d->lock);
         void *mags = d->mags;
@@ -158,7 +158,7 @@ void xo_mem_trim(void)
         pthread_mutex_unlock(&d->lock);
         while (mags != NULL) {
             void *next = link_get(mags, 1);
-            free_list(mags, xo_class_size[c]);
+            free_list(mags, xi_class_size[c]);
             mags = next;
         }
     }
@@ -175,15 +175,15 @@ static bool tc_key_ok;
 static void tc_release(void *unused)
 {
     (void)unused;
-    xo_tc.state = TC_DEAD;
-    xo_tc.limit = 0;
-    for (unsigned c = 0; c < XO_NCLASS; c++) {
-        struct xo_tc_list *ls[2] = { &xo_tc.cur[c], &xo_tc.spare[c] };
+    xi_tc.state = TC_DEAD;
+    xi_tc.limit = 0;
+    for (unsigned c = 0; c < XI_NCLASS; c++) {
+        struct xi_tc_list *ls[2] = { &xi_tc.cur[c], &xi_tc.spare[c] };
         for (unsigned i = 0; i < 2; i++) {
-            if (ls[i]->n == XO_MAG)
+            if (ls[i]->n == XI_MAG)
                 depot_put(c, ls[i]->head);
             else
-                free_list(ls[i]->head, xo_class_size[c]);
+                free_list(ls[i]->head, xi_class_size[c]);
             ls[i]->head = NULL;
             ls[i]->n = 0;
         }
@@ -194,13 +194,13 @@ static void tc_release(void *unused)
    thread of the parent may have held one at the fork). */
 static void depot_lock_all(void)
 {
-    for (unsigned c = 0; c < XO_NCLASS; c++)
+    for (unsigned c = 0; c < XI_NCLASS; c++)
         pthread_mutex_lock(&depots[c].lock);
 }
 
 static void depot_unlock_all(void)
 {
-    for (unsigned c = XO_NCLASS; c-- > 0;)
+    for (unsigned c = XI_NCLASS; c-- > 0;)
         pthread_mutex_unlock(&depots[c].lock);
 }
 
@@ -214,37 +214,37 @@ static void tc_key_create(void)
    a key the thread does not cache (nothing would return its blocks). */
 static bool tc_live(void)
 {
-    if (xo_tc.state == TC_NEW) {
+    if (xi_tc.state == TC_NEW) {
         pthread_once(&tc_once, tc_key_create);
-        if (tc_key_ok && pthread_setspecific(tc_key, &xo_tc) == 0) {
-            xo_tc.state = TC_LIVE;
-            xo_tc.limit = XO_MAG;
+        if (tc_key_ok && pthread_setspecific(tc_key, &xi_tc) == 0) {
+            xi_tc.state = TC_LIVE;
+            xi_tc.limit = XI_MAG;
         } else {
-            xo_tc.state = TC_DEAD;
+            xi_tc.state = TC_DEAD;
         }
     }
-    return xo_tc.state == TC_LIVE;
+    return xi_tc.state == TC_LIVE;
 }
 
 /* The lists are empty and so is the depot: take a magazine's worth from
-   the backend at once (so that the depot is asked once per XO_MAG
+   the backend at once (so that the depot is asked once per XI_MAG
    allocations, not on each) and keep all but the one returned. The list
    keeps the backend's order: it hands out consecutive addresses, and a
    queue of messages read in address order is what the hardware prefetcher
    streams best once a backlog has left the cache. */
 static void *refill(unsigned c)
 {
-    const uint32_t size = xo_class_size[c];
+    const uint32_t size = xi_class_size[c];
     void *p = backend_alloc(size, false);
     if (p == NULL)
         return NULL;
-    struct xo_tc_list *l = &xo_tc.cur[c];
+    struct xi_tc_list *l = &xi_tc.cur[c];
     void *last = NULL;
-    for (unsigned i = 1; i < XO_MAG; i++) {
+    for (unsigned i = 1; i < XI_MAG; i++) {
         void *b = backend_alloc(size, false);
         if (b == NULL)
             break;
-        xo_tc_poison(b, c);
+        xi_tc_poison(b, c);
         link_set(b, 0, NULL);
         if (last == NULL)
             l->head = b;
@@ -259,26 +259,26 @@ static void *refill(unsigned c)
 /* The list for class c is empty (or the thread is new). */
 static void *cache_alloc(unsigned c, size_t size)
 {
-    struct xo_tc_list *l = &xo_tc.cur[c];
+    struct xi_tc_list *l = &xi_tc.cur[c];
     if (l->n == 0) {
         if (!tc_live())
-            return backend_alloc(xo_class_size[c], false);
-        if (xo_tc.spare[c].n != 0) {
-            *l = xo_tc.spare[c];
-            xo_tc.spare[c].head = NULL;
-            xo_tc.spare[c].n = 0;
+            return backend_alloc(xi_class_size[c], false);
+        if (xi_tc.spare[c].n != 0) {
+            *l = xi_tc.spare[c];
+            xi_tc.spare[c].head = NULL;
+            xi_tc.spare[c].n = 0;
         } else {
             void *mag = depot_get(c);
             if (mag == NULL)
                 return refill(c); /* straight from the backend: unpoisoned */
             l->head = mag;
-            l->n = XO_MAG;
+            l->n = XI_MAG;
         }
     }
-    return xo_tc_pop(l, size);
+    return xi_tc_pop(l, size);
 }
 
-static int injected_failure(struct xo_allocator *a)
+static int injected_failure(struct xi_allocator *a)
 {
     /* relaxed: only the count matters, not ordering with other memory. */
     if (__builtin_expect(atomic_load_explicit(&a->fail_countdown,
@@ -294,51 +294,51 @@ static int injected_failure(struct xo_allocator *a)
     return 0;
 }
 
-void *xo_mem_alloc_slow(struct xo_allocator *a, size_t size)
+void *xi_mem_alloc_slow(struct xi_allocator *a, size_t size)
 {
     if (injected_failure(a))
         return NULL;
     if (size == 0)
         size = 1;
-    if (size <= XO_CACHE_MAX)
-        return cache_alloc(xo_size_class(size), size);
+    if (size <= XI_CACHE_MAX)
+        return cache_alloc(xi_size_class(size), size);
     return backend_alloc(size, false);
 }
 
-void xo_mem_free_slow(void *p, size_t size)
+void xi_mem_free_slow(void *p, size_t size)
 {
     if (p == NULL)
         return;
     if (size == 0)
         size = 1;
-    if (size > XO_CACHE_MAX) {
+    if (size > XI_CACHE_MAX) {
         backend_free(p, size);
         return;
     }
-    unsigned c = xo_size_class(size);
+    unsigned c = xi_size_class(size);
     if (!tc_live()) {
-        backend_free(p, xo_class_size[c]);
+        backend_free(p, xi_class_size[c]);
         return;
     }
-    struct xo_tc_list *l = &xo_tc.cur[c];
-    if (l->n == XO_MAG) {
-        if (xo_tc.spare[c].n != 0)
-            depot_put(c, xo_tc.spare[c].head);
-        xo_tc.spare[c] = *l;
+    struct xi_tc_list *l = &xi_tc.cur[c];
+    if (l->n == XI_MAG) {
+        if (xi_tc.spare[c].n != 0)
+            depot_put(c, xi_tc.spare[c].head);
+        xi_tc.spare[c] = *l;
         l->head = NULL;
         l->n = 0;
     }
-    xo_tc_push(l, c, p);
+    xi_tc_push(l, c, p);
 }
 
 /* ---- the rest of the interface --------------------------------------- */
 
-void xo_mem_init(struct xo_allocator *a)
+void xi_mem_init(struct xi_allocator *a)
 {
     atomic_init(&a->fail_countdown, 0);
 }
 
-void xo_mem_fail_after(struct xo_allocator *a, long n)
+void xi_mem_fail_after(struct xi_allocator *a, long n)
 {
     /* relaxed: a test arms the hook before the operation it tests, on the
        same thread or before starting the threads that allocate. */
@@ -346,14 +346,14 @@ void xo_mem_fail_after(struct xo_allocator *a, long n)
                           memory_order_relaxed);
 }
 
-void *xo_mem_zalloc(struct xo_allocator *a, size_t size)
+void *xi_mem_zalloc(struct xi_allocator *a, size_t size)
 {
-    if (size - 1 >= XO_CACHE_MAX) {
+    if (size - 1 >= XI_CACHE_MAX) {
         if (injected_failure(a))
             return NULL;
         return backend_alloc(size ? size : 1, true);
     }
-    void *p = xo_mem_alloc(a, size);
+    void *p = xi_mem_alloc(a, size);
     if (p != NULL)
         memset(p, 0, size);
     return p;

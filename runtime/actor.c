@@ -13,13 +13,13 @@
  * too. When the callback runs, no sender can still be pushing into the
  * mailbox, so the reap marker it pushes is the mailbox's last node: the
  * worker handles everything accepted before, then reaches the marker and
- * reclaims (xo_cell_reap). Queuing the callback inside the section lets
+ * reclaims (xi_cell_reap). Queuing the callback inside the section lets
  * stop's grace period + barrier wait for it.
  *
  * A dying actor no longer resolves for senders, but its slot still points
  * at it (marked) until its reap: the cycle check of blocking waits must
  * still follow the waits of an actor whose on_destroy has not run yet
- * (xo_resolve_dying). The reap clears the slot and gives the cell's memory
+ * (xi_resolve_dying). The reap clears the slot and gives the cell's memory
  * back only after one more grace period, for walks that loaded it.
  */
 #include "runtime.h"
@@ -33,103 +33,103 @@ void xo_spawn_opts_init(xo_spawn_opts_t *opts)
 }
 
 /* Whole cache lines, so that the header's three groups keep to their own
-   lines (see struct xo_cell). */
+   lines (see struct xi_cell). */
 static size_t cell_size(const xo_actor_def_t *def)
 {
-    size_t line = XO_CACHELINE;
-    return (sizeof(struct xo_cell) + def->state_size + line - 1) & ~(line - 1);
+    size_t line = XI_CACHELINE;
+    return (sizeof(struct xi_cell) + def->state_size + line - 1) & ~(line - 1);
 }
 
-static void free_name(struct xo_name *n, void *arg)
+static void free_name(struct xi_name *n, void *arg)
 {
     xo_runtime_t *rt = arg;
-    xo_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
+    xi_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
 }
 
 /* The cell's memory and its name (never published, or past the grace
    period that follows its reap). */
-static void free_cell(xo_runtime_t *rt, struct xo_cell *c)
+static void free_cell(xo_runtime_t *rt, struct xi_cell *c)
 {
-    xo_mark_release(rt, c->mark);
+    xi_mark_release(rt, c->mark);
     if (c->name != NULL)
         free_name(c->name, rt);
-    xo_mem_free(&rt->mem, c, cell_size(c->def));
+    xi_mem_free(&rt->mem, c, cell_size(c->def));
 }
 
 /* A grace period after the reap: no walk of the wait-for graph can still
    hold the cell. */
 static void after_reap(struct rcu_head *head)
 {
-    XO_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
-    struct xo_cell *c = xo_container_of(head, struct xo_cell, rcu);
+    XI_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
+    struct xi_cell *c = xi_container_of(head, struct xi_cell, rcu);
     xo_runtime_t *rt = c->rt;
-    XO_TSAN_ACQUIRE(&rt->rcu_sync);
+    XI_TSAN_ACQUIRE(&rt->rcu_sync);
     free_cell(rt, c);
 }
 
 /* Nobody can send to c any more: queue its reap. A stateful actor's marker
    goes behind its mailbox; a stateless actor is reaped by its last task
    (or now, if none is running). */
-static void push_reap(struct xo_cell *c)
+static void push_reap(struct xi_cell *c)
 {
-    c->reap.kind = XO_K_REAP;
+    c->reap.kind = XI_K_REAP;
     if (c->stateless) {
-        /* acq_rel: pairs with the decrement in xo_stateless_task_done;
+        /* acq_rel: pairs with the decrement in xi_stateless_task_done;
            exactly one side sees the count at zero with DEAD set. */
-        uint64_t old = atomic_fetch_or_explicit(&c->inflight, XO_INFLIGHT_DEAD,
+        uint64_t old = atomic_fetch_or_explicit(&c->inflight, XI_INFLIGHT_DEAD,
                                                 memory_order_acq_rel);
         if (old == 0)
-            xo_runq_push(xo_pool(c->rt, c->pool), &c->reap);
+            xi_runq_push(xi_pool(c->rt, c->pool), &c->reap);
         return;
     }
-    if (xo_mpscq_push(&c->mbox, &c->reap.node))
-        xo_schedule(c);
+    if (xi_mpscq_push(&c->mbox, &c->reap.node))
+        xi_schedule(c);
 }
 
-void xo_stateless_task_done(struct xo_cell *c)
+void xi_stateless_task_done(struct xi_cell *c)
 {
     /* acq_rel: see push_reap. */
     uint64_t old = atomic_fetch_sub_explicit(&c->inflight, 1,
                                              memory_order_acq_rel);
-    if (old == (XO_INFLIGHT_DEAD | 1))
-        xo_runq_push(xo_pool(c->rt, c->pool), &c->reap);
+    if (old == (XI_INFLIGHT_DEAD | 1))
+        xi_runq_push(xi_pool(c->rt, c->pool), &c->reap);
 }
 
 /* urcu's grace period is over; once the workers' send sections that saw
    c are too, nobody can push into c's mailbox any more. */
 static void after_grace_period(struct rcu_head *head)
 {
-    XO_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
-    struct xo_cell *c = xo_container_of(head, struct xo_cell, rcu);
-    xo_readers_quiesce(c->rt);
+    XI_TSAN_ACQUIRE(head); /* pairs with the release before the defer */
+    struct xi_cell *c = xi_container_of(head, struct xi_cell, rcu);
+    xi_readers_quiesce(c->rt);
     push_reap(c); /* the last touch: the worker may reap c right after */
 }
 
-/* Inside xo_rcu_lock, runtime open: take c out of its slot and registry and
+/* Inside xi_rcu_lock, runtime open: take c out of its slot and registry and
    queue its reclamation; `waiter` (may be NULL) gets on_destroy's outcome.
    False if someone else did it first. */
-static bool unpublish(xo_runtime_t *rt, struct xo_cell *c,
+static bool unpublish(xo_runtime_t *rt, struct xi_cell *c,
                       struct xo_future *waiter)
 {
-    struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
-    struct xo_cell *expected = c;
+    struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
+    struct xi_cell *expected = c;
     /* acq_rel: one destroyer wins; the release orders nothing new for
        readers, who only test the mark after this. */
     if (!atomic_compare_exchange_strong_explicit(&slot->cell, &expected,
-                                                 xo_dying(c),
+                                                 xi_dying(c),
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         return false;
     c->destroy_f = waiter;
     if (c->name != NULL)
-        xo_registry_remove(&rt->names, c->name);
+        xi_registry_remove(&rt->names, c->name);
     /* TSan cannot see call_rcu's hand-off to its thread: say it. */
-    XO_TSAN_RELEASE(&c->rcu);
-    xo_rcu_defer(&c->rcu, after_grace_period);
+    XI_TSAN_RELEASE(&c->rcu);
+    xi_rcu_defer(&c->rcu, after_grace_period);
     return true;
 }
 
-static int new_name(xo_runtime_t *rt, const char *uid, struct xo_name **out)
+static int new_name(xo_runtime_t *rt, const char *uid, struct xi_name **out)
 {
     *out = NULL;
     if (uid == NULL)
@@ -137,7 +137,7 @@ static int new_name(xo_runtime_t *rt, const char *uid, struct xo_name **out)
     size_t len = strnlen(uid, XO_UID_MAX + 1);
     if (len == 0 || len > XO_UID_MAX)
         return XO_EINVAL;
-    struct xo_name *n = xo_mem_alloc(&rt->mem, sizeof(*n) + len + 1);
+    struct xi_name *n = xi_mem_alloc(&rt->mem, sizeof(*n) + len + 1);
     if (n == NULL)
         return XO_ENOMEM;
     n->len = len;
@@ -149,17 +149,17 @@ static int new_name(xo_runtime_t *rt, const char *uid, struct xo_name **out)
 
 /* Allocate and fill a cell that is not yet visible to anyone. */
 static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
-                    const xo_spawn_opts_t *opts, struct xo_cell **out)
+                    const xo_spawn_opts_t *opts, struct xi_cell **out)
 {
     unsigned pool;
-    struct xo_mark *mark;
-    int rc = xo_place(rt, def, opts, &pool, &mark);
+    struct xi_mark *mark;
+    int rc = xi_place(rt, def, opts, &pool, &mark);
     if (rc != 0)
         return rc;
     size_t size = cell_size(def);
-    struct xo_cell *c = xo_mem_zalloc(&rt->mem, size);
+    struct xi_cell *c = xi_mem_zalloc(&rt->mem, size);
     if (c == NULL) {
-        xo_mark_release(rt, mark);
+        xi_mark_release(rt, mark);
         return XO_ENOMEM;
     }
     c->mark = mark;
@@ -169,13 +169,13 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
     c->movable = opts->movable && !c->stateless;
     c->capacity = c->stateless ? 0 : opts->capacity;
-    c->run.kind = XO_K_ACTOR;
-    c->reap.kind = XO_K_REAP;
+    c->run.kind = XI_K_ACTOR;
+    c->reap.kind = XI_K_REAP;
     /* busy until on_create is over */
-    xo_mpscq_init(&c->mbox, &c->mbox_tail, false);
+    xi_mpscq_init(&c->mbox, &c->mbox_tail, false);
     rc = new_name(rt, opts->uid, &c->name);
     if (rc == 0)
-        rc = xo_slots_take(&rt->slots, &rt->mem, &c->index, &c->gen);
+        rc = xi_slots_take(&rt->slots, &rt->mem, &c->index, &c->gen);
     if (rc != 0) {
         free_cell(rt, c);
         return rc;
@@ -187,64 +187,64 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
 }
 
 /* publish(): the chosen pool started leaving meanwhile; place again. */
-#define XO_PLACE_AGAIN 1
+#define XI_PLACE_AGAIN 1
 
 /* Make c reachable through its slot and uid, unless the runtime closed,
    its pool is leaving, or the uid is taken. */
-static int publish(xo_runtime_t *rt, struct xo_cell *c)
+static int publish(xo_runtime_t *rt, struct xi_cell *c)
 {
     int rc = 0;
-    xo_rcu_lock();
-    if (xo_rt_closing(rt))
+    xi_rcu_lock();
+    if (xi_rt_closing(rt))
         rc = XO_ECLOSED;
-    else if (!xo_pool_active(xo_pool(rt, c->pool)))
-        rc = XO_PLACE_AGAIN; /* xo_pool_remove waits for this section */
+    else if (!xi_pool_active(xi_pool(rt, c->pool)))
+        rc = XI_PLACE_AGAIN; /* xo_pool_remove waits for this section */
     else if (c->name != NULL)
-        rc = xo_registry_add(&rt->names, c->name);
+        rc = xi_registry_add(&rt->names, c->name);
     if (rc == 0) {
-        struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
+        struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
         /* relaxed: counters; stop reads live under its own ordering. */
         atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&xo_pool(rt, c->pool)->actors, 1,
+        atomic_fetch_add_explicit(&xi_pool(rt, c->pool)->actors, 1,
                                   memory_order_relaxed);
-        /* release: pairs with the acquire load in xo_resolve. */
+        /* release: pairs with the acquire load in xi_resolve. */
         atomic_store_explicit(&slot->cell, c, memory_order_release);
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
     return rc;
 }
 
 /* on_create failed: withdraw the actor. If stop got to it first, its sweep
    reclaims it instead; either way `created` stays false, so the worker
    drops what was queued and skips on_destroy. */
-static void withdraw(xo_runtime_t *rt, struct xo_cell *c)
+static void withdraw(xo_runtime_t *rt, struct xi_cell *c)
 {
-    xo_rcu_lock();
-    if (!xo_rt_closing(rt))
+    xi_rcu_lock();
+    if (!xi_rt_closing(rt))
         (void)unpublish(rt, c, NULL);
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
 }
 
 /* on_create runs on the spawner's thread. When that is a handler on one of
    rt's workers, the spawner's turn is suspended under it for as long: its
    frame says so to the cycle check (sched.c, "Frames"), should on_create
    wait for something that waits for the spawner. */
-static int run_on_create(struct xo_cell *c, const xo_spawn_opts_t *opts)
+static int run_on_create(struct xi_cell *c, const xo_spawn_opts_t *opts)
 {
     if (c->def->on_create == NULL)
         return 0;
     struct xo_ctx ctx = { c->rt, c, c->pool, NULL, NULL, 0 };
-    struct xo_ctx *saved = xo_current_ctx();
-    struct xo_worker *w = xo_current_worker();
+    struct xo_ctx *saved = xi_current_ctx();
+    struct xi_worker *w = xi_current_worker();
     bool framed = saved != NULL && saved->cell != NULL &&
                   saved->rt == c->rt && w != NULL && w->rt == c->rt &&
-                  xo_frame_push(w, saved->cell);
-    xo_set_current_ctx(&ctx);
+                  xi_frame_push(w, saved->cell);
+    xi_set_current_ctx(&ctx);
     int rc = c->def->on_create(&ctx, c->state, opts->arg, opts->arg_size);
-    xo_set_current_ctx(saved);
-    xo_ctx_clear_fail(&ctx); /* xo_spawn returns the code only */
+    xi_set_current_ctx(saved);
+    xi_ctx_clear_fail(&ctx); /* xo_spawn returns the code only */
     if (framed)
-        xo_frame_pop(w);
+        xi_frame_pop(w);
     return rc < 0 ? rc : 0;
 }
 
@@ -262,9 +262,9 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         return XO_EINVAL;
     if (def->state_size > XO_STATE_MAX)
         return XO_EINVAL;
-    if (xo_rt_closing(rt))
+    if (xi_rt_closing(rt))
         return XO_ECLOSED;
-    struct xo_cell *c;
+    struct xi_cell *c;
     int rc;
     for (int attempt = 0;; attempt++) {
         rc = new_cell(rt, def, opts, &c);
@@ -273,9 +273,9 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         rc = publish(rt, c);
         if (rc == 0)
             break;
-        xo_slots_give(&rt->slots, c->index);
+        xi_slots_give(&rt->slots, c->index);
         free_cell(rt, c);
-        if (rc != XO_PLACE_AGAIN)
+        if (rc != XI_PLACE_AGAIN)
             return rc;
         if (attempt == 3)
             return XO_ENOSLOT;
@@ -290,10 +290,10 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
     } else {
         withdraw(rt, c);
     }
-    xo_ref_t ref = xo_cell_ref(c);
+    xo_ref_t ref = xi_cell_ref(c);
     /* From here on c may be reclaimed at any time (if withdrawn). */
-    if (!xo_mpscq_mark_idle(&c->mbox, c->mbox_tail))
-        xo_schedule(c);
+    if (!xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+        xi_schedule(c);
     if (rc != 0)
         return rc;
     *out = ref;
@@ -309,12 +309,12 @@ int xo_lookup(xo_runtime_t *rt, const char *uid, xo_ref_t *out)
         return XO_EINVAL;
     uint64_t id = 0;
     int rc;
-    xo_rcu_lock();
-    if (xo_rt_closing(rt))
+    xi_rcu_lock();
+    if (xi_rt_closing(rt))
         rc = XO_ECLOSED;
     else
-        rc = xo_registry_find(&rt->names, uid, len, &id);
-    xo_rcu_unlock(&rt->rcu_sync);
+        rc = xi_registry_find(&rt->names, uid, len, &id);
+    xi_rcu_unlock(&rt->rcu_sync);
     if (rc == 0)
         *out = (xo_ref_t){ rt, id };
     return rc;
@@ -324,9 +324,9 @@ bool xo_ref_alive(xo_ref_t ref)
 {
     if (ref.rt == NULL)
         return false;
-    xo_rcu_lock();
-    bool alive = !xo_rt_closing(ref.rt) && xo_resolve(ref.rt, ref.id) != NULL;
-    xo_rcu_unlock(&ref.rt->rcu_sync);
+    xi_rcu_lock();
+    bool alive = !xi_rt_closing(ref.rt) && xi_resolve(ref.rt, ref.id) != NULL;
+    xi_rcu_unlock(&ref.rt->rcu_sync);
     return alive;
 }
 
@@ -336,37 +336,37 @@ int xo_destroy(xo_ref_t ref)
     if (rt == NULL)
         return XO_EINVAL;
     /* An actor destroying itself cannot wait for its own on_destroy. */
-    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_ctx *ctx = xi_current_ctx();
     bool self = ctx != NULL && ctx->cell != NULL && ctx->rt == rt &&
-                xo_cell_ref(ctx->cell).id == ref.id;
+                xi_cell_ref(ctx->cell).id == ref.id;
     struct xo_future *f = NULL;
     if (!self) {
-        int rc = xo_future_new(rt, ref.id, 1, &f);
+        int rc = xi_future_new(rt, ref.id, 1, &f);
         if (rc != 0)
             return rc;
         /* relaxed: the cell's reference, dropped when the destroy settles. */
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     }
     int rc = 0;
-    xo_rcu_lock();
-    if (xo_rt_closing(rt)) {
+    xi_rcu_lock();
+    if (xi_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
-        struct xo_cell *c = xo_resolve(rt, ref.id);
+        struct xi_cell *c = xi_resolve(rt, ref.id);
         if (c == NULL || !unpublish(rt, c, f))
             rc = XO_ENOTEXIST;
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
     if (f == NULL)
         return rc;
     if (rc != 0) {
-        xo_future_unref(f); /* the cell's, never handed over */
+        xi_future_unref(f); /* the cell's, never handed over */
         xo_future_release(f);
         return rc;
     }
     /* XO_EDEADLK: the destroy goes on, but its outcome cannot be awaited
        from here. */
-    rc = xo_future_wait_internal(f, -1);
+    rc = xi_future_wait_internal(f, -1);
     if (rc == 0)
         rc = f->items[0].status;
     xo_future_release(f);
@@ -378,9 +378,9 @@ int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
     if (ref.rt == NULL || out == NULL)
         return XO_EINVAL;
     int rc = 0;
-    xo_rcu_lock();
-    struct xo_cell *c = xo_rt_closing(ref.rt) ? NULL
-                                              : xo_resolve(ref.rt, ref.id);
+    xi_rcu_lock();
+    struct xi_cell *c = xi_rt_closing(ref.rt) ? NULL
+                                              : xi_resolve(ref.rt, ref.id);
     if (c == NULL) {
         rc = XO_ENOTEXIST;
     } else {
@@ -389,60 +389,60 @@ int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
         out->failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
         out->pool = c->pool;
     }
-    xo_rcu_unlock(&ref.rt->rcu_sync);
+    xi_rcu_unlock(&ref.rt->rcu_sync);
     return rc;
 }
 
 /* on_destroy refused: put the actor back where senders find it. Inside
    the RCU section, and only while the runtime is open (stop's sweep must
    see every published actor). */
-static bool revive(xo_runtime_t *rt, struct xo_cell *c)
+static bool revive(xo_runtime_t *rt, struct xi_cell *c)
 {
     bool revived = false;
-    xo_rcu_lock();
+    xi_rcu_lock();
     /* Not while stopping, nor when its pool is being removed: then the
        actor goes regardless (xo_pool_remove waits for it). */
-    if (!xo_rt_closing(rt) && xo_pool_active(xo_pool(rt, c->pool))) {
+    if (!xi_rt_closing(rt) && xi_pool_active(xi_pool(rt, c->pool))) {
         /* Reset everything a sender or a destroyer could touch first, and
            make the cell reachable last: until the slot holds it again, no
            one can find it. */
         if (c->stateless) /* relaxed: published by the release CAS below */
             atomic_store_explicit(&c->inflight, 0, memory_order_relaxed);
-        if (c->name != NULL && xo_registry_add(&rt->names, c->name) != 0) {
+        if (c->name != NULL && xi_registry_add(&rt->names, c->name) != 0) {
             /* Another actor took the uid meanwhile: live on unnamed. The
                failed add never linked the node, so it can go now. */
             free_name(c->name, rt);
             c->name = NULL;
         }
-        struct xo_slot *slot = xo_slots_get(&rt->slots, c->index);
+        struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
         /* release: republishes c with the resets above. The slot is still
            ours (not given back), so it holds c with the DYING mark. */
         atomic_store_explicit(&slot->cell, c, memory_order_release);
         revived = true;
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
     return revived;
 }
 
 /* Tell the destroyer (or, for a self-destroy, the error hook) that
    on_destroy refused with rc. */
-static void report_refusal(struct xo_cell *c, struct xo_future *f, int rc)
+static void report_refusal(struct xi_cell *c, struct xo_future *f, int rc)
 {
     if (f != NULL) {
-        xo_future_complete_item(f, 0, rc, NULL, NULL, true);
-        xo_future_unref(f);
+        xi_future_complete_item(f, 0, rc, NULL, NULL, true);
+        xi_future_unref(f);
     } else if (c->rt->cfg.on_handler_error != NULL) {
-        c->rt->cfg.on_handler_error(c->rt, xo_cell_ref(c), 0, rc,
+        c->rt->cfg.on_handler_error(c->rt, xi_cell_ref(c), 0, rc,
                                     c->rt->cfg.on_handler_error_user);
     }
 }
 
-bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c)
+bool xi_cell_unpublish(xo_runtime_t *rt, struct xi_cell *c)
 {
     return unpublish(rt, c, NULL);
 }
 
-bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
+bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx)
 {
     xo_runtime_t *rt = c->rt;
     int rc = 0;
@@ -451,7 +451,7 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
     c->destroy_f = NULL;
     if (c->created && c->def->on_destroy != NULL) {
         rc = c->def->on_destroy(ctx, c->state);
-        xo_ctx_clear_fail(ctx);
+        xi_ctx_clear_fail(ctx);
     }
     if (rc < 0) {
         if (revive(rt, c)) {
@@ -461,36 +461,36 @@ bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx)
         /* Stopping, or its pool is leaving: the actor goes regardless;
            say that it objected. */
         if (rt->cfg.on_handler_error != NULL)
-            rt->cfg.on_handler_error(rt, xo_cell_ref(c), 0, rc,
+            rt->cfg.on_handler_error(rt, xi_cell_ref(c), 0, rc,
                                      rt->cfg.on_handler_error_user);
     }
     /* Reclaim first, then tell the destroyer: once xo_destroy returns, the
        pool's count, the idle-label reservation and the slot are free. The
        memory goes after a grace period (after_reap). */
-    /* release: pairs with the acquire loads in xo_resolve_dying; a walk
+    /* release: pairs with the acquire loads in xi_resolve_dying; a walk
        that still finds the cell keeps it until its section ends. */
-    atomic_store_explicit(&xo_slots_get(&rt->slots, c->index)->cell, NULL,
+    atomic_store_explicit(&xi_slots_get(&rt->slots, c->index)->cell, NULL,
                           memory_order_release);
     /* release: pairs with xo_pool_remove's acquire poll of the count. */
-    atomic_fetch_sub_explicit(&xo_pool(rt, c->pool)->actors, 1,
+    atomic_fetch_sub_explicit(&xi_pool(rt, c->pool)->actors, 1,
                               memory_order_release);
-    xo_mark_release(rt, c->mark);
+    xi_mark_release(rt, c->mark);
     c->mark = NULL;
-    xo_slots_give(&rt->slots, c->index);
+    xi_slots_give(&rt->slots, c->index);
     /* TSan cannot see call_rcu's hand-off to its thread: say it. */
-    XO_TSAN_RELEASE(&c->rcu);
-    xo_rcu_defer(&c->rcu, after_reap);
+    XI_TSAN_RELEASE(&c->rcu);
+    xi_rcu_defer(&c->rcu, after_reap);
     if (f != NULL) {
-        xo_future_complete_item(f, 0, 0, NULL, NULL, true);
-        xo_future_unref(f);
+        xi_future_complete_item(f, 0, 0, NULL, NULL, true);
+        xi_future_unref(f);
     }
-    xo_runtime_actor_gone(rt);
+    xi_runtime_actor_gone(rt);
     return true;
 }
 
-void xo_actors_close_all(xo_runtime_t *rt)
+void xi_actors_close_all(xo_runtime_t *rt)
 {
-    /* acquire: pairs with the release of count in xo_slots_take. */
+    /* acquire: pairs with the release of count in xi_slots_take. */
     uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
     /* The set of published actors cannot change any more (spawn, destroy,
        withdraw and revive all check `closing`). First take every uid out
@@ -498,20 +498,20 @@ void xo_actors_close_all(xo_runtime_t *rt)
        liburcu (its resize worker) can still hold a name when the reap
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
-        struct xo_cell *c = xo_slot_live_cell(rt, i);
+        struct xi_cell *c = xi_slot_live_cell(rt, i);
         if (c != NULL && c->name != NULL)
-            xo_registry_remove(&rt->names, c->name);
+            xi_registry_remove(&rt->names, c->name);
     }
-    xo_grace_wait(rt);
+    xi_grace_wait(rt);
     for (uint32_t i = 0; i < n; i++) {
         /* The grace period orders this after pass one. */
-        struct xo_cell *c = xo_slot_live_cell(rt, i);
+        struct xi_cell *c = xi_slot_live_cell(rt, i);
         if (c == NULL)
             continue;
-        struct xo_cell *expected = c;
+        struct xi_cell *expected = c;
         /* acq_rel: see unpublish. */
         if (atomic_compare_exchange_strong_explicit(
-                &xo_slots_get(&rt->slots, i)->cell, &expected, xo_dying(c),
+                &xi_slots_get(&rt->slots, i)->cell, &expected, xi_dying(c),
                 memory_order_acq_rel, memory_order_acquire))
             push_reap(c);
     }

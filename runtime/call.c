@@ -5,7 +5,7 @@
  * A call is a message of kind CALL whose envelope carries a request: the
  * future and the item index it answers. The callee answers through the
  * request (xo_reply, xo_reply_error, parts); whatever its handler leaves
- * unanswered is answered when it returns (xo_request_finish): its error
+ * unanswered is answered when it returns (xi_request_finish): its error
  * code and xo_fail message, or an empty reply. Replies never travel through
  * a mailbox to an outside caller: the callee completes the future in place.
  * A continuation (xo_call_then) is the exception: the completion pushes a
@@ -32,7 +32,7 @@
    corruption found far away. Its cost is one load and compare. */
 static void check_live(const struct xo_future *f, const char *fn)
 {
-    if (__builtin_expect(f->magic != XO_FUTURE_LIVE, 0)) {
+    if (__builtin_expect(f->magic != XI_FUTURE_LIVE, 0)) {
         fprintf(stderr,
                 "xoscar: %s: %p is not a live future or request (released "
                 "or answered already?)\n",
@@ -41,23 +41,23 @@ static void check_live(const struct xo_future *f, const char *fn)
     }
 }
 
-int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
+int xi_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
                   struct xo_future **out)
 {
     size_t size = sizeof(struct xo_future) +
                   sizeof(struct xo_request) * (count ? count : 1);
-    struct xo_future *f = xo_mem_zalloc(&rt->mem, size);
+    struct xo_future *f = xi_mem_zalloc(&rt->mem, size);
     if (f == NULL)
         return XO_ENOMEM;
-    f->magic = XO_FUTURE_LIVE;
+    f->magic = XI_FUTURE_LIVE;
     f->alloc_size = size;
     f->rt = rt;
     f->callee_id = callee_id;
     f->count = count;
-    xo_mpscq_init(&f->parts, &f->parts_tail, false);
+    xi_mpscq_init(&f->parts, &f->parts_tail, false);
     atomic_init(&f->refs, 1); /* the caller's; each request adds one */
     atomic_init(&f->pending, count);
-    atomic_init(&f->flags, count == 0 ? XO_FUT_DONE : 0);
+    atomic_init(&f->flags, count == 0 ? XI_FUT_DONE : 0);
     for (uint32_t i = 0; i < count; i++) {
         f->items[i].index = i;
         f->items[i].callee = callee_id; /* the actor every item goes to */
@@ -69,12 +69,12 @@ int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
 /* Free what a completed item holds (its reply or its error message). */
 static void drop_result(xo_runtime_t *rt, struct xo_request *it)
 {
-    struct xo_envelope *reply = xo_item_reply(it);
-    const char *error = xo_item_error(it);
+    struct xi_envelope *reply = xi_item_reply(it);
+    const char *error = xi_item_error(it);
     if (reply != NULL)
-        xo_envelope_free(rt, reply);
+        xi_envelope_free(rt, reply);
     else if (error != NULL)
-        xo_mem_free(&rt->mem, (char *)error, strlen(error) + 1);
+        xi_mem_free(&rt->mem, (char *)error, strlen(error) + 1);
     it->result = NULL;
 }
 
@@ -84,15 +84,15 @@ static void free_future(struct xo_future *f)
     for (uint32_t i = 0; i < f->count; i++)
         drop_result(rt, &f->items[i]);
     if (f->current_part)
-        xo_envelope_free(rt, f->current_part);
-    struct xo_qnode *n;
-    while ((n = xo_mpscq_pop(&f->parts, &f->parts_tail)) != NULL)
-        xo_envelope_free(rt, (struct xo_envelope *)n);
+        xi_envelope_free(rt, f->current_part);
+    struct xi_qnode *n;
+    while ((n = xi_mpscq_pop(&f->parts, &f->parts_tail)) != NULL)
+        xi_envelope_free(rt, (struct xi_envelope *)n);
     f->magic = 0;
-    xo_mem_free(&rt->mem, f, f->alloc_size);
+    xi_mem_free(&rt->mem, f, f->alloc_size);
 }
 
-void xo_future_unref(struct xo_future *f)
+void xi_future_unref(struct xo_future *f)
 {
     /* acq_rel: the last owner sees every write made under the others. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
@@ -105,16 +105,16 @@ static void schedule_continuation(struct xo_future *f);
    who announced that they sleep on it. */
 static void wake_waiters(struct xo_future *f, uint32_t old)
 {
-    if (old & XO_FUT_WAITERS) /* threads outside the runtime */
-        xo_futex_wake_all(&f->flags);
-    if (old & XO_FUT_SLEEPER) {
+    if (old & XI_FUT_WAITERS) /* threads outside the runtime */
+        xi_futex_wake_all(&f->flags);
+    if (old & XI_FUT_SLEEPER) {
         /* acquire: pairs with the sleeper's acq_rel CAS; its worker struct
            lives until the runtime is freed, so a stale one is still memory
            to poke (it wakes once for nothing). */
-        struct xo_worker *w = atomic_load_explicit(&f->sleeper,
+        struct xi_worker *w = atomic_load_explicit(&f->sleeper,
                                                    memory_order_acquire);
         if (w != NULL)
-            xo_worker_wake(w);
+            xi_worker_wake(w);
     }
 }
 
@@ -123,10 +123,10 @@ static void finish(struct xo_future *f)
 {
     /* acq_rel: release publishes the items' results to whoever sees DONE;
        acquire pairs with a waiter's or attacher's fetch_or. */
-    uint32_t old = atomic_fetch_or_explicit(&f->flags, XO_FUT_DONE,
+    uint32_t old = atomic_fetch_or_explicit(&f->flags, XI_FUT_DONE,
                                             memory_order_acq_rel);
     wake_waiters(f, old);
-    if (old & XO_FUT_THEN)
+    if (old & XI_FUT_THEN)
         schedule_continuation(f);
 }
 
@@ -135,7 +135,7 @@ static char *copy_error(xo_runtime_t *rt, const char *msg)
     if (msg == NULL)
         return NULL;
     size_t len = strlen(msg);
-    char *copy = xo_mem_alloc(&rt->mem, len + 1);
+    char *copy = xi_mem_alloc(&rt->mem, len + 1);
     if (copy != NULL)
         memcpy(copy, msg, len + 1);
     return copy;
@@ -145,7 +145,7 @@ static bool claim_item(struct xo_request *it, uint32_t to)
 {
     /* acquire: pairs with the CAS of whoever moved the item last. */
     uint32_t phase = atomic_load_explicit(&it->phase, memory_order_acquire);
-    while (phase == XO_ITEM_QUEUED || phase == XO_ITEM_RUNNING) {
+    while (phase == XI_ITEM_QUEUED || phase == XI_ITEM_RUNNING) {
         /* acq_rel: one completer wins the item. */
         if (atomic_compare_exchange_weak_explicit(
                 &it->phase, &phase, to, memory_order_acq_rel,
@@ -155,14 +155,14 @@ static bool claim_item(struct xo_request *it, uint32_t to)
     return false;
 }
 
-bool xo_future_complete_item(struct xo_future *f, uint32_t i, int status,
-                             const char *error, struct xo_envelope *reply,
+bool xi_future_complete_item(struct xo_future *f, uint32_t i, int status,
+                             const char *error, struct xi_envelope *reply,
                              bool by_callee)
 {
     struct xo_request *it = &f->items[i];
-    if (!claim_item(it, by_callee ? XO_ITEM_ANSWERED : XO_ITEM_DONE)) {
+    if (!claim_item(it, by_callee ? XI_ITEM_ANSWERED : XI_ITEM_DONE)) {
         if (reply)
-            xo_envelope_free(f->rt, reply);
+            xi_envelope_free(f->rt, reply);
         return false;
     }
     it->status = status;
@@ -175,12 +175,12 @@ bool xo_future_complete_item(struct xo_future *f, uint32_t i, int status,
     return true;
 }
 
-bool xo_future_start_item(struct xo_future *f, uint32_t i)
+bool xi_future_start_item(struct xo_future *f, uint32_t i)
 {
-    uint32_t expected = XO_ITEM_QUEUED;
+    uint32_t expected = XI_ITEM_QUEUED;
     /* acq_rel: pairs with a cancel's CAS on the same item. */
     return atomic_compare_exchange_strong_explicit(
-        &f->items[i].phase, &expected, XO_ITEM_RUNNING, memory_order_acq_rel,
+        &f->items[i].phase, &expected, XI_ITEM_RUNNING, memory_order_acq_rel,
         memory_order_acquire);
 }
 
@@ -190,21 +190,21 @@ bool xo_future_start_item(struct xo_future *f, uint32_t i)
    the future (the request lives there, see call.h). */
 static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
                          uint32_t tag, const void *data, size_t size,
-                         struct xo_envelope **out)
+                         struct xi_envelope **out)
 {
     if (data == NULL && size > 0)
         return XO_EINVAL;
-    struct xo_envelope *env;
-    int rc = xo_envelope_new(rt, tag, size, &env);
+    struct xi_envelope *env;
+    int rc = xi_envelope_new(rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->msg.data, data, size);
-    env->item.kind = XO_K_CALL;
+    env->item.kind = XI_K_CALL;
     /* relaxed: the envelope's reference; the caller's keeps f alive. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     env->msg.request = &f->items[i];
-    env->msg.sender = xo_current_sender(rt);
+    env->msg.sender = xi_current_sender(rt);
     *out = env;
     return 0;
 }
@@ -215,18 +215,18 @@ static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
     if (to.rt == NULL || out == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
     struct xo_future *f;
-    int rc = xo_future_new(to.rt, to.id, 1, &f);
+    int rc = xi_future_new(to.rt, to.id, 1, &f);
     if (rc != 0)
         return rc;
-    struct xo_envelope *env;
+    struct xi_envelope *env;
     rc = call_envelope(to.rt, f, 0, tag, data, size, &env);
     if (rc == 0) {
-        rc = xo_enqueue(to, env);
+        rc = xi_enqueue(to, env);
         if (rc != 0)
-            xo_envelope_free(to.rt, env);
+            xi_envelope_free(to.rt, env);
     }
     if (rc != 0) {
-        xo_future_unref(f);
+        xi_future_unref(f);
         return rc;
     }
     *out = f;
@@ -240,7 +240,7 @@ int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
 {
     int rc = call_one(to, tag, data, size, out);
     if (rc == 0)
-        xo_count_sends(xo_current_ctx(), 1);
+        xi_count_sends(xi_current_ctx(), 1);
     return rc;
 }
 
@@ -254,31 +254,31 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
         if (items[i].tag != items[0].tag)
             return XO_EINVAL;
     struct xo_future *f;
-    int rc = xo_future_new(to.rt, to.id, (uint32_t)count, &f);
+    int rc = xi_future_new(to.rt, to.id, (uint32_t)count, &f);
     if (rc != 0)
         return rc;
     if (count == 0) {
         *out = f;
         return 0;
     }
-    struct xo_chain ch = { NULL, NULL };
+    struct xi_chain ch = { NULL, NULL };
     for (size_t i = 0; i < count && rc == 0; i++) {
-        struct xo_envelope *env;
+        struct xi_envelope *env;
         rc = call_envelope(to.rt, f, (uint32_t)i, items[i].tag, items[i].data,
                            items[i].size, &env);
         if (rc == 0)
-            xo_chain_append(&ch, env);
+            xi_chain_append(&ch, env);
     }
     if (rc == 0)
-        rc = xo_enqueue_chain(to, ch.first, ch.last);
+        rc = xi_enqueue_chain(to, ch.first, ch.last);
     if (rc != 0) {
         if (ch.first != NULL)
-            xo_envelope_chain_free(to.rt, ch.first, ch.last);
-        xo_future_unref(f);
+            xi_envelope_chain_free(to.rt, ch.first, ch.last);
+        xi_future_unref(f);
         return rc;
     }
     *out = f;
-    xo_count_sends(xo_current_ctx(), count);
+    xi_count_sends(xi_current_ctx(), count);
     return 0;
 }
 
@@ -295,43 +295,43 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
  * then waiting_for) and walks after, all seq_cst: of the waiters that close
  * a cycle at the same moment, the one whose store comes last in that order
  * sees all the others' and finds the cycle. Actors being destroyed are
- * followed too (xo_resolve_dying); stateless actors end a path (several of
+ * followed too (xi_resolve_dying); stateless actors end a path (several of
  * their handlers may run at once, so they keep no edges).
  */
-#define XO_WALK_STACK 64
-#define XO_WALK_BUDGET 1024
+#define XI_WALK_STACK 64
+#define XI_WALK_BUDGET 1024
 
 static bool walk_closes_cycle(xo_runtime_t *rt, uint64_t self,
                               uint64_t target)
 {
-    uint64_t todo[XO_WALK_STACK];
-    unsigned n = 0, budget = XO_WALK_BUDGET;
+    uint64_t todo[XI_WALK_STACK];
+    unsigned n = 0, budget = XI_WALK_BUDGET;
     bool cycle = false;
     todo[n++] = target;
-    xo_rcu_lock();
+    xi_rcu_lock();
     while (n > 0 && budget-- > 0) {
         uint64_t id = todo[--n];
         if (id == self) {
             cycle = true;
             break;
         }
-        struct xo_cell *c = xo_resolve_dying(rt, id);
+        struct xi_cell *c = xi_resolve_dying(rt, id);
         if (c == NULL || c->stateless)
             continue;
         /* seq_cst: pairs with the seq_cst stores of the edges (above). */
         uint64_t edges[2] = { atomic_load(&c->waiting_for),
                               atomic_load(&c->above) };
         for (unsigned k = 0; k < 2; k++)
-            if (edges[k] != 0 && n < XO_WALK_STACK)
+            if (edges[k] != 0 && n < XI_WALK_STACK)
                 todo[n++] = edges[k];
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
     return cycle;
 }
 
 static uint64_t deadline_of(int64_t timeout_ns)
 {
-    return timeout_ns < 0 ? 0 : xo_now_ns() + (uint64_t)timeout_ns;
+    return timeout_ns < 0 ? 0 : xi_now_ns() + (uint64_t)timeout_ns;
 }
 
 static bool changed(struct xo_future *f, uint32_t seen, uint32_t mask)
@@ -350,15 +350,15 @@ static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
     uint64_t deadline = deadline_of(timeout_ns);
     uint64_t spin = f->rt->cfg.spin_ns < 20000 ? f->rt->cfg.spin_ns : 20000;
     if (spin != 0 && timeout_ns != 0) {
-        uint64_t until = xo_now_ns() + spin;
+        uint64_t until = xi_now_ns() + spin;
         if (deadline != 0 && deadline < until)
             until = deadline;
         for (unsigned i = 1;; i++) {
             if (changed(f, seen, mask))
                 return 0;
-            if ((i & 31) == 0 && xo_now_ns() >= until)
+            if ((i & 31) == 0 && xi_now_ns() >= until)
                 break;
-            xo_cpu_relax();
+            xi_cpu_relax();
         }
     }
     for (;;) {
@@ -366,17 +366,17 @@ static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
         uint32_t v = atomic_load_explicit(&f->flags, memory_order_acquire);
         if ((v ^ seen) & mask)
             return 0;
-        uint64_t now = xo_now_ns();
+        uint64_t now = xi_now_ns();
         if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
             return XO_ETIMEDOUT;
-        if (!(v & XO_FUT_WAITERS)) {
+        if (!(v & XI_FUT_WAITERS)) {
             /* acq_rel: announce the sleeper before sleeping; the
                completer's RMW sees it. */
-            atomic_fetch_or_explicit(&f->flags, XO_FUT_WAITERS,
+            atomic_fetch_or_explicit(&f->flags, XI_FUT_WAITERS,
                                      memory_order_acq_rel);
             continue;
         }
-        xo_futex_wait(&f->flags, v, deadline ? deadline - now : 0);
+        xi_futex_wait(&f->flags, v, deadline ? deadline - now : 0);
     }
 }
 
@@ -386,7 +386,7 @@ static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
  * limit). In a handler of f's runtime the wait is an edge of the wait-for
  * graph, refused with XO_EDEADLK when it closes a cycle; on one of the
  * runtime's workers the worker runs other turns meanwhile
- * (xo_worker_block), at most XO_MAX_NESTED_WAITS deep (XO_EDEPTH beyond).
+ * (xi_worker_block), at most XO_MAX_NESTED_WAITS deep (XO_EDEPTH beyond).
  * Anywhere else (an outside thread, on_create run by one) it sleeps on the
  * future's futex word.
  */
@@ -396,37 +396,37 @@ static int wait_change(struct xo_future *f, uint32_t seen, uint32_t mask,
     if (changed(f, seen, mask))
         return 0;
     xo_runtime_t *rt = f->rt;
-    struct xo_ctx *ctx = xo_current_ctx();
-    struct xo_cell *self = ctx != NULL && ctx->rt == rt ? ctx->cell : NULL;
+    struct xo_ctx *ctx = xi_current_ctx();
+    struct xi_cell *self = ctx != NULL && ctx->rt == rt ? ctx->cell : NULL;
     if (self == NULL || timeout_ns == 0)
         return wait_outside(f, seen, mask, timeout_ns);
-    struct xo_worker *w = xo_current_worker();
+    struct xi_worker *w = xi_current_worker();
     if (w != NULL && w->rt != rt)
         w = NULL;
-    if (w != NULL && !xo_frame_push(w, self))
+    if (w != NULL && !xi_frame_push(w, self))
         return XO_EDEPTH;
     bool edges = !self->stateless;
     int rc;
     /* seq_cst: see the wait-for graph above. */
     if (edges)
         atomic_store(&self->waiting_for, f->callee_id);
-    if (edges && walk_closes_cycle(rt, xo_cell_ref(self).id, f->callee_id))
+    if (edges && walk_closes_cycle(rt, xi_cell_ref(self).id, f->callee_id))
         rc = XO_EDEADLK;
     else if (w != NULL)
-        rc = xo_worker_block(w, f, seen, mask, deadline_of(timeout_ns));
+        rc = xi_worker_block(w, f, seen, mask, deadline_of(timeout_ns));
     else
         rc = wait_outside(f, seen, mask, timeout_ns);
     /* seq_cst: waiting ended; walkers stop at us from now on. */
     if (edges)
         atomic_store(&self->waiting_for, 0);
     if (w != NULL)
-        xo_frame_pop(w);
+        xi_frame_pop(w);
     return rc;
 }
 
-int xo_future_wait_internal(struct xo_future *f, int64_t timeout_ns)
+int xi_future_wait_internal(struct xo_future *f, int64_t timeout_ns)
 {
-    return wait_change(f, 0, XO_FUT_DONE, timeout_ns);
+    return wait_change(f, 0, XI_FUT_DONE, timeout_ns);
 }
 
 int xo_future_wait(xo_future_t *f, int64_t timeout_ns)
@@ -434,7 +434,7 @@ int xo_future_wait(xo_future_t *f, int64_t timeout_ns)
     if (f == NULL)
         return XO_EINVAL;
     check_live(f, "xo_future_wait");
-    return xo_future_wait_internal(f, timeout_ns);
+    return xi_future_wait_internal(f, timeout_ns);
 }
 
 bool xo_future_done(const xo_future_t *f)
@@ -445,7 +445,7 @@ bool xo_future_done(const xo_future_t *f)
     /* acquire: results may be read once this says done. */
     return (atomic_load_explicit(&((xo_future_t *)f)->flags,
                                               memory_order_acquire) &
-                         XO_FUT_DONE);
+                         XI_FUT_DONE);
 }
 
 size_t xo_future_count(const xo_future_t *f)
@@ -461,13 +461,13 @@ size_t xo_future_count(const xo_future_t *f)
 static uint64_t item_from(const struct xo_request *it)
 {
     return atomic_load_explicit(&((struct xo_request *)it)->phase,
-                                memory_order_acquire) == XO_ITEM_ANSWERED
+                                memory_order_acquire) == XI_ITEM_ANSWERED
                ? it->callee
                : 0;
 }
 
 static void fill_result(xo_runtime_t *rt, int status, const char *error,
-                        const struct xo_envelope *env, uint64_t from,
+                        const struct xi_envelope *env, uint64_t from,
                         xo_result_t *out)
 {
     out->status = status;
@@ -497,7 +497,7 @@ int xo_future_result(const xo_future_t *f, size_t i, xo_result_t *out)
     if (!xo_future_done(f))
         return no_result(out, "the call is not complete yet");
     const struct xo_request *it = &f->items[i];
-    fill_result(f->rt, it->status, xo_item_error(it), xo_item_reply(it),
+    fill_result(f->rt, it->status, xi_item_error(it), xi_item_reply(it),
                 item_from(it), out);
     return it->status;
 }
@@ -511,20 +511,20 @@ int xo_future_cancel(xo_future_t *f)
     /* relaxed: the caller's reference keeps f alive while we take ours. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     for (uint32_t i = 0; i < f->count; i++) {
-        uint32_t expected = XO_ITEM_QUEUED;
+        uint32_t expected = XI_ITEM_QUEUED;
         struct xo_request *it = &f->items[i];
         /* Only calls not yet started: a running handler decides. The
            claim to RUNNING first lets complete_item finish it normally. */
         /* acq_rel: pairs with the worker's start_item CAS on the same item. */
         if (atomic_compare_exchange_strong_explicit(
-                &it->phase, &expected, XO_ITEM_RUNNING, memory_order_acq_rel,
+                &it->phase, &expected, XI_ITEM_RUNNING, memory_order_acq_rel,
                 memory_order_acquire))
-            xo_future_complete_item(f, i, XO_ECANCELED, NULL, NULL, false);
+            xi_future_complete_item(f, i, XO_ECANCELED, NULL, NULL, false);
     }
     /* relaxed: a hint for running handlers (xo_request_cancelled). */
-    atomic_fetch_or_explicit(&f->flags, XO_FUT_CANCEL,
+    atomic_fetch_or_explicit(&f->flags, XI_FUT_CANCEL,
                              memory_order_relaxed);
-    xo_future_unref(f);
+    xi_future_unref(f);
     return 0;
 }
 
@@ -534,9 +534,9 @@ void xo_future_release(xo_future_t *f)
         return;
     check_live(f, "xo_future_release");
     /* release: nothing of ours is touched after; acquire not needed. */
-    atomic_fetch_or_explicit(&f->flags, XO_FUT_ABANDONED,
+    atomic_fetch_or_explicit(&f->flags, XI_FUT_ABANDONED,
                              memory_order_release);
-    xo_future_unref(f);
+    xi_future_unref(f);
 }
 
 /* ---- streams -------------------------------------------------------- */
@@ -549,29 +549,29 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
     if (f->count != 1)
         return XO_EINVAL;
     if (f->current_part) {
-        xo_envelope_free(f->rt, f->current_part);
+        xi_envelope_free(f->rt, f->current_part);
         f->current_part = NULL;
     }
     uint64_t deadline = deadline_of(timeout_ns);
     for (;;) {
         /* acquire: pairs with the event/DONE release by the producer. */
         uint32_t seen = atomic_load_explicit(&f->flags, memory_order_acquire);
-        struct xo_qnode *n = xo_mpscq_pop(&f->parts, &f->parts_tail);
+        struct xi_qnode *n = xi_mpscq_pop(&f->parts, &f->parts_tail);
         if (n != NULL) {
-            struct xo_envelope *env = (struct xo_envelope *)n;
+            struct xi_envelope *env = (struct xi_envelope *)n;
             f->current_part = env;
             fill_result(f->rt, 0, NULL, env, env->msg.sender.id, part);
             return 0;
         }
-        if (seen & XO_FUT_DONE) {
+        if (seen & XI_FUT_DONE) {
             /* Parts are queued before DONE is set: none can be missing
                once DONE was seen before the pop above came up empty,
                except one mid-link; retry while the queue is not empty. */
-            if (!xo_mpscq_empty(&f->parts, f->parts_tail))
+            if (!xi_mpscq_empty(&f->parts, f->parts_tail))
                 continue;
             const struct xo_request *it = &f->items[0];
             if (it->status < 0) {
-                fill_result(f->rt, it->status, xo_item_error(it), NULL,
+                fill_result(f->rt, it->status, xi_item_error(it), NULL,
                             item_from(it), part);
                 return it->status;
             }
@@ -582,10 +582,10 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
            its cycle check and, in a handler, the worker lent meanwhile. */
         int64_t left = -1;
         if (timeout_ns >= 0) {
-            uint64_t now = xo_now_ns();
+            uint64_t now = xi_now_ns();
             left = now >= deadline ? 0 : (int64_t)(deadline - now);
         }
-        int rc = wait_change(f, seen, XO_FUT_DONE | XO_FUT_EVENTS, left);
+        int rc = wait_change(f, seen, XI_FUT_DONE | XI_FUT_EVENTS, left);
         if (rc != 0)
             return rc;
     }
@@ -597,7 +597,7 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
 static struct xo_future *request_future(const xo_request_t *req,
                                         const char *fn)
 {
-    struct xo_future *f = xo_request_future(req);
+    struct xo_future *f = xi_request_future(req);
     check_live(f, fn);
     return f;
 }
@@ -606,21 +606,21 @@ static struct xo_future *request_future(const xo_request_t *req,
    `answered` exchange), the others get XO_EINVAL and free what they
    brought. A deferred request's reference goes with its answer. */
 static int reply_with(xo_request_t *req, int status, const char *error,
-                      struct xo_envelope *env)
+                      struct xi_envelope *env)
 {
-    struct xo_future *f = xo_request_future(req);
+    struct xo_future *f = xi_request_future(req);
     /* acq_rel: one answer wins, and it sees whatever the losers did. */
     if (atomic_exchange_explicit(&req->answered, 1, memory_order_acq_rel)) {
         if (env)
-            xo_envelope_free(f->rt, env);
+            xi_envelope_free(f->rt, env);
         return XO_EINVAL;
     }
     bool deferred = req->deferred;
     if (env)
         env->msg.sender = (xo_ref_t){ f->rt, req->callee };
-    xo_future_complete_item(f, req->index, status, error, env, true);
+    xi_future_complete_item(f, req->index, status, error, env, true);
     if (deferred)
-        xo_future_unref(f); /* the deferred handle's reference */
+        xi_future_unref(f); /* the deferred handle's reference */
     return 0;
 }
 
@@ -638,8 +638,8 @@ int xo_reply(xo_request_t *req, uint32_t tag, const void *data, size_t size)
     struct xo_future *f = request_future(req, "xo_reply");
     if (answered(req))
         return XO_EINVAL;
-    struct xo_envelope *env;
-    int rc = xo_envelope_new(f->rt, tag, size, &env);
+    struct xi_envelope *env;
+    int rc = xi_envelope_new(f->rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
@@ -689,19 +689,19 @@ int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
         return XO_EINVAL;
     /* acquire: pairs with release's fetch_or of ABANDONED. */
     if (atomic_load_explicit(&f->flags, memory_order_acquire) &
-        (XO_FUT_ABANDONED | XO_FUT_CANCEL))
+        (XI_FUT_ABANDONED | XI_FUT_CANCEL))
         return XO_ECANCELED;
-    struct xo_envelope *env;
-    int rc = xo_envelope_new(f->rt, tag, size, &env);
+    struct xi_envelope *env;
+    int rc = xi_envelope_new(f->rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->msg.data, data, size);
     env->msg.sender = (xo_ref_t){ f->rt, req->callee };
-    (void)xo_mpscq_push(&f->parts, &env->item.node);
+    (void)xi_mpscq_push(&f->parts, &env->item.node);
     /* acq_rel: the part is linked before the event is seen; the event
        count tells a sleeping reader to look again. */
-    uint32_t old = atomic_fetch_add_explicit(&f->flags, XO_FUT_EVENT,
+    uint32_t old = atomic_fetch_add_explicit(&f->flags, XI_FUT_EVENT,
                                              memory_order_acq_rel);
     wake_waiters(f, old);
     return 0;
@@ -714,7 +714,7 @@ bool xo_request_cancelled(const xo_request_t *req)
     struct xo_future *f = request_future(req, "xo_request_cancelled");
     /* relaxed: a hint, polled by the handler. */
     return atomic_load_explicit(&f->flags, memory_order_relaxed) &
-           (XO_FUT_CANCEL | XO_FUT_ABANDONED);
+           (XI_FUT_CANCEL | XI_FUT_ABANDONED);
 }
 
 xo_request_t *xo_request_defer(xo_request_t *req)
@@ -743,12 +743,12 @@ int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     if (ctx->fail_msg)
-        xo_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+        xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
     ctx->fail_msg = copy_error(ctx->rt, buf);
     return err;
 }
 
-void xo_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc)
+void xi_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc)
 {
     xo_request_t *req = msg->request;
     /* deferred first: once deferred, the handle may be answered on another
@@ -769,21 +769,21 @@ struct cont_payload {
 static void schedule_continuation(struct xo_future *f)
 {
     xo_runtime_t *rt = f->rt;
-    struct xo_envelope *env;
-    if (xo_envelope_new(rt, 0, sizeof(struct cont_payload), &env) != 0) {
+    struct xi_envelope *env;
+    if (xi_envelope_new(rt, 0, sizeof(struct cont_payload), &env) != 0) {
         /* Nowhere to run it: the continuation's reference goes. A failed
            allocation here is reported as a handler error of the caller. */
         if (rt->cfg.on_handler_error)
             rt->cfg.on_handler_error(rt, f->then_actor, 0, XO_ENOMEM,
                                      rt->cfg.on_handler_error_user);
-        xo_future_unref(f);
+        xi_future_unref(f);
         return;
     }
-    env->item.kind = XO_K_CONT;
+    env->item.kind = XI_K_CONT;
     struct cont_payload *p = env->msg.data;
     *p = (struct cont_payload){ f, f->then, f->then_arg };
-    if (xo_enqueue(f->then_actor, env) != 0)
-        xo_drop_continuation(rt, env);
+    if (xi_enqueue(f->then_actor, env) != 0)
+        xi_drop_continuation(rt, env);
 }
 
 /* Nobody reads a continuation's future after it ran (the runtime owns
@@ -795,35 +795,35 @@ static void drop_results(struct xo_future *f)
         drop_result(f->rt, &f->items[i]);
 }
 
-void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env)
+void xi_drop_continuation(xo_runtime_t *rt, struct xi_envelope *env)
 {
     struct cont_payload *p = env->msg.data;
     drop_results(p->f);
-    xo_future_unref(p->f);
-    xo_envelope_free(rt, env);
+    xi_future_unref(p->f);
+    xi_envelope_free(rt, env);
 }
 
-int xo_run_continuation(struct xo_ctx *ctx, struct xo_envelope *env)
+int xi_run_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     struct cont_payload *p = env->msg.data;
     int rc = p->then(ctx, ctx->cell->state, p->f, p->arg);
     drop_results(p->f);
-    xo_future_unref(p->f);
+    xi_future_unref(p->f);
     return rc;
 }
 
-static int timeout_timer(struct xo_future *f, struct xo_worker *w,
+static int timeout_timer(struct xo_future *f, struct xi_worker *w,
                          int64_t timeout_ns)
 {
-    struct xo_timer *t = xo_mem_zalloc(&f->rt->mem, sizeof(*t));
+    struct xi_timer *t = xi_mem_zalloc(&f->rt->mem, sizeof(*t));
     if (t == NULL)
         return XO_ENOMEM;
     t->deadline = deadline_of(timeout_ns);
-    t->what = XO_TIMER_CALL_TIMEOUT;
+    t->what = XI_TIMER_CALL_TIMEOUT;
     t->f = f;
     /* relaxed: the timer's reference, taken while the caller's holds f. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    return xo_timer_start(w, t);
+    return xi_timer_start(w, t);
 }
 
 int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
@@ -833,29 +833,29 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
         return XO_EINVAL;
     if (ctx->cell->stateless)
         return XO_EINVAL; /* no turn of its own to continue in: block */
-    struct xo_worker *w = xo_current_worker();
+    struct xi_worker *w = xi_current_worker();
     if (w == NULL || w->rt != ctx->rt)
         return XO_EINVAL; /* on_create runs on the spawner's thread */
     struct xo_future *f;
     int rc = call_one(to, tag, data, size, &f);
     if (rc != 0)
         return rc;
-    f->then_actor = xo_cell_ref(ctx->cell);
+    f->then_actor = xi_cell_ref(ctx->cell);
     f->then = then;
     f->then_arg = arg;
     /* The timer lives on the caller's home pool, which outlives it: the
        worker running this turn may be another pool's (movable actors). */
     if (timeout_ns >= 0 &&
-        timeout_timer(f, xo_pool(ctx->rt, ctx->cell->pool), timeout_ns) != 0) {
+        timeout_timer(f, xi_pool(ctx->rt, ctx->cell->pool), timeout_ns) != 0) {
         /* No timer: cancel what has not started and let it complete. */
         xo_future_cancel(f);
     }
     /* The caller's reference becomes the continuation's. acq_rel: pairs
        with finish()'s fetch_or; exactly one of us schedules. */
-    uint32_t old = atomic_fetch_or_explicit(&f->flags, XO_FUT_THEN,
+    uint32_t old = atomic_fetch_or_explicit(&f->flags, XI_FUT_THEN,
                                             memory_order_acq_rel);
-    if (old & XO_FUT_DONE)
+    if (old & XI_FUT_DONE)
         schedule_continuation(f);
-    xo_count_sends(ctx, 1);
+    xi_count_sends(ctx, 1);
     return 0;
 }

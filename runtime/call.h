@@ -22,8 +22,8 @@
  * destroy settles; a call timeout timer and an attached continuation hold
  * one each.
  */
-#ifndef XO_RUNTIME_CALL_H
-#define XO_RUNTIME_CALL_H
+#ifndef XI_RUNTIME_CALL_H
+#define XI_RUNTIME_CALL_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -33,25 +33,25 @@
 #include "xoscar/xoscar.h"
 #include "mpscq.h"
 
-struct xo_envelope;
-struct xo_cell;
-struct xo_worker;
+struct xi_envelope;
+struct xi_cell;
+struct xi_worker;
 
 enum {
-    XO_FUT_DONE = 1u,
-    XO_FUT_WAITERS = 2u,
-    XO_FUT_THEN = 4u,
-    XO_FUT_ABANDONED = 8u,  /* the caller released the future */
-    XO_FUT_CANCEL = 16u,    /* the caller asked to cancel */
-    XO_FUT_SLEEPER = 32u,   /* a worker sleeps on it (see `sleeper`) */
-    XO_FUT_EVENT = 1u << 8,
-    XO_FUT_EVENTS = ~((1u << 8) - 1u), /* the stream event count */
+    XI_FUT_DONE = 1u,
+    XI_FUT_WAITERS = 2u,
+    XI_FUT_THEN = 4u,
+    XI_FUT_ABANDONED = 8u,  /* the caller released the future */
+    XI_FUT_CANCEL = 16u,    /* the caller asked to cancel */
+    XI_FUT_SLEEPER = 32u,   /* a worker sleeps on it (see `sleeper`) */
+    XI_FUT_EVENT = 1u << 8,
+    XI_FUT_EVENTS = ~((1u << 8) - 1u), /* the stream event count */
 };
 
 /* An item's phase. Completed by the actor it was sent to (its answer, its
    handler's error, a destroy's outcome: ANSWERED, `from` is that actor)
    or by the runtime (a timeout, a cancel: DONE, `from` is none). */
-enum { XO_ITEM_QUEUED = 0, XO_ITEM_RUNNING, XO_ITEM_DONE, XO_ITEM_ANSWERED };
+enum { XI_ITEM_QUEUED = 0, XI_ITEM_RUNNING, XI_ITEM_DONE, XI_ITEM_ANSWERED };
 
 /*
  * One call of a future, and the callee's handle on it: msg->request points
@@ -84,12 +84,12 @@ struct xo_request {
 
 _Static_assert(sizeof(struct xo_request) == 32, "an item is 32 bytes");
 
-static inline struct xo_envelope *xo_item_reply(const struct xo_request *it)
+static inline struct xi_envelope *xi_item_reply(const struct xo_request *it)
 {
-    return it->status >= 0 ? (struct xo_envelope *)it->result : NULL;
+    return it->status >= 0 ? (struct xi_envelope *)it->result : NULL;
 }
 
-static inline const char *xo_item_error(const struct xo_request *it)
+static inline const char *xi_item_error(const struct xo_request *it)
 {
     return it->status < 0 ? (const char *)it->result : NULL;
 }
@@ -99,7 +99,7 @@ static inline const char *xo_item_error(const struct xo_request *it)
    link overwrites, so a released future is recognised as such (until the
    block is reused for another future) and misuse aborts with a message
    instead of corrupting memory far away. */
-#define XO_FUTURE_LIVE UINT64_C(0x7866757475726521) /* "xfuture!" */
+#define XI_FUTURE_LIVE UINT64_C(0x7866757475726521) /* "xfuture!" */
 
 struct xo_future {
     uint64_t magic;
@@ -116,12 +116,12 @@ struct xo_future {
     /* A worker whose handler waits on this future sleeps on its own wake
        word (so that new work for it wakes it too): the completer wakes it
        through this pointer (sched.c, "Waiting inside a handler"). */
-    _Atomic(struct xo_worker *) sleeper;
+    _Atomic(struct xi_worker *) sleeper;
     /* Streams: parts (envelopes) queued by the callee, read by the
        caller; the part last handed out is kept until the next read. */
-    struct xo_mpscq parts;
-    struct xo_qnode *parts_tail; /* the reader's end (a stream is not hot) */
-    struct xo_envelope *current_part;
+    struct xi_mpscq parts;
+    struct xi_qnode *parts_tail; /* the reader's end (a stream is not hot) */
+    struct xi_envelope *current_part;
     /* Continuation, run as a turn of then_actor. */
     xo_ref_t then_actor;
     xo_then_fn then;
@@ -129,7 +129,7 @@ struct xo_future {
     struct xo_request items[];
 };
 
-static inline struct xo_future *xo_request_future(const struct xo_request *r)
+static inline struct xo_future *xi_request_future(const struct xo_request *r)
 {
     return (struct xo_future *)(void *)((char *)(r - r->index) -
                                         offsetof(struct xo_future, items));
@@ -137,9 +137,9 @@ static inline struct xo_future *xo_request_future(const struct xo_request *r)
 
 /* A future of count items (count 0 is complete at once), holding the
    caller's reference. */
-int xo_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
+int xi_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,
                   struct xo_future **out);
-void xo_future_unref(struct xo_future *f);
+void xi_future_unref(struct xo_future *f);
 /*
  * Complete item i if it is still open (QUEUED or RUNNING): status, an
  * optional error message (copied), an optional reply envelope (taken).
@@ -147,19 +147,19 @@ void xo_future_unref(struct xo_future *f);
  * runtime did. Returns false (and frees reply) when the item was already
  * complete.
  */
-bool xo_future_complete_item(struct xo_future *f, uint32_t i, int status,
-                             const char *error, struct xo_envelope *reply,
+bool xi_future_complete_item(struct xo_future *f, uint32_t i, int status,
+                             const char *error, struct xi_envelope *reply,
                              bool by_callee);
 /* Worker: an item's handler is about to run; false if it was cancelled. */
-bool xo_future_start_item(struct xo_future *f, uint32_t i);
+bool xi_future_start_item(struct xo_future *f, uint32_t i);
 
 /* Worker, after a handler: answer the calls it left unanswered. */
-void xo_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc);
+void xi_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc);
 /* Worker: a continuation envelope reached the front of its mailbox. */
-int xo_run_continuation(struct xo_ctx *ctx, struct xo_envelope *env);
+int xi_run_continuation(struct xo_ctx *ctx, struct xi_envelope *env);
 /* A continuation envelope that will never run (its actor is gone). */
-void xo_drop_continuation(xo_runtime_t *rt, struct xo_envelope *env);
+void xi_drop_continuation(xo_runtime_t *rt, struct xi_envelope *env);
 /* Wait for a future, from a handler (helping, cycle check) or not. */
-int xo_future_wait_internal(struct xo_future *f, int64_t timeout_ns);
+int xi_future_wait_internal(struct xo_future *f, int64_t timeout_ns);
 
-#endif /* XO_RUNTIME_CALL_H */
+#endif /* XI_RUNTIME_CALL_H */

@@ -25,29 +25,29 @@
    call cost counting 7 %). */
 static inline __attribute__((always_inline)) int
 envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
-             struct xo_envelope **out)
+             struct xi_envelope **out)
 {
     if (size > XO_MSG_MAX_SIZE)
         return XO_EINVAL;
-    size_t total = sizeof(struct xo_envelope) + size +
-                   (size <= XO_ENV_SMALL ? 0 : 8);
-    struct xo_envelope *env = xo_mem_alloc(&rt->mem, total);
+    size_t total = sizeof(struct xi_envelope) + size +
+                   (size <= XI_ENV_SMALL ? 0 : 8);
+    struct xi_envelope *env = xi_mem_alloc(&rt->mem, total);
     if (env == NULL)
         return XO_ENOMEM;
-    env->item.kind = XO_K_TELL;
+    env->item.kind = XI_K_TELL;
     env->item.size = (uint32_t)total;
     env->item.flags = 0;
     env->msg.tag = tag;
     env->msg.size = (uint32_t)size;
-    env->msg.data = xo_env_payload(env, size);
+    env->msg.data = xi_env_payload(env, size);
     env->msg.sender = XO_REF_NONE;
     env->msg.request = NULL;
     *out = env;
     return 0;
 }
 
-int xo_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
-                    struct xo_envelope **out)
+int xi_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
+                    struct xi_envelope **out)
 {
     return envelope_new(rt, tag, size, out);
 }
@@ -59,30 +59,30 @@ struct wrap_tail {
 
 /* A wrapped envelope's free callback, kept where its payload would be
    (msg.data points at the caller's buffer instead). */
-static struct wrap_tail *wrap_tail_of(struct xo_envelope *env)
+static struct wrap_tail *wrap_tail_of(struct xi_envelope *env)
 {
-    return (struct wrap_tail *)xo_env_payload(env, sizeof(struct wrap_tail));
+    return (struct wrap_tail *)xi_env_payload(env, sizeof(struct wrap_tail));
 }
 
-void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env)
+void xi_envelope_free(xo_runtime_t *rt, struct xi_envelope *env)
 {
-    if (env->item.kind == XO_K_CALL && env->msg.request != NULL)
-        xo_future_unref(xo_request_future(env->msg.request));
-    if (env->item.flags & XO_ENV_WRAPPED) {
+    if (env->item.kind == XI_K_CALL && env->msg.request != NULL)
+        xi_future_unref(xi_request_future(env->msg.request));
+    if (env->item.flags & XI_ENV_WRAPPED) {
         struct wrap_tail *t = wrap_tail_of(env);
         if (t->free_fn != NULL)
             t->free_fn(env->msg.data, t->free_arg);
     }
-    xo_mem_free(&rt->mem, env, env->item.size);
+    xi_mem_free(&rt->mem, env, env->item.size);
 }
 
-void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
-                            struct xo_envelope *last)
+void xi_envelope_chain_free(xo_runtime_t *rt, struct xi_envelope *first,
+                            struct xi_envelope *last)
 {
-    struct xo_envelope *e = first;
+    struct xi_envelope *e = first;
     while (e != NULL) {
-        struct xo_envelope *next = xo_chain_next(e, last);
-        xo_envelope_free(rt, e);
+        struct xi_envelope *next = xi_chain_next(e, last);
+        xi_envelope_free(rt, e);
         e = next;
     }
 }
@@ -91,22 +91,22 @@ static xo_ref_t sender_in(struct xo_ctx *ctx, xo_runtime_t *rt)
 {
     if (ctx == NULL || ctx->rt != rt || ctx->cell == NULL)
         return XO_REF_NONE;
-    return xo_cell_ref(ctx->cell);
+    return xi_cell_ref(ctx->cell);
 }
 
-xo_ref_t xo_current_sender(xo_runtime_t *rt)
+xo_ref_t xi_current_sender(xo_runtime_t *rt)
 {
-    return sender_in(xo_current_ctx(), rt);
+    return sender_in(xi_current_ctx(), rt);
 }
 
 /* A bounded mailbox takes count more messages, or refuses them all. */
-static bool reserve_room(struct xo_cell *c, uint32_t count)
+static bool reserve_room(struct xi_cell *c, uint32_t count)
 {
     if (c->capacity == 0)
         return true;
     if (count > c->capacity) /* can never fit: refuse without touching */
         return false;
-    /* relaxed: see struct xo_cell. */
+    /* relaxed: see struct xi_cell. */
     uint32_t before = atomic_fetch_add_explicit(&c->queued, count,
                                                 memory_order_relaxed);
     if (before + count <= c->capacity)
@@ -115,80 +115,80 @@ static bool reserve_room(struct xo_cell *c, uint32_t count)
     return false;
 }
 
-static uint32_t chain_length(struct xo_envelope *first,
-                             struct xo_envelope *last)
+static uint32_t chain_length(struct xi_envelope *first,
+                             struct xi_envelope *last)
 {
     uint32_t n = 1;
-    for (struct xo_envelope *e = first; e != last; n++)
-        e = xo_chain_next(e, last);
+    for (struct xi_envelope *e = first; e != last; n++)
+        e = xi_chain_next(e, last);
     return n;
 }
 
 /* Stateless target: each envelope becomes a task on some worker. */
-static void push_tasks(struct xo_cell *c, struct xo_envelope *first,
-                       struct xo_envelope *last)
+static void push_tasks(struct xi_cell *c, struct xi_envelope *first,
+                       struct xi_envelope *last)
 {
-    struct xo_envelope *e = first;
+    struct xi_envelope *e = first;
     while (e != NULL) {
-        struct xo_envelope *next = xo_chain_next(e, last);
-        xo_task_set_cell(e, c);
+        struct xi_envelope *next = xi_chain_next(e, last);
+        xi_task_set_cell(e, c);
         /* relaxed: the count only has to be exact, not ordered; the cell
            stays alive because we are inside the RCU section. */
         atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
-        xo_runq_push(xo_task_worker(c->rt), &e->item);
+        xi_runq_push(xi_task_worker(c->rt), &e->item);
         e = next;
     }
 }
 
-int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
-                     struct xo_envelope *last)
+int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
+                     struct xi_envelope *last)
 {
     xo_runtime_t *rt = to.rt;
     int rc = 0;
-    struct xo_reader *sect = xo_section_enter(&rt->rcu_sync);
-    if (xo_rt_closing(rt)) {
+    struct xi_reader *sect = xi_section_enter(&rt->rcu_sync);
+    if (xi_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
-        struct xo_cell *c = xo_resolve(rt, to.id);
+        struct xi_cell *c = xi_resolve(rt, to.id);
         if (c == NULL)
             rc = XO_ENOTEXIST;
-        else if (c->stateless && first->item.kind != XO_K_CONT)
+        else if (c->stateless && first->item.kind != XI_K_CONT)
             push_tasks(c, first, last);
-        else if (c->capacity != 0 && first->item.kind != XO_K_CONT &&
-                 !(first->item.flags & XO_ENV_RESERVED) &&
+        else if (c->capacity != 0 && first->item.kind != XI_K_CONT &&
+                 !(first->item.flags & XI_ENV_RESERVED) &&
                  !reserve_room(c, chain_length(first, last)))
             rc = XO_EFULL;
-        else if (xo_mpscq_push_chain(&c->mbox, &first->item.node,
+        else if (xi_mpscq_push_chain(&c->mbox, &first->item.node,
                                      &last->item.node))
-            xo_schedule(c);
+            xi_schedule(c);
     }
-    xo_section_leave(&rt->rcu_sync, sect);
+    xi_section_leave(&rt->rcu_sync, sect);
     return rc;
 }
 
-int xo_enqueue(xo_ref_t to, struct xo_envelope *env)
+int xi_enqueue(xo_ref_t to, struct xi_envelope *env)
 {
-    return xo_enqueue_chain(to, env, env);
+    return xi_enqueue_chain(to, env, env);
 }
 
 int xo_tell(xo_ref_t to, uint32_t tag, const void *data, size_t size)
 {
     if (to.rt == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
-    struct xo_envelope *env;
+    struct xi_envelope *env;
     int rc = envelope_new(to.rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->msg.data, data, size);
-    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_ctx *ctx = xi_current_ctx();
     env->msg.sender = sender_in(ctx, to.rt);
-    rc = xo_enqueue(to, env);
+    rc = xi_enqueue(to, env);
     if (rc != 0) {
-        xo_envelope_free(to.rt, env);
+        xi_envelope_free(to.rt, env);
         return rc;
     }
-    xo_count_sends(ctx, 1);
+    xi_count_sends(ctx, 1);
     return 0;
 }
 
@@ -198,12 +198,12 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
         return XO_EINVAL;
     if (count == 0)
         return 0;
-    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_ctx *ctx = xi_current_ctx();
     xo_ref_t sender = sender_in(ctx, to.rt);
-    struct xo_chain ch = { NULL, NULL };
+    struct xi_chain ch = { NULL, NULL };
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
-        struct xo_envelope *env;
+        struct xi_envelope *env;
         if (items[i].data == NULL && items[i].size > 0)
             rc = XO_EINVAL;
         else
@@ -213,16 +213,16 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
         if (items[i].size > 0)
             memcpy(env->msg.data, items[i].data, items[i].size);
         env->msg.sender = sender;
-        xo_chain_append(&ch, env);
+        xi_chain_append(&ch, env);
     }
     if (rc == 0)
-        rc = xo_enqueue_chain(to, ch.first, ch.last);
+        rc = xi_enqueue_chain(to, ch.first, ch.last);
     if (rc != 0) {
         if (ch.first != NULL)
-            xo_envelope_chain_free(to.rt, ch.first, ch.last);
+            xi_envelope_chain_free(to.rt, ch.first, ch.last);
         return rc;
     }
-    xo_count_sends(ctx, count);
+    xi_count_sends(ctx, count);
     return 0;
 }
 
@@ -230,7 +230,7 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
    "never before stop". */
 static uint64_t deadline_after(uint64_t delay_ns)
 {
-    uint64_t now = xo_now_ns();
+    uint64_t now = xi_now_ns();
     return delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
 }
 
@@ -238,21 +238,21 @@ static uint64_t deadline_after(uint64_t delay_ns)
    section so that a pool being removed cannot miss it. A bounded target
    counts the message from now on: its place is taken when it is accepted,
    so it cannot be refused when its time comes. */
-static int arm_delayed(xo_runtime_t *rt, xo_ref_t to, struct xo_timer *t)
+static int arm_delayed(xo_runtime_t *rt, xo_ref_t to, struct xi_timer *t)
 {
     int rc = 0;
-    xo_rcu_lock();
-    struct xo_cell *c = xo_rt_closing(rt) ? NULL : xo_resolve(rt, to.id);
+    xi_rcu_lock();
+    struct xi_cell *c = xi_rt_closing(rt) ? NULL : xi_resolve(rt, to.id);
     if (c == NULL)
-        rc = xo_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
+        rc = xi_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
     else if (c->capacity != 0 && !reserve_room(c, 1))
         rc = XO_EFULL;
     if (rc == 0) {
         if (c->capacity != 0)
-            t->env->item.flags |= XO_ENV_RESERVED;
-        rc = xo_timer_start(xo_pool(rt, c->pool), t);
+            t->env->item.flags |= XI_ENV_RESERVED;
+        rc = xi_timer_start(xi_pool(rt, c->pool), t);
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
     return rc;
 }
 
@@ -262,26 +262,26 @@ int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
     if (to.rt == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
     xo_runtime_t *rt = to.rt;
-    struct xo_envelope *env;
-    int rc = xo_envelope_new(rt, tag, size, &env);
+    struct xi_envelope *env;
+    int rc = xi_envelope_new(rt, tag, size, &env);
     if (rc != 0)
         return rc;
     if (size > 0)
         memcpy(env->msg.data, data, size);
-    env->msg.sender = xo_current_sender(rt);
-    struct xo_timer *t = xo_mem_zalloc(&rt->mem, sizeof(*t));
+    env->msg.sender = xi_current_sender(rt);
+    struct xi_timer *t = xi_mem_zalloc(&rt->mem, sizeof(*t));
     if (t == NULL) {
-        xo_envelope_free(rt, env);
+        xi_envelope_free(rt, env);
         return XO_ENOMEM;
     }
     t->deadline = deadline_after(delay_ns);
-    t->what = XO_TIMER_TELL;
+    t->what = XI_TIMER_TELL;
     t->to = to;
     t->env = env;
     rc = arm_delayed(rt, to, t);
     if (rc != 0) {
-        xo_envelope_free(rt, env);
-        xo_mem_free(&rt->mem, t, sizeof(*t));
+        xi_envelope_free(rt, env);
+        xi_mem_free(&rt->mem, t, sizeof(*t));
     }
     return rc;
 }
@@ -290,8 +290,8 @@ int xo_msg_alloc(xo_runtime_t *rt, uint32_t tag, size_t size, xo_msg_t **out)
 {
     if (rt == NULL || out == NULL)
         return XO_EINVAL;
-    struct xo_envelope *env;
-    int rc = xo_envelope_new(rt, tag, size, &env);
+    struct xi_envelope *env;
+    int rc = xi_envelope_new(rt, tag, size, &env);
     if (rc == 0)
         *out = &env->msg;
     return rc;
@@ -304,14 +304,14 @@ int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
     if (rt == NULL || out == NULL || (buf == NULL && size > 0) ||
         size > XO_MSG_MAX_SIZE)
         return XO_EINVAL;
-    struct xo_envelope *env;
-    int rc = xo_envelope_new(rt, tag, sizeof(struct wrap_tail), &env);
+    struct xi_envelope *env;
+    int rc = xi_envelope_new(rt, tag, sizeof(struct wrap_tail), &env);
     if (rc != 0)
         return rc;
     struct wrap_tail *t = wrap_tail_of(env);
     t->free_fn = free_fn;
     t->free_arg = free_arg;
-    env->item.flags |= XO_ENV_WRAPPED;
+    env->item.flags |= XI_ENV_WRAPPED;
     env->msg.data = buf;
     env->msg.size = (uint32_t)size;
     *out = &env->msg;
@@ -322,14 +322,14 @@ int xo_send(xo_ref_t to, xo_msg_t *msg)
 {
     if (to.rt == NULL || msg == NULL)
         return XO_EINVAL;
-    struct xo_envelope *env = xo_container_of(msg, struct xo_envelope, msg);
-    if (env->item.kind != XO_K_TELL)
+    struct xi_envelope *env = xi_container_of(msg, struct xi_envelope, msg);
+    if (env->item.kind != XI_K_TELL)
         return XO_EINVAL;
-    struct xo_ctx *ctx = xo_current_ctx();
+    struct xo_ctx *ctx = xi_current_ctx();
     env->msg.sender = sender_in(ctx, to.rt);
-    int rc = xo_enqueue(to, env);
+    int rc = xi_enqueue(to, env);
     if (rc == 0)
-        xo_count_sends(ctx, 1);
+        xi_count_sends(ctx, 1);
     return rc;
 }
 
@@ -337,5 +337,5 @@ void xo_msg_free(xo_runtime_t *rt, xo_msg_t *msg)
 {
     if (rt == NULL || msg == NULL)
         return;
-    xo_envelope_free(rt, xo_container_of(msg, struct xo_envelope, msg));
+    xi_envelope_free(rt, xi_container_of(msg, struct xi_envelope, msg));
 }

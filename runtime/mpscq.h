@@ -21,16 +21,16 @@
  * "empty" while the queue is not: mark_idle then fails (head moved), and the
  * consumer keeps the queue scheduled and comes back.
  */
-#ifndef XO_RUNTIME_MPSCQ_H
-#define XO_RUNTIME_MPSCQ_H
+#ifndef XI_RUNTIME_MPSCQ_H
+#define XI_RUNTIME_MPSCQ_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
-struct xo_qnode {
-    _Atomic(struct xo_qnode *) next;
+struct xi_qnode {
+    _Atomic(struct xi_qnode *) next;
 };
 
 /*
@@ -44,22 +44,22 @@ struct xo_qnode {
  * backlog share no line but the nodes themselves, and a hand-off to an
  * idle consumer still moves one line (head and stub together).
  */
-struct xo_mpscq {
+struct xi_mpscq {
     /* Producers' end: the last node pushed, low bit = idle mark. */
     _Atomic uintptr_t head;
-    struct xo_qnode stub;
+    struct xi_qnode stub;
 };
 
-#define XO_MPSCQ_IDLE ((uintptr_t)1)
+#define XI_MPSCQ_IDLE ((uintptr_t)1)
 
 /* The queue starts empty; `idle` says whether it starts marked idle.
    *tail is the consumer's end (see Layout). */
-static inline void xo_mpscq_init(struct xo_mpscq *q, struct xo_qnode **tail,
+static inline void xi_mpscq_init(struct xi_mpscq *q, struct xi_qnode **tail,
                                  bool idle)
 {
     atomic_init(&q->stub.next, NULL);
     *tail = &q->stub;
-    atomic_init(&q->head, (uintptr_t)&q->stub | (idle ? XO_MPSCQ_IDLE : 0));
+    atomic_init(&q->head, (uintptr_t)&q->stub | (idle ? XI_MPSCQ_IDLE : 0));
 }
 
 /*
@@ -67,9 +67,9 @@ static inline void xo_mpscq_init(struct xo_mpscq *q, struct xo_qnode **tail,
  * set to NULL here). Returns true when the queue was marked idle: the caller
  * now owns bringing the consumer back.
  */
-static inline bool xo_mpscq_push_chain(struct xo_mpscq *q,
-                                       struct xo_qnode *first,
-                                       struct xo_qnode *last)
+static inline bool xi_mpscq_push_chain(struct xi_mpscq *q,
+                                       struct xi_qnode *first,
+                                       struct xi_qnode *last)
 {
     /* relaxed: published by the release exchange below. */
     atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
@@ -79,16 +79,16 @@ static inline bool xo_mpscq_push_chain(struct xo_mpscq *q,
        consumer did before going idle. */
     uintptr_t prev = atomic_exchange_explicit(&q->head, (uintptr_t)last,
                                               memory_order_acq_rel);
-    struct xo_qnode *p = (struct xo_qnode *)(prev & ~XO_MPSCQ_IDLE);
+    struct xi_qnode *p = (struct xi_qnode *)(prev & ~XI_MPSCQ_IDLE);
     /* release: pairs with the acquire load of `next` in pop; makes the
        chain's contents visible to the consumer that follows the link. */
     atomic_store_explicit(&p->next, first, memory_order_release);
-    return (prev & XO_MPSCQ_IDLE) != 0;
+    return (prev & XI_MPSCQ_IDLE) != 0;
 }
 
-static inline bool xo_mpscq_push(struct xo_mpscq *q, struct xo_qnode *n)
+static inline bool xi_mpscq_push(struct xi_mpscq *q, struct xi_qnode *n)
 {
-    return xo_mpscq_push_chain(q, n, n);
+    return xi_mpscq_push_chain(q, n, n);
 }
 
 /*
@@ -96,12 +96,12 @@ static inline bool xo_mpscq_push(struct xo_mpscq *q, struct xo_qnode *n)
  * producer is between its exchange and its link store. The node returned is
  * fully detached: the caller may free or re-push it at once.
  */
-static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q,
-                                            struct xo_qnode **tailp)
+static inline struct xi_qnode *xi_mpscq_pop(struct xi_mpscq *q,
+                                            struct xi_qnode **tailp)
 {
-    struct xo_qnode *tail = *tailp;
+    struct xi_qnode *tail = *tailp;
     /* acquire: pairs with the release link store in push. */
-    struct xo_qnode *next =
+    struct xi_qnode *next =
         atomic_load_explicit(&tail->next, memory_order_acquire);
     if (tail == &q->stub) {
         if (next == NULL)
@@ -119,12 +119,12 @@ static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q,
        past it, its link is on the way: report empty for now. acquire:
        pairs with the producers' exchange. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
-    if ((struct xo_qnode *)(head & ~XO_MPSCQ_IDLE) != tail)
+    if ((struct xi_qnode *)(head & ~XI_MPSCQ_IDLE) != tail)
         return NULL;
     /* Re-insert the stub behind tail so tail can be handed out detached.
        The queue is not idle-marked while its consumer runs, so the
        returned mark is always false here. */
-    (void)xo_mpscq_push(q, &q->stub);
+    (void)xi_mpscq_push(q, &q->stub);
     /* acquire: pairs with the release link store in push. */
     next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (next != NULL) {
@@ -139,8 +139,8 @@ static inline struct xo_qnode *xo_mpscq_pop(struct xo_mpscq *q,
  * next producer will bring the consumer back). Returns false when a node is
  * present or on its way: the consumer must keep the queue scheduled.
  */
-static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q,
-                                      struct xo_qnode *tail)
+static inline bool xi_mpscq_mark_idle(struct xi_mpscq *q,
+                                      struct xi_qnode *tail)
 {
     if (tail != &q->stub ||
         /* acquire: pairs with the release link store in push. */
@@ -151,17 +151,17 @@ static inline bool xo_mpscq_mark_idle(struct xo_mpscq *q,
        the producer that takes the mark sees the consumer's last writes
        (the actor's state, for mailboxes). */
     return atomic_compare_exchange_strong_explicit(
-        &q->head, &expected, expected | XO_MPSCQ_IDLE, memory_order_acq_rel,
+        &q->head, &expected, expected | XI_MPSCQ_IDLE, memory_order_acq_rel,
         memory_order_acquire);
 }
 
 /* Consumer only: true when nothing is queued or on its way. */
-static inline bool xo_mpscq_empty(struct xo_mpscq *q, struct xo_qnode *tail)
+static inline bool xi_mpscq_empty(struct xi_mpscq *q, struct xi_qnode *tail)
 {
     /* acquire: pairs with the producers' exchange on head. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
     return tail == &q->stub &&
-           (struct xo_qnode *)(head & ~XO_MPSCQ_IDLE) == &q->stub;
+           (struct xi_qnode *)(head & ~XI_MPSCQ_IDLE) == &q->stub;
 }
 
-#endif /* XO_RUNTIME_MPSCQ_H */
+#endif /* XI_RUNTIME_MPSCQ_H */

@@ -3,7 +3,7 @@
  *
  * A pool is the unit of placement, as in Xoscar: a CPU pool is one worker
  * thread pinned to one core (sched.c runs it). The table is an array of
- * XO_MAX_POOLS worker pointers allocated with the runtime; pools are
+ * XI_MAX_POOLS worker pointers allocated with the runtime; pools are
  * appended while it runs (xo_pool_add) and never move, so any thread reads
  * slot i without a lock. A removed pool keeps its slot and its (stopped)
  * worker struct until xo_runtime_free, so a late reader never touches freed
@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t xo_coarse_ns(void)
+uint64_t xi_coarse_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -49,7 +49,7 @@ static char *make_labels(const char *user)
     return s;
 }
 
-static bool has_label(const struct xo_worker *w, const char *label)
+static bool has_label(const struct xi_worker *w, const char *label)
 {
     size_t want = strlen(label);
     for (const char *p = w->labels; *p;) {
@@ -94,28 +94,28 @@ static int nth_allowed_cpu(const cpu_set_t *set, unsigned i)
     return -1;
 }
 
-static void free_worker(struct xo_worker *w)
+static void free_worker(struct xi_worker *w)
 {
     free(w->labels);
     free(w);
 }
 
 static int new_worker(xo_runtime_t *rt, unsigned index, int cpu,
-                      const char *user_labels, struct xo_worker **out)
+                      const char *user_labels, struct xi_worker **out)
 {
     if (!labels_valid(user_labels))
         return XO_EINVAL;
-    struct xo_worker *w;
-    if (posix_memalign((void **)&w, XO_CACHELINE, sizeof(*w)) != 0)
+    struct xi_worker *w;
+    if (posix_memalign((void **)&w, XI_CACHELINE, sizeof(*w)) != 0)
         return XO_ENOMEM;
     memset(w, 0, sizeof(*w));
     w->rt = rt;
     w->index = index;
     w->core = cpu >= 0 ? cpu : nth_allowed_cpu(&rt->allowed, index);
-    w->exit_item.kind = XO_K_EXIT;
-    w->start_ns = xo_coarse_ns();
-    xo_mpscq_init(&w->runq, &w->runq_tail, false);
-    atomic_init(&w->state, XO_POOL_ACTIVE);
+    w->exit_item.kind = XI_K_EXIT;
+    w->start_ns = xi_coarse_ns();
+    xi_mpscq_init(&w->runq, &w->runq_tail, false);
+    atomic_init(&w->state, XI_POOL_ACTIVE);
     w->labels = make_labels(user_labels);
     if (w->labels == NULL) {
         free_worker(w);
@@ -132,48 +132,48 @@ static int append_pool(xo_runtime_t *rt, int cpu, const char *labels,
 {
     /* relaxed: npools is only written under pools_lock. */
     unsigned i = atomic_load_explicit(&rt->npools, memory_order_relaxed);
-    if (i >= XO_MAX_POOLS)
+    if (i >= XI_MAX_POOLS)
         return XO_ENOSLOT;
     if (cpu >= CPU_SETSIZE)
         return XO_EINVAL;
-    struct xo_worker *w;
+    struct xi_worker *w;
     int rc = new_worker(rt, i, cpu, labels, &w);
     if (rc != 0)
         return rc;
     /* release: the worker is initialised before anyone can load it. */
     atomic_store_explicit(&rt->pools[i], w, memory_order_release);
-    rc = xo_worker_start(rt, w);
+    rc = xi_worker_start(rt, w);
     if (rc != 0) {
         atomic_store_explicit(&rt->pools[i], NULL, memory_order_relaxed);
         free_worker(w);
         return rc;
     }
-    /* release: pairs with xo_pool_slots' acquire. */
+    /* release: pairs with xi_pool_slots' acquire. */
     atomic_store_explicit(&rt->npools, i + 1, memory_order_release);
-    xo_pools_update_sharing(rt);
+    xi_pools_update_sharing(rt);
     if (index)
         *index = i;
     return 0;
 }
 
-void xo_pools_update_sharing(xo_runtime_t *rt)
+void xi_pools_update_sharing(xo_runtime_t *rt)
 {
-    unsigned n = xo_pool_slots(rt), active = 0;
+    unsigned n = xi_pool_slots(rt), active = 0;
     for (unsigned i = 0; i < n; i++) {
-        struct xo_worker *w = xo_pool(rt, i);
-        active += w != NULL && xo_pool_active(w);
+        struct xi_worker *w = xi_pool(rt, i);
+        active += w != NULL && xi_pool_active(w);
     }
     bool crowded = active > (unsigned)CPU_COUNT(&rt->allowed);
     for (unsigned i = 0; i < n; i++) {
-        struct xo_worker *w = xo_pool(rt, i);
-        if (w == NULL || !xo_pool_active(w))
+        struct xi_worker *w = xi_pool(rt, i);
+        if (w == NULL || !xi_pool_active(w))
             continue;
         bool shared = !w->pinned && crowded;
-        struct xo_worker *mate = NULL;
+        struct xi_worker *mate = NULL;
         /* The next pinned sharer after w in index order, wrapping. */
         for (unsigned k = 1; k < n && w->pinned; k++) {
-            struct xo_worker *v = xo_pool(rt, (i + k) % n);
-            if (v == NULL || !xo_pool_active(v))
+            struct xi_worker *v = xi_pool(rt, (i + k) % n);
+            if (v == NULL || !xi_pool_active(v))
                 continue;
             if (!v->pinned && crowded)
                 shared = true; /* it may land anywhere, on us too */
@@ -189,7 +189,7 @@ void xo_pools_update_sharing(xo_runtime_t *rt)
     }
 }
 
-int xo_pools_start(xo_runtime_t *rt)
+int xi_pools_start(xo_runtime_t *rt)
 {
     if (sched_getaffinity(0, sizeof(rt->allowed), &rt->allowed) != 0 ||
         CPU_COUNT(&rt->allowed) == 0) {
@@ -198,9 +198,9 @@ int xo_pools_start(xo_runtime_t *rt)
     }
     unsigned n = rt->cfg.pools ? rt->cfg.pools
                                : (unsigned)CPU_COUNT(&rt->allowed);
-    if (n > XO_MAX_POOLS)
+    if (n > XI_MAX_POOLS)
         return XO_EINVAL;
-    rt->pools = calloc(XO_MAX_POOLS, sizeof(*rt->pools));
+    rt->pools = calloc(XI_MAX_POOLS, sizeof(*rt->pools));
     if (rt->pools == NULL)
         return XO_ENOMEM;
     for (unsigned i = 0; i < n; i++) {
@@ -213,44 +213,44 @@ int xo_pools_start(xo_runtime_t *rt)
     return 0;
 }
 
-void xo_pools_join(xo_runtime_t *rt)
+void xi_pools_join(xo_runtime_t *rt)
 {
     /* Claim under the lock, join outside it: a worker finishing its last
        item may need the lock (placement, reservations). */
-    bool mine[XO_MAX_POOLS];
+    bool mine[XI_MAX_POOLS];
     pthread_mutex_lock(&rt->pools_lock);
-    unsigned n = xo_pool_slots(rt);
+    unsigned n = xi_pool_slots(rt);
     for (unsigned i = 0; i < n; i++)
-        mine[i] = xo_worker_claim(xo_pool(rt, i));
+        mine[i] = xi_worker_claim(xi_pool(rt, i));
     pthread_mutex_unlock(&rt->pools_lock);
     for (unsigned i = 0; i < n; i++)
         if (mine[i])
-            xo_worker_join(xo_pool(rt, i));
+            xi_worker_join(xi_pool(rt, i));
 }
 
-void xo_pools_free(xo_runtime_t *rt)
+void xi_pools_free(xo_runtime_t *rt)
 {
     if (rt->pools == NULL)
         return;
-    unsigned n = xo_pool_slots(rt);
+    unsigned n = xi_pool_slots(rt);
     for (unsigned i = 0; i < n; i++) {
-        struct xo_worker *w = xo_pool(rt, i);
+        struct xi_worker *w = xi_pool(rt, i);
         if (w == NULL)
             continue;
         /* Timers handed to a worker after it stopped (a removal racing
            stop) are still in its run queue or heap. */
-        struct xo_qnode *q;
-        while ((q = xo_mpscq_pop(&w->runq, &w->runq_tail)) != NULL)
-            if (((struct xo_item *)q)->kind == XO_K_TIMER)
-                xo_timer_discard(rt, xo_container_of((struct xo_item *)q,
-                                                     struct xo_timer, item));
-        xo_timers_discard(w);
+        struct xi_qnode *q;
+        while ((q = xi_mpscq_pop(&w->runq, &w->runq_tail)) != NULL)
+            if (((struct xi_item *)q)->kind == XI_K_TIMER)
+                xi_timer_discard(rt, xi_container_of((struct xi_item *)q,
+                                                     struct xi_timer, item));
+        xi_timers_discard(w);
         free_worker(w);
     }
     free(rt->pools);
     rt->pools = NULL;
     while (rt->marks != NULL) {
-        struct xo_mark *m = rt->marks;
+        struct xi_mark *m = rt->marks;
         rt->marks = m->next;
         free(m->label);
         free(m->mark);
@@ -262,8 +262,8 @@ void xo_pools_free(xo_runtime_t *rt)
 
 static bool called_from_runtime(xo_runtime_t *rt)
 {
-    struct xo_ctx *ctx = xo_current_ctx();
-    return xo_current_worker_runtime() == rt || (ctx && ctx->rt == rt);
+    struct xo_ctx *ctx = xi_current_ctx();
+    return xi_current_worker_runtime() == rt || (ctx && ctx->rt == rt);
 }
 
 int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
@@ -272,7 +272,7 @@ int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
     if (rt == NULL || cpu < -1)
         return XO_EINVAL;
     pthread_mutex_lock(&rt->pools_lock);
-    int rc = xo_rt_closing(rt) ? XO_ECLOSED
+    int rc = xi_rt_closing(rt) ? XO_ECLOSED
                                : append_pool(rt, cpu, labels, index);
     pthread_mutex_unlock(&rt->pools_lock);
     return rc;
@@ -281,39 +281,39 @@ int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
 /* Destroy every actor whose home is pool `index`. */
 static void destroy_pool_actors(xo_runtime_t *rt, unsigned index)
 {
-    /* acquire: pairs with the release of count in xo_slots_take. */
+    /* acquire: pairs with the release of count in xi_slots_take. */
     uint32_t n = atomic_load_explicit(&rt->slots.count, memory_order_acquire);
     for (uint32_t i = 0; i < n; i++) {
-        xo_rcu_lock();
-        struct xo_cell *c = xo_slot_live_cell(rt, i);
-        if (c != NULL && c->pool == index && !xo_rt_closing(rt))
-            (void)xo_cell_unpublish(rt, c);
-        xo_rcu_unlock(&rt->rcu_sync);
+        xi_rcu_lock();
+        struct xi_cell *c = xi_slot_live_cell(rt, i);
+        if (c != NULL && c->pool == index && !xi_rt_closing(rt))
+            (void)xi_cell_unpublish(rt, c);
+        xi_rcu_unlock(&rt->rcu_sync);
     }
 }
 
 /* The worker has exited: whatever still sits in its run queue (a task or a
    shared turn pushed just as the pool was leaving) and its pending timers
-   go to the main pool. During stop they are left for xo_pools_free. */
-static void rehome_leftovers(xo_runtime_t *rt, struct xo_worker *w)
+   go to the main pool. During stop they are left for xi_pools_free. */
+static void rehome_leftovers(xo_runtime_t *rt, struct xi_worker *w)
 {
-    if (xo_rt_closing(rt))
+    if (xi_rt_closing(rt))
         return;
-    xo_timers_move(w, xo_pool(rt, 0));
-    struct xo_qnode *n;
-    while ((n = xo_mpscq_pop(&w->runq, &w->runq_tail)) != NULL) {
-        struct xo_item *it = (struct xo_item *)n;
+    xi_timers_move(w, xi_pool(rt, 0));
+    struct xi_qnode *n;
+    while ((n = xi_mpscq_pop(&w->runq, &w->runq_tail)) != NULL) {
+        struct xi_item *it = (struct xi_item *)n;
         switch (it->kind) {
-        case XO_K_ACTOR:
-            xo_schedule(xo_container_of(it, struct xo_cell, run));
+        case XI_K_ACTOR:
+            xi_schedule(xi_container_of(it, struct xi_cell, run));
             break;
-        case XO_K_TELL:
-        case XO_K_CALL:
-            xo_runq_push(xo_task_worker(rt), it);
+        case XI_K_TELL:
+        case XI_K_CALL:
+            xi_runq_push(xi_task_worker(rt), it);
             break;
-        case XO_K_TIMER:
-            xo_timer_start(xo_pool(rt, 0),
-                           xo_container_of(it, struct xo_timer, item));
+        case XI_K_TIMER:
+            xi_timer_start(xi_pool(rt, 0),
+                           xi_container_of(it, struct xi_timer, item));
             break;
         default:
             break;
@@ -326,22 +326,22 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
     if (rt == NULL || index == 0 || called_from_runtime(rt))
         return XO_EINVAL;
     pthread_mutex_lock(&rt->pools_lock);
-    struct xo_worker *w =
-        index < xo_pool_slots(rt) ? xo_pool(rt, index) : NULL;
+    struct xi_worker *w =
+        index < xi_pool_slots(rt) ? xi_pool(rt, index) : NULL;
     int rc = 0;
-    if (xo_rt_closing(rt))
+    if (xi_rt_closing(rt))
         rc = XO_ECLOSED;
-    else if (w == NULL || !xo_pool_active(w))
+    else if (w == NULL || !xi_pool_active(w))
         rc = XO_ENOTEXIST;
     else /* release: placement reads it with acquire */
-        atomic_store_explicit(&w->state, XO_POOL_REMOVING,
+        atomic_store_explicit(&w->state, XI_POOL_REMOVING,
                               memory_order_release);
     pthread_mutex_unlock(&rt->pools_lock);
     if (rc != 0)
         return rc;
     /* Spawns that chose this pool before are published after this (spawn
        re-checks the pool inside its publishing section). */
-    xo_grace_wait(rt);
+    xi_grace_wait(rt);
     destroy_pool_actors(rt, index);
     /* acquire polling of a counter (pairs with the reaps' release
        decrement); the reaps run on this pool's worker. */
@@ -350,14 +350,14 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
         nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&rt->pools_lock);
-    bool mine = xo_worker_claim(w); /* false if stop joined it already */
+    bool mine = xi_worker_claim(w); /* false if stop joined it already */
     pthread_mutex_unlock(&rt->pools_lock);
     if (mine)
-        xo_worker_join(w); /* outside the lock: see xo_pools_join */
+        xi_worker_join(w); /* outside the lock: see xi_pools_join */
     pthread_mutex_lock(&rt->pools_lock);
-    /* release: pairs with the acquire loads of xo_pool_active / info. */
-    atomic_store_explicit(&w->state, XO_POOL_GONE, memory_order_release);
-    xo_pools_update_sharing(rt);
+    /* release: pairs with the acquire loads of xi_pool_active / info. */
+    atomic_store_explicit(&w->state, XI_POOL_GONE, memory_order_release);
+    xi_pools_update_sharing(rt);
     pthread_mutex_unlock(&rt->pools_lock);
     rehome_leftovers(rt, w);
     return 0;
@@ -372,34 +372,34 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
  * would cost every schedule a locked add on the queue's line (about 10% of
  * a pingpong round trip); these loads cost the senders nothing.
  */
-static unsigned busy_level(struct xo_worker *w)
+static unsigned busy_level(struct xi_worker *w)
 {
     /* relaxed: a snapshot for placement and introspection. */
     uintptr_t head = atomic_load_explicit(&w->runq.head, memory_order_relaxed);
-    if (head & XO_MPSCQ_IDLE)
+    if (head & XI_MPSCQ_IDLE)
         return 0;
-    bool queued = (head & ~XO_MPSCQ_IDLE) != (uintptr_t)&w->runq.stub;
+    bool queued = (head & ~XI_MPSCQ_IDLE) != (uintptr_t)&w->runq.stub;
     bool running = atomic_load_explicit(&w->running, memory_order_relaxed);
     return 1 + (running ? 1u : 0u) + (queued ? 2u : 0u);
 }
 
 unsigned xo_pool_count(const xo_runtime_t *rt)
 {
-    return rt && rt->pools ? xo_pool_slots(rt) : 0;
+    return rt && rt->pools ? xi_pool_slots(rt) : 0;
 }
 
 int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
 {
     if (rt == NULL || out == NULL || rt->pools == NULL ||
-        index >= xo_pool_slots(rt))
+        index >= xi_pool_slots(rt))
         return XO_EINVAL;
-    struct xo_worker *w = xo_pool(rt, index);
+    struct xi_worker *w = xi_pool(rt, index);
     if (w == NULL)
         return XO_EINVAL;
     out->index = index;
     /* acquire: pairs with the state stores under pools_lock. */
     out->kind = atomic_load_explicit(&w->state, memory_order_acquire) ==
-                        XO_POOL_GONE
+                        XI_POOL_GONE
                     ? XO_POOL_REMOVED
                     : XO_POOL_CPU;
     out->core = w->core;
@@ -415,7 +415,7 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
     out->queued = level >= 2;
     out->handled = atomic_load_explicit(&w->handled, memory_order_relaxed);
     uint64_t idle = atomic_load_explicit(&w->idle_ns, memory_order_relaxed);
-    uint64_t up = xo_coarse_ns() - w->start_ns;
+    uint64_t up = xi_coarse_ns() - w->start_ns;
     out->busy_ns = up > idle ? up - idle : 0;
     return 0;
 }
@@ -426,7 +426,7 @@ static unsigned next_random(void)
 {
     static __thread uint64_t state;
     if (state == 0)
-        state = (uint64_t)(uintptr_t)&state ^ xo_now_ns() ^ 0x9e3779b97f4a7c15ull;
+        state = (uint64_t)(uintptr_t)&state ^ xi_now_ns() ^ 0x9e3779b97f4a7c15ull;
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
@@ -436,12 +436,12 @@ static unsigned next_random(void)
 
 /* Pools that are active and (if label) carry it, into out; their count. */
 static unsigned candidates(xo_runtime_t *rt, const char *label,
-                           unsigned out[XO_MAX_POOLS])
+                           unsigned out[XI_MAX_POOLS])
 {
-    unsigned n = xo_pool_slots(rt), k = 0;
+    unsigned n = xi_pool_slots(rt), k = 0;
     for (unsigned i = 0; i < n; i++) {
-        struct xo_worker *w = xo_pool(rt, i);
-        if (w != NULL && xo_pool_active(w) && (!label || has_label(w, label)))
+        struct xi_worker *w = xi_pool(rt, i);
+        if (w != NULL && xi_pool_active(w) && (!label || has_label(w, label)))
             out[k++] = i;
     }
     return k;
@@ -449,13 +449,13 @@ static unsigned candidates(xo_runtime_t *rt, const char *label,
 
 static int least_loaded(xo_runtime_t *rt, unsigned *pool)
 {
-    unsigned c[XO_MAX_POOLS], k = candidates(rt, NULL, c);
+    unsigned c[XI_MAX_POOLS], k = candidates(rt, NULL, c);
     if (k == 0)
         return XO_ENOSLOT;
     unsigned best = c[0];
     uint64_t best_q = UINT64_MAX, best_a = UINT64_MAX;
     for (unsigned j = 0; j < k; j++) {
-        struct xo_worker *w = xo_pool(rt, c[j]);
+        struct xi_worker *w = xi_pool(rt, c[j]);
         /* Parked or awake with nothing to run: no runnable work either
            way, so only the actor count tells such pools apart. */
         unsigned level = busy_level(w);
@@ -473,11 +473,11 @@ static int least_loaded(xo_runtime_t *rt, unsigned *pool)
 }
 
 static int idle_label(xo_runtime_t *rt, const char *label, const char *mark,
-                      unsigned *pool, struct xo_mark **out)
+                      unsigned *pool, struct xi_mark **out)
 {
     if (label == NULL || mark == NULL)
         return XO_EINVAL;
-    struct xo_mark *m = calloc(1, sizeof(*m));
+    struct xi_mark *m = calloc(1, sizeof(*m));
     if (m == NULL || (m->label = strdup(label)) == NULL ||
         (m->mark = strdup(mark)) == NULL) {
         if (m)
@@ -487,10 +487,10 @@ static int idle_label(xo_runtime_t *rt, const char *label, const char *mark,
     }
     int rc = XO_ENOSLOT;
     pthread_mutex_lock(&rt->pools_lock);
-    unsigned c[XO_MAX_POOLS], k = candidates(rt, label, c);
+    unsigned c[XI_MAX_POOLS], k = candidates(rt, label, c);
     for (unsigned j = 0; j < k && rc != 0; j++) {
         bool taken = false;
-        for (struct xo_mark *e = rt->marks; e && !taken; e = e->next)
+        for (struct xi_mark *e = rt->marks; e && !taken; e = e->next)
             taken = e->pool == c[j] && strcmp(e->label, label) == 0 &&
                     strcmp(e->mark, mark) == 0;
         if (!taken) {
@@ -511,12 +511,12 @@ static int idle_label(xo_runtime_t *rt, const char *label, const char *mark,
     return rc;
 }
 
-void xo_mark_release(xo_runtime_t *rt, struct xo_mark *mark)
+void xi_mark_release(xo_runtime_t *rt, struct xi_mark *mark)
 {
     if (mark == NULL)
         return;
     pthread_mutex_lock(&rt->pools_lock);
-    for (struct xo_mark **p = &rt->marks; *p; p = &(*p)->next)
+    for (struct xi_mark **p = &rt->marks; *p; p = &(*p)->next)
         if (*p == mark) {
             *p = mark->next;
             break;
@@ -532,30 +532,30 @@ static int pool_of(xo_ref_t near, xo_runtime_t *rt, unsigned *pool)
     if (near.rt != rt)
         return XO_EINVAL;
     int rc = XO_ENOTEXIST;
-    xo_rcu_lock();
-    struct xo_cell *c = xo_resolve(rt, near.id);
+    xi_rcu_lock();
+    struct xi_cell *c = xi_resolve(rt, near.id);
     if (c != NULL) {
         *pool = c->pool;
         rc = 0;
     }
-    xo_rcu_unlock(&rt->rcu_sync);
+    xi_rcu_unlock(&rt->rcu_sync);
     return rc;
 }
 
 static int check_pool(xo_runtime_t *rt, unsigned pool)
 {
-    if (pool >= xo_pool_slots(rt))
+    if (pool >= xi_pool_slots(rt))
         return XO_EINVAL;
-    struct xo_worker *w = xo_pool(rt, pool);
-    return w != NULL && xo_pool_active(w) ? 0 : XO_ENOSLOT;
+    struct xi_worker *w = xi_pool(rt, pool);
+    return w != NULL && xi_pool_active(w) ? 0 : XO_ENOSLOT;
 }
 
-int xo_place(xo_runtime_t *rt, const xo_actor_def_t *def,
+int xi_place(xo_runtime_t *rt, const xo_actor_def_t *def,
              const xo_spawn_opts_t *opts, unsigned *pool,
-             struct xo_mark **mark)
+             struct xi_mark **mark)
 {
     const xo_placement_t *p = &opts->place;
-    unsigned c[XO_MAX_POOLS], k;
+    unsigned c[XI_MAX_POOLS], k;
     int rc;
     *mark = NULL;
     if (opts->pool != XO_POOL_ANY) {

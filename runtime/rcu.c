@@ -11,10 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-__thread struct xo_reader *xo_tls_reader
+__thread struct xi_reader *xi_tls_reader
     __attribute__((tls_model("initial-exec")));
 
-bool xo_readers_fence;
+bool xi_readers_fence;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -25,27 +25,27 @@ static long membarrier(int cmd)
 
 static void init(void)
 {
-#ifdef XO_TSAN
-    xo_readers_fence = true; /* TSan does not know membarrier */
+#ifdef XI_TSAN
+    xi_readers_fence = true; /* TSan does not know membarrier */
 #else
     long cmds = membarrier(MEMBARRIER_CMD_QUERY);
-    xo_readers_fence =
+    xi_readers_fence =
         cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) ||
         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0;
 #endif
 }
 
-void xo_rcu_init(void)
+void xi_rcu_init(void)
 {
     pthread_once(&init_once, init);
 }
 
-void xo_readers_barrier(void)
+void xi_readers_barrier(void)
 {
     /* seq_cst: orders the caller's unpublish before the loads of the
        readers' words, on this side of the asymmetric barrier. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (!xo_readers_fence &&
+    if (!xi_readers_fence &&
         membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {
         /* Refused after the registration succeeded: the kernel breaks its
            own contract, and readers that skip their barrier would be
@@ -55,7 +55,7 @@ void xo_readers_barrier(void)
     }
 }
 
-void xo_reader_wait(struct xo_reader *r)
+void xi_reader_wait(struct xi_reader *r)
 {
     /* acquire: pairs with the release store that ends a section. */
     uint64_t s = atomic_load_explicit(&r->seq, memory_order_acquire);

@@ -19,7 +19,7 @@
  * Send sections. A worker sends many messages per handler, and urcu-bp's
  * read lock costs a call into the shared library and two lookups of its
  * thread-local reader. So a worker thread sending to its own runtime marks
- * its section in a word of its own instead (struct xo_reader): odd while
+ * its section in a word of its own instead (struct xi_reader): odd while
  * inside, even outside, written only by the worker with plain stores. The
  * grace period's side pays instead: after the unpublish it makes every
  * thread of the process execute a full memory barrier (membarrier,
@@ -30,9 +30,9 @@
  * barrier itself. This is the asymmetric-barrier scheme of liburcu's own
  * readers, for the one read path that is hot.
  *
- * A grace period therefore has two halves: xo_rcu_synchronize (urcu-bp:
- * other threads, lookups, walks) and xo_readers_wait over the runtime's
- * workers (sends from workers). xo_grace_wait in runtime.h does both.
+ * A grace period therefore has two halves: xi_rcu_synchronize (urcu-bp:
+ * other threads, lookups, walks) and xi_readers_wait over the runtime's
+ * workers (sends from workers). xi_grace_wait in runtime.h does both.
  *
  * ThreadSanitizer cannot see liburcu's synchronisation (an uninstrumented
  * library, ordered by membarrier), nor membarrier. Under TSan every
@@ -42,8 +42,8 @@
  * reclamation), no more. TSan builds also issue the full barrier at each
  * section entry instead of relying on membarrier.
  */
-#ifndef XO_RUNTIME_RCU_H
-#define XO_RUNTIME_RCU_H
+#ifndef XI_RUNTIME_RCU_H
+#define XI_RUNTIME_RCU_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,54 +54,54 @@
 #include <urcu/rculfhash.h>
 
 #if defined(__SANITIZE_THREAD__)
-#define XO_TSAN 1
+#define XI_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define XO_TSAN 1
+#define XI_TSAN 1
 #endif
 #endif
 
-#ifdef XO_TSAN
+#ifdef XI_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
-#define XO_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#define XO_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define XI_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define XI_TSAN_RELEASE(p) __tsan_release((void *)(p))
 #else
-#define XO_TSAN_ACQUIRE(p) ((void)(p))
-#define XO_TSAN_RELEASE(p) ((void)(p))
+#define XI_TSAN_ACQUIRE(p) ((void)(p))
+#define XI_TSAN_RELEASE(p) ((void)(p))
 #endif
 
-static inline void xo_rcu_lock(void)
+static inline void xi_rcu_lock(void)
 {
     urcu_bp_read_lock();
 }
 
 /* sync: the per-runtime TSan sync word (unused otherwise). */
-static inline void xo_rcu_unlock(void *sync)
+static inline void xi_rcu_unlock(void *sync)
 {
-    XO_TSAN_RELEASE(sync);
+    XI_TSAN_RELEASE(sync);
     (void)sync;
     urcu_bp_read_unlock();
 }
 
-static inline void xo_rcu_synchronize(void *sync)
+static inline void xi_rcu_synchronize(void *sync)
 {
     urcu_bp_synchronize_rcu();
-    XO_TSAN_ACQUIRE(sync);
+    XI_TSAN_ACQUIRE(sync);
     (void)sync;
 }
 
 /* Wait until every call_rcu callback queued so far has run. */
-static inline void xo_rcu_barrier(void *sync)
+static inline void xi_rcu_barrier(void *sync)
 {
     urcu_bp_barrier();
-    XO_TSAN_ACQUIRE(sync);
+    XI_TSAN_ACQUIRE(sync);
     (void)sync;
 }
 
-/* Callbacks must start with XO_TSAN_ACQUIRE(sync) of their runtime, and,
-   when they rely on sends being over, xo_readers_wait over its workers. */
-static inline void xo_rcu_defer(struct rcu_head *head,
+/* Callbacks must start with XI_TSAN_ACQUIRE(sync) of their runtime, and,
+   when they rely on sends being over, xi_readers_wait over its workers. */
+static inline void xi_rcu_defer(struct rcu_head *head,
                                 void (*fn)(struct rcu_head *))
 {
     urcu_bp_call_rcu(head, fn);
@@ -115,70 +115,70 @@ static inline void xo_rcu_defer(struct rcu_head *head,
  * this way for that runtime's objects (the grace period of another
  * runtime does not look at this worker).
  */
-struct xo_reader {
+struct xi_reader {
     _Atomic uint64_t seq; /* odd: inside a section. Written by its thread. */
     void *domain;
 };
 
 /* The calling thread's reader, if it is a worker (NULL otherwise). */
-extern __thread struct xo_reader *xo_tls_reader
+extern __thread struct xi_reader *xi_tls_reader
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 /* True where membarrier is refused (and under TSan): each section entry
-   then issues the full barrier itself. Set once by xo_rcu_init. */
-extern bool xo_readers_fence __attribute__((visibility("hidden")));
+   then issues the full barrier itself. Set once by xi_rcu_init. */
+extern bool xi_readers_fence __attribute__((visibility("hidden")));
 
 /* Once per process, before the first section: ask for membarrier. */
-void xo_rcu_init(void);
+void xi_rcu_init(void);
 
-/* What xo_section_enter entered, for xo_section_leave: the calling
+/* What xi_section_enter entered, for xi_section_leave: the calling
    worker's reader, or one of these. */
-#define XO_SECT_NESTED ((struct xo_reader *)0) /* a section was open */
-#define XO_SECT_URCU ((struct xo_reader *)1)   /* urcu-bp's read lock */
+#define XI_SECT_NESTED ((struct xi_reader *)0) /* a section was open */
+#define XI_SECT_URCU ((struct xi_reader *)1)   /* urcu-bp's read lock */
 
 /* Enter a read-side section for the runtime of `sync`; pass the result to
-   xo_section_leave. Cheap on that runtime's workers, urcu-bp elsewhere. */
-static inline struct xo_reader *xo_section_enter(void *sync)
+   xi_section_leave. Cheap on that runtime's workers, urcu-bp elsewhere. */
+static inline struct xi_reader *xi_section_enter(void *sync)
 {
-    struct xo_reader *r = xo_tls_reader;
+    struct xi_reader *r = xi_tls_reader;
     if (r != NULL && r->domain == sync) {
         /* relaxed: only this thread writes seq. */
         uint64_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
         if (s & 1)
-            return XO_SECT_NESTED;
+            return XI_SECT_NESTED;
         /* relaxed: ordered before the section's loads by the barrier
            below, or by the updater's membarrier (see above). */
         atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
-        if (xo_readers_fence)
+        if (xi_readers_fence)
             atomic_thread_fence(memory_order_seq_cst);
         else
             atomic_signal_fence(memory_order_seq_cst);
         return r;
     }
-    xo_rcu_lock();
-    return XO_SECT_URCU;
+    xi_rcu_lock();
+    return XI_SECT_URCU;
 }
 
-static inline void xo_section_leave(void *sync, struct xo_reader *r)
+static inline void xi_section_leave(void *sync, struct xi_reader *r)
 {
-    if (r > XO_SECT_URCU) {
-        XO_TSAN_RELEASE(sync);
-        /* release: pairs with the updater's acquire in xo_reader_wait;
+    if (r > XI_SECT_URCU) {
+        XI_TSAN_RELEASE(sync);
+        /* release: pairs with the updater's acquire in xi_reader_wait;
            the section's accesses happen before it sees seq even. */
         atomic_store_explicit(
             &r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
             memory_order_release);
-    } else if (r == XO_SECT_URCU) {
-        xo_rcu_unlock(sync);
+    } else if (r == XI_SECT_URCU) {
+        xi_rcu_unlock(sync);
     }
 }
 
 /* Updater, after unpublishing: the full barrier on every thread (once per
-   grace period, before the xo_reader_wait calls). */
-void xo_readers_barrier(void);
+   grace period, before the xi_reader_wait calls). */
+void xi_readers_barrier(void);
 
-/* Updater, after xo_readers_barrier: until r is outside the section it was
+/* Updater, after xi_readers_barrier: until r is outside the section it was
    in (if any). Never from r's own thread inside a section. */
-void xo_reader_wait(struct xo_reader *r);
+void xi_reader_wait(struct xi_reader *r);
 
-#endif /* XO_RUNTIME_RCU_H */
+#endif /* XI_RUNTIME_RCU_H */

@@ -29,13 +29,13 @@ static unsigned long hash_uid(const char *s, size_t len)
 
 static int match(struct cds_lfht_node *node, const void *keyp)
 {
-    struct xo_name *n = caa_container_of(node, struct xo_name, node);
+    struct xi_name *n = caa_container_of(node, struct xi_name, node);
     const struct key *k = keyp;
-    XO_TSAN_ACQUIRE(n);
+    XI_TSAN_ACQUIRE(n);
     return n->len == k->len && memcmp(n->uid, k->uid, k->len) == 0;
 }
 
-int xo_registry_init(struct xo_registry *r)
+int xi_registry_init(struct xi_registry *r)
 {
     r->ht = cds_lfht_new_flavor(64, 64, 0,
                                 CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
@@ -43,18 +43,18 @@ int xo_registry_init(struct xo_registry *r)
     return r->ht ? 0 : XO_ENOMEM;
 }
 
-void xo_registry_fini(struct xo_registry *r,
-                      void (*free_name)(struct xo_name *, void *), void *arg)
+void xi_registry_fini(struct xi_registry *r,
+                      void (*free_name)(struct xi_name *, void *), void *arg)
 {
     struct cds_lfht_iter it;
     struct cds_lfht_node *node;
     urcu_bp_read_lock();
     cds_lfht_first(r->ht, &it);
     while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
-        struct xo_name *n = caa_container_of(node, struct xo_name, node);
+        struct xi_name *n = caa_container_of(node, struct xi_name, node);
         cds_lfht_next(r->ht, &it);
         cds_lfht_del(r->ht, node);
-        XO_TSAN_ACQUIRE(n);
+        XI_TSAN_ACQUIRE(n);
         free_name(n, arg);
     }
     urcu_bp_read_unlock();
@@ -62,18 +62,18 @@ void xo_registry_fini(struct xo_registry *r,
     r->ht = NULL;
 }
 
-int xo_registry_add(struct xo_registry *r, struct xo_name *name)
+int xi_registry_add(struct xi_registry *r, struct xi_name *name)
 {
     struct key k = { name->uid, name->len };
     name->hash = hash_uid(name->uid, name->len);
     cds_lfht_node_init(&name->node);
-    XO_TSAN_RELEASE(name);
+    XI_TSAN_RELEASE(name);
     struct cds_lfht_node *got =
         cds_lfht_add_unique(r->ht, name->hash, match, &k, &name->node);
     return got == &name->node ? 0 : XO_EEXIST;
 }
 
-int xo_registry_find(struct xo_registry *r, const char *uid, size_t len,
+int xi_registry_find(struct xi_registry *r, const char *uid, size_t len,
                      uint64_t *ref_id)
 {
     struct key k = { uid, len };
@@ -82,7 +82,7 @@ int xo_registry_find(struct xo_registry *r, const char *uid, size_t len,
     struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
     if (node == NULL)
         return XO_ENOTEXIST;
-    struct xo_name *n = caa_container_of(node, struct xo_name, node);
+    struct xi_name *n = caa_container_of(node, struct xi_name, node);
     /* acquire: pairs with the release store of `visible` by the spawner. */
     if (!atomic_load_explicit(&n->visible, memory_order_acquire))
         return XO_ENOTEXIST;
@@ -90,7 +90,7 @@ int xo_registry_find(struct xo_registry *r, const char *uid, size_t len,
     return 0;
 }
 
-void xo_registry_remove(struct xo_registry *r, struct xo_name *name)
+void xi_registry_remove(struct xi_registry *r, struct xi_name *name)
 {
     (void)cds_lfht_del(r->ht, &name->node);
 }

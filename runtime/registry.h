@@ -6,11 +6,11 @@
  * whoever removed it (the destroy path defers it with the cell).
  *
  * Concurrency contract
- *   xo_registry_add / find / remove: any thread, inside xo_rcu_lock.
- *   xo_registry_init / fini: one thread, no concurrent users.
+ *   xi_registry_add / find / remove: any thread, inside xi_rcu_lock.
+ *   xi_registry_init / fini: one thread, no concurrent users.
  */
-#ifndef XO_RUNTIME_REGISTRY_H
-#define XO_RUNTIME_REGISTRY_H
+#ifndef XI_RUNTIME_REGISTRY_H
+#define XI_RUNTIME_REGISTRY_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -19,7 +19,7 @@
 
 #include "rcu.h"
 
-struct xo_name {
+struct xi_name {
     struct cds_lfht_node node;
     uint64_t ref_id;
     /* The uid is reserved from add on, but lookups find it only once its
@@ -30,20 +30,20 @@ struct xo_name {
     char uid[]; /* NUL-terminated */
 };
 
-struct xo_registry {
+struct xi_registry {
     struct cds_lfht *ht;
 };
 
-int xo_registry_init(struct xo_registry *r);
+int xi_registry_init(struct xi_registry *r);
 /* Frees every name left (there must be no readers) and the table. */
-void xo_registry_fini(struct xo_registry *r,
-                      void (*free_name)(struct xo_name *, void *), void *arg);
+void xi_registry_fini(struct xi_registry *r,
+                      void (*free_name)(struct xi_name *, void *), void *arg);
 
 /* Fills name->hash; the caller filled uid, len and ref_id. */
-int xo_registry_add(struct xo_registry *r, struct xo_name *name);
+int xi_registry_add(struct xi_registry *r, struct xi_name *name);
 /* XO_ENOTEXIST also while the name is reserved but not yet visible. */
-int xo_registry_find(struct xo_registry *r, const char *uid, size_t len,
+int xi_registry_find(struct xi_registry *r, const char *uid, size_t len,
                      uint64_t *ref_id);
-void xo_registry_remove(struct xo_registry *r, struct xo_name *name);
+void xi_registry_remove(struct xi_registry *r, struct xi_name *name);
 
-#endif /* XO_RUNTIME_REGISTRY_H */
+#endif /* XI_RUNTIME_REGISTRY_H */

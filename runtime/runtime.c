@@ -40,10 +40,10 @@ void xo_config_init(xo_config_t *cfg)
 static void release_tables(xo_runtime_t *rt);
 static void wait_stopped(xo_runtime_t *rt);
 
-static void free_leftover_name(struct xo_name *n, void *arg)
+static void free_leftover_name(struct xi_name *n, void *arg)
 {
     xo_runtime_t *rt = arg;
-    xo_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
+    xi_mem_free(&rt->mem, n, sizeof(*n) + n->len + 1);
 }
 
 static bool config_valid(const xo_config_t *cfg)
@@ -72,40 +72,40 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
     }
     if (!config_valid(cfg))
         return XO_EINVAL;
-    xo_rcu_init();
+    xi_rcu_init();
     xo_runtime_t *rt;
-    if (posix_memalign((void **)&rt, XO_CACHELINE, sizeof(*rt)) != 0)
+    if (posix_memalign((void **)&rt, XI_CACHELINE, sizeof(*rt)) != 0)
         return XO_ENOMEM;
     memset(rt, 0, sizeof(*rt));
     rt->cfg = *cfg;
     rt->cfg.cpus = NULL;   /* the caller's arrays are read at start only */
     rt->cfg.labels = NULL;
-    atomic_init(&rt->state, XO_RT_RUNNING);
-    xo_mem_init(&rt->mem);
+    atomic_init(&rt->state, XI_RT_RUNNING);
+    xi_mem_init(&rt->mem);
     pthread_mutex_init(&rt->stop_lock, NULL);
     pthread_cond_init(&rt->stop_cond, NULL);
     pthread_mutex_init(&rt->pools_lock, NULL);
-    int rc = xo_slots_init(&rt->slots, &rt->mem);
+    int rc = xi_slots_init(&rt->slots, &rt->mem);
     if (rc != 0)
         goto fail_slots;
-    if ((rc = xo_registry_init(&rt->names)) != 0)
+    if ((rc = xi_registry_init(&rt->names)) != 0)
         goto fail_names;
     xo_config_t with_arrays = rt->cfg;
     with_arrays.cpus = cfg->cpus;
     with_arrays.labels = cfg->labels;
     rt->cfg = with_arrays;
-    rc = xo_pools_start(rt);
+    rc = xi_pools_start(rt);
     rt->cfg.cpus = NULL;
     rt->cfg.labels = NULL;
     if (rc != 0) {
-        xo_pools_join(rt);
+        xi_pools_join(rt);
         release_tables(rt);
         goto fail_slots;
     }
     *out = rt;
     return 0;
 fail_names:
-    xo_slots_fini(&rt->slots, &rt->mem);
+    xi_slots_fini(&rt->slots, &rt->mem);
 fail_slots:
     pthread_mutex_destroy(&rt->pools_lock);
     pthread_cond_destroy(&rt->stop_cond);
@@ -114,25 +114,25 @@ fail_slots:
     return rc;
 }
 
-void xo_readers_quiesce(xo_runtime_t *rt)
+void xi_readers_quiesce(xo_runtime_t *rt)
 {
-    xo_readers_barrier();
-    unsigned n = xo_pool_slots(rt);
+    xi_readers_barrier();
+    unsigned n = xi_pool_slots(rt);
     for (unsigned i = 0; i < n; i++) {
-        struct xo_worker *w = xo_pool(rt, i);
+        struct xi_worker *w = xi_pool(rt, i);
         if (w != NULL)
-            xo_reader_wait(&w->reader);
+            xi_reader_wait(&w->reader);
     }
-    XO_TSAN_ACQUIRE(&rt->rcu_sync);
+    XI_TSAN_ACQUIRE(&rt->rcu_sync);
 }
 
-void xo_grace_wait(xo_runtime_t *rt)
+void xi_grace_wait(xo_runtime_t *rt)
 {
-    xo_rcu_synchronize(&rt->rcu_sync);
-    xo_readers_quiesce(rt);
+    xi_rcu_synchronize(&rt->rcu_sync);
+    xi_readers_quiesce(rt);
 }
 
-void xo_runtime_actor_gone(xo_runtime_t *rt)
+void xi_runtime_actor_gone(xo_runtime_t *rt)
 {
     /* acq_rel: the last reaper's writes (freed cells) happen before stop
        tears the tables down. */
@@ -146,9 +146,9 @@ void xo_runtime_actor_gone(xo_runtime_t *rt)
 
 static void release_tables(xo_runtime_t *rt)
 {
-    xo_registry_fini(&rt->names, free_leftover_name, rt);
-    xo_slots_fini(&rt->slots, &rt->mem);
-    xo_pools_free(rt);
+    xi_registry_fini(&rt->names, free_leftover_name, rt);
+    xi_slots_fini(&rt->slots, &rt->mem);
+    xi_pools_free(rt);
 }
 
 /* Stop and free wait for rt's workers: not from one of them, nor from any
@@ -156,7 +156,7 @@ static void release_tables(xo_runtime_t *rt)
    runtime would hold its own worker through the whole stop). */
 static bool called_inside(xo_runtime_t *rt)
 {
-    return xo_current_worker_runtime() == rt || xo_current_ctx() != NULL;
+    return xi_current_worker_runtime() == rt || xi_current_ctx() != NULL;
 }
 
 int xo_runtime_stop(xo_runtime_t *rt)
@@ -165,33 +165,33 @@ int xo_runtime_stop(xo_runtime_t *rt)
         return XO_EINVAL;
     if (called_inside(rt))
         return XO_EINVAL;
-    int expected = XO_RT_RUNNING;
+    int expected = XI_RT_RUNNING;
     /* seq_cst: the flag must be globally visible before the grace period
        below begins (RCU's guarantee then covers every later reader). */
-    if (!atomic_compare_exchange_strong(&rt->state, &expected, XO_RT_CLOSING)) {
+    if (!atomic_compare_exchange_strong(&rt->state, &expected, XI_RT_CLOSING)) {
         wait_stopped(rt); /* a second stop returns once the first is done */
         return XO_ECLOSED;
     }
-    xo_grace_wait(rt);
-    xo_rcu_barrier(&rt->rcu_sync);
+    xi_grace_wait(rt);
+    xi_rcu_barrier(&rt->rcu_sync);
     pthread_mutex_lock(&rt->stop_lock);
     rt->stopping = true;
     pthread_mutex_unlock(&rt->stop_lock);
-    xo_actors_close_all(rt);
+    xi_actors_close_all(rt);
     pthread_mutex_lock(&rt->stop_lock);
-    /* acquire: pairs with the acq_rel decrement in xo_runtime_actor_gone. */
+    /* acquire: pairs with the acq_rel decrement in xi_runtime_actor_gone. */
     while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);
-    xo_pools_join(rt);
+    xi_pools_join(rt);
     /* The reaped cells' memory goes after a grace period (actor.c). */
-    xo_rcu_barrier(&rt->rcu_sync);
+    xi_rcu_barrier(&rt->rcu_sync);
     /* The tables stay until xo_runtime_free: a thread that passed a
        closing check just before stop began may still be on its way to
        them (it will then fail with XO_ECLOSED). */
     pthread_mutex_lock(&rt->stop_lock);
     /* seq_cst (under stop_lock): read by wait_stopped under the same lock. */
-    atomic_store(&rt->state, XO_RT_STOPPED);
+    atomic_store(&rt->state, XI_RT_STOPPED);
     pthread_cond_broadcast(&rt->stop_cond);
     pthread_mutex_unlock(&rt->stop_lock);
     return 0;
@@ -202,7 +202,7 @@ static void wait_stopped(xo_runtime_t *rt)
 {
     pthread_mutex_lock(&rt->stop_lock);
     /* seq_cst, under stop_lock: pairs with the store in xo_runtime_stop. */
-    while (atomic_load(&rt->state) != XO_RT_STOPPED)
+    while (atomic_load(&rt->state) != XI_RT_STOPPED)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);
 }
@@ -218,7 +218,7 @@ int xo_runtime_free(xo_runtime_t *rt)
     release_tables(rt);
     /* The workers' cached blocks went to the allocator's depot when they
        exited: give them back to the backend. */
-    xo_mem_trim();
+    xi_mem_trim();
     pthread_mutex_destroy(&rt->pools_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
@@ -228,7 +228,7 @@ int xo_runtime_free(xo_runtime_t *rt)
 
 xo_ref_t xo_self(const xo_ctx_t *ctx)
 {
-    return ctx && ctx->cell ? xo_cell_ref(ctx->cell) : XO_REF_NONE;
+    return ctx && ctx->cell ? xi_cell_ref(ctx->cell) : XO_REF_NONE;
 }
 
 xo_runtime_t *xo_ctx_runtime(const xo_ctx_t *ctx)

@@ -6,14 +6,14 @@
  * Object map
  *   xo_runtime  one per xo_runtime_start: config, allocator, ref table,
  *               uid registry, the pools' workers, the stop protocol.
- *   xo_worker   one per CPU pool: a pinned thread and its run queue of
+ *   xi_worker   one per CPU pool: a pinned thread and its run queue of
  *               runnable actors (an mpscq whose idle mark means "parked").
- *   xo_cell     one per actor: its mailbox (an mpscq whose idle mark means
+ *   xi_cell     one per actor: its mailbox (an mpscq whose idle mark means
  *               "not scheduled"), definition, generation and state.
- *   xo_envelope one per message: queue link, public xo_msg_t, payload.
+ *   xi_envelope one per message: queue link, public xo_msg_t, payload.
  */
-#ifndef XO_RUNTIME_RUNTIME_H
-#define XO_RUNTIME_RUNTIME_H
+#ifndef XI_RUNTIME_RUNTIME_H
+#define XI_RUNTIME_RUNTIME_H
 
 #include <pthread.h>
 #include <sched.h>
@@ -31,11 +31,11 @@
 #include "slots.h"
 #include "call.h"
 
-#define XO_CACHELINE 64
+#define XI_CACHELINE 64
 
 /* Inside a polling loop: let the sibling hyperthread (or the hypervisor)
    have the core for a moment. */
-static inline void xo_cpu_relax(void)
+static inline void xi_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -44,27 +44,27 @@ static inline void xo_cpu_relax(void)
 #endif
 }
 
-#define xo_container_of(ptr, type, member) \
+#define xi_container_of(ptr, type, member) \
     ((type *)((char *)(ptr) - offsetof(type, member)))
 
 struct xo_ctx {
     xo_runtime_t *rt;
-    struct xo_cell *cell;
+    struct xi_cell *cell;
     unsigned pool;
     /* The message being handled, and the error message xo_fail set for
        it (owned, freed after the handler). */
     const xo_msg_t *msg;
     char *fail_msg;
     /* Sends left before this handler lends its worker to the pool-mates
-       queued behind it (xo_turn_yield); 0: never (a context that is not a
+       queued behind it (xi_turn_yield); 0: never (a context that is not a
        worker's turn: on_create run by xo_spawn, an outside thread). */
     unsigned yield_in;
 };
 
 /* Called by the send functions after each message a handler sends. */
-void xo_turn_yield(struct xo_ctx *ctx);
+void xi_turn_yield(struct xo_ctx *ctx);
 
-static inline void xo_count_sends(struct xo_ctx *ctx, size_t n)
+static inline void xi_count_sends(struct xo_ctx *ctx, size_t n)
 {
     if (ctx == NULL || ctx->yield_in == 0)
         return;
@@ -72,10 +72,10 @@ static inline void xo_count_sends(struct xo_ctx *ctx, size_t n)
         ctx->yield_in -= (unsigned)n;
         return;
     }
-    xo_turn_yield(ctx);
+    xi_turn_yield(ctx);
 }
 
-struct xo_worker;
+struct xi_worker;
 struct xo_future;
 
 /* ---- run-queue items ----------------------------------------------- */
@@ -88,18 +88,18 @@ struct xo_future;
  * tasks (TELL/CALL), and the exit request. Mailboxes carry messages
  * (TELL/CALL/CONT) and a destroyed actor's reap marker (REAP).
  */
-enum xo_kind {
-    XO_K_ACTOR = 1,
-    XO_K_EXIT,
-    XO_K_TIMER,
-    XO_K_REAP,
-    XO_K_TELL,
-    XO_K_CALL,
-    XO_K_CONT,
+enum xi_kind {
+    XI_K_ACTOR = 1,
+    XI_K_EXIT,
+    XI_K_TIMER,
+    XI_K_REAP,
+    XI_K_TELL,
+    XI_K_CALL,
+    XI_K_CONT,
 };
 
-struct xo_item {
-    struct xo_qnode node;
+struct xi_item {
+    struct xi_qnode node;
     uint16_t kind;
     uint16_t flags;  /* envelopes: XO_ENV_* */
     uint32_t size;   /* envelopes: bytes of the block, for the sized free */
@@ -107,39 +107,39 @@ struct xo_item {
 
 /* ---- messages (message.c) ---------------------------------------- */
 
-#define XO_ENV_WRAPPED 1u  /* payload is the caller's buffer, see wrap */
-#define XO_ENV_RESERVED 2u /* its place in a bounded mailbox is taken
+#define XI_ENV_WRAPPED 1u  /* payload is the caller's buffer, see wrap */
+#define XI_ENV_RESERVED 2u /* its place in a bounded mailbox is taken
                               already (a delayed tell, see xo_tell_after) */
 
 /*
- * A 56-byte header, then the payload. A payload of up to XO_ENV_SMALL bytes
+ * A 56-byte header, then the payload. A payload of up to XI_ENV_SMALL bytes
  * follows the header directly, so the whole message is one 64-byte block —
  * one cache line for a receiver on another core to take, where an 80-byte
  * block spans two (pingpong across cores: 207 → 152 ns per round trip,
  * docs/performance.md). That spot is 8-byte aligned, which is enough for
  * any object of 8 bytes or less; a larger payload starts 8 bytes further,
  * 16-byte aligned (as malloc's blocks are). msg.data points at it either
- * way (xo_env_payload). A call's request is its item of the future
+ * way (xi_env_payload). A call's request is its item of the future
  * (msg.request points there, call.h), so a call with a small payload is one
  * line too.
  */
-struct xo_envelope {
-    struct xo_item item;  /* kind: TELL, CALL or CONT */
+struct xi_envelope {
+    struct xi_item item;  /* kind: TELL, CALL or CONT */
     xo_msg_t msg;
     alignas(8) unsigned char payload[];
 };
 
-_Static_assert(sizeof(struct xo_envelope) == 56 &&
-                   sizeof(struct xo_envelope) + 8 == XO_CACHELINE,
+_Static_assert(sizeof(struct xi_envelope) == 56 &&
+                   sizeof(struct xi_envelope) + 8 == XI_CACHELINE,
                "an envelope with up to 8 bytes of payload is one line");
 
-#define XO_ENV_SMALL 8u
+#define XI_ENV_SMALL 8u
 
 /* Where an envelope made for `size` bytes keeps them. */
-static inline unsigned char *xo_env_payload(struct xo_envelope *e,
+static inline unsigned char *xi_env_payload(struct xi_envelope *e,
                                             size_t size)
 {
-    return size <= XO_ENV_SMALL ? e->payload : e->payload + 8;
+    return size <= XI_ENV_SMALL ? e->payload : e->payload + 8;
 }
 
 /* A task (a message queued for a stateless actor on any worker) carries
@@ -147,37 +147,37 @@ static inline unsigned char *xo_env_payload(struct xo_envelope *e,
    the task runs (it has none to spare): a tell's msg.request (NULL again
    once taken), a call's msg.sender.rt (the sender's runtime is the
    actor's own, or none for an outside sender: restored once taken). */
-static inline void xo_task_set_cell(struct xo_envelope *e, struct xo_cell *c)
+static inline void xi_task_set_cell(struct xi_envelope *e, struct xi_cell *c)
 {
-    if (e->item.kind == XO_K_CALL)
+    if (e->item.kind == XI_K_CALL)
         e->msg.sender.rt = (xo_runtime_t *)(void *)c;
     else
         e->msg.request = (xo_request_t *)(void *)c;
 }
 
-static inline struct xo_cell *xo_task_take_cell(struct xo_envelope *e,
+static inline struct xi_cell *xi_task_take_cell(struct xi_envelope *e,
                                                 xo_runtime_t *rt)
 {
-    struct xo_cell *c;
-    if (e->item.kind == XO_K_CALL) {
-        c = (struct xo_cell *)(void *)e->msg.sender.rt;
+    struct xi_cell *c;
+    if (e->item.kind == XI_K_CALL) {
+        c = (struct xi_cell *)(void *)e->msg.sender.rt;
         e->msg.sender.rt = e->msg.sender.id != 0 ? rt : NULL;
     } else {
-        c = (struct xo_cell *)(void *)e->msg.request;
+        c = (struct xi_cell *)(void *)e->msg.request;
         e->msg.request = NULL;
     }
     return c;
 }
 
-_Static_assert(XO_MSG_MAX_SIZE + sizeof(struct xo_envelope) + 8 <= UINT32_MAX,
+_Static_assert(XO_MSG_MAX_SIZE + sizeof(struct xi_envelope) + 8 <= UINT32_MAX,
                "the largest payload's block size fits item.size");
 
 /* A chain of envelopes linked before it is pushed with one exchange. */
-struct xo_chain {
-    struct xo_envelope *first, *last;
+struct xi_chain {
+    struct xi_envelope *first, *last;
 };
 
-static inline void xo_chain_append(struct xo_chain *ch, struct xo_envelope *e)
+static inline void xi_chain_append(struct xi_chain *ch, struct xi_envelope *e)
 {
     /* relaxed: the chain is published by the push's release exchange. */
     if (ch->last != NULL)
@@ -189,34 +189,34 @@ static inline void xo_chain_append(struct xo_chain *ch, struct xo_envelope *e)
 }
 
 /* The envelope after e in a chain ending at last, or NULL. */
-static inline struct xo_envelope *xo_chain_next(struct xo_envelope *e,
-                                                struct xo_envelope *last)
+static inline struct xi_envelope *xi_chain_next(struct xi_envelope *e,
+                                                struct xi_envelope *last)
 {
     /* relaxed: the chain is this thread's own (built here, or taken off a
        queue by its consumer), so no other thread writes these links. */
     return e == last ? NULL
-                     : (struct xo_envelope *)atomic_load_explicit(
+                     : (struct xi_envelope *)atomic_load_explicit(
                            &e->item.node.next, memory_order_relaxed);
 }
 
-int xo_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
-                    struct xo_envelope **out);
-void xo_envelope_free(xo_runtime_t *rt, struct xo_envelope *env);
+int xi_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
+                    struct xi_envelope **out);
+void xi_envelope_free(xo_runtime_t *rt, struct xi_envelope *env);
 /* Hand env (or the linked chain first..last) to the actor behind `to`; on
    error the caller keeps them. */
-int xo_enqueue(xo_ref_t to, struct xo_envelope *env);
-int xo_enqueue_chain(xo_ref_t to, struct xo_envelope *first,
-                     struct xo_envelope *last);
-void xo_envelope_chain_free(xo_runtime_t *rt, struct xo_envelope *first,
-                            struct xo_envelope *last);
+int xi_enqueue(xo_ref_t to, struct xi_envelope *env);
+int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
+                     struct xi_envelope *last);
+void xi_envelope_chain_free(xo_runtime_t *rt, struct xi_envelope *first,
+                            struct xi_envelope *last);
 /* The ref of the actor whose handler runs on this thread, if it belongs to
    rt; XO_REF_NONE otherwise. */
-xo_ref_t xo_current_sender(xo_runtime_t *rt);
+xo_ref_t xi_current_sender(xo_runtime_t *rt);
 
 /* ---- actors (actor.c) --------------------------------------------- */
 
 /* Stateless actors: tasks in flight in the low bits, DEAD once destroyed. */
-#define XO_INFLIGHT_DEAD (UINT64_C(1) << 63)
+#define XI_INFLIGHT_DEAD (UINT64_C(1) << 63)
 
 /*
  * An actor cell is three cache lines of header, grouped by who writes them,
@@ -234,30 +234,30 @@ xo_ref_t xo_current_sender(xo_runtime_t *rt);
  * have to take the line back from a worker draining the mailbox (counting:
  * 27 M against 44 M msgs/s here, docs/performance.md).
  */
-struct xo_cell {
+struct xi_cell {
     /* ---- line 0: senders write ---- */
     /* The mailbox's producers' end; its consumer's end is mbox_tail. */
-    struct xo_mpscq mbox;
-    struct xo_item run;         /* ACTOR: link in its worker's run queue */
-    struct xo_item reap;        /* REAP: last node of a destroyed actor */
+    struct xi_mpscq mbox;
+    struct xi_item run;         /* ACTOR: link in its worker's run queue */
+    struct xi_item reap;        /* REAP: last node of a destroyed actor */
     /* Bounded only: tells and calls queued and not yet taken. Senders add
        before pushing, the consumer subtracts as it takes (relaxed: a
        count, the queue itself orders the messages). */
     _Atomic uint32_t queued;
-    /* Stateless only: see XO_INFLIGHT_DEAD. */
+    /* Stateless only: see XI_INFLIGHT_DEAD. */
     _Atomic uint64_t inflight;
 
     /* ---- line 1: read-mostly ---- */
     xo_runtime_t *rt;
     const xo_actor_def_t *def;
-    struct xo_name *name;       /* uid entry or NULL */
+    struct xi_name *name;       /* uid entry or NULL */
     uint32_t index, gen;        /* immutable after spawn */
     unsigned pool;              /* home pool */
     uint32_t capacity;          /* mailbox bound, 0: none */
     bool created;               /* on_create succeeded (or none) */
     bool stateless;
     bool movable;               /* other pools may run its turns */
-    struct xo_mark *mark;       /* idle-label reservation, or NULL */
+    struct xi_mark *mark;       /* idle-label reservation, or NULL */
     /* The actor whose frame was pushed over this one's suspended turn on
        its worker (0: none): an edge of the wait-for graph (sched.c,
        "Frames"). Written only while the turn is suspended, which is rare,
@@ -267,10 +267,10 @@ struct xo_cell {
 
     /* ---- line 2: the worker running the actor writes ---- */
     /* The mailbox's consumer's end (mpscq.h, "Layout"). */
-    struct xo_qnode *mbox_tail;
+    struct xi_qnode *mbox_tail;
     /* Stateful only: a message popped while collecting an on_batch run
        that did not belong to it; handled next. Owner worker only. */
-    struct xo_envelope *stash;
+    struct xi_envelope *stash;
     /* Written by the worker running the actor only; read by xo_actor_stats
        from any thread. relaxed: counters, no ordering with other data. */
     _Atomic uint64_t handled, failed;
@@ -283,13 +283,13 @@ struct xo_cell {
     alignas(16) unsigned char state[];
 };
 
-_Static_assert(offsetof(struct xo_cell, rt) == XO_CACHELINE &&
-                   offsetof(struct xo_cell, mbox_tail) == 2 * XO_CACHELINE &&
-                   sizeof(struct xo_cell) == 3 * XO_CACHELINE,
+_Static_assert(offsetof(struct xi_cell, rt) == XI_CACHELINE &&
+                   offsetof(struct xi_cell, mbox_tail) == 2 * XI_CACHELINE &&
+                   sizeof(struct xi_cell) == 3 * XI_CACHELINE,
                "the cell header is three lines: senders', read-mostly, "
                "the worker's");
 
-static inline xo_ref_t xo_cell_ref(const struct xo_cell *c)
+static inline xo_ref_t xi_cell_ref(const struct xi_cell *c)
 {
     return (xo_ref_t){ c->rt, ((uint64_t)c->gen << 32) | c->index };
 }
@@ -297,81 +297,81 @@ static inline xo_ref_t xo_cell_ref(const struct xo_cell *c)
 /* Worker: the reap marker reached the front (or a stateless actor's last
    task ended): run on_destroy, then reclaim, or revive on failure.
    Returns true when the cell was freed. */
-bool xo_cell_reap(struct xo_cell *c, struct xo_ctx *ctx);
-/* Inside xo_rcu_lock, runtime open: destroy c without waiting for it
+bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx);
+/* Inside xi_rcu_lock, runtime open: destroy c without waiting for it
    (false if another destroy won). */
-bool xo_cell_unpublish(xo_runtime_t *rt, struct xo_cell *c);
+bool xi_cell_unpublish(xo_runtime_t *rt, struct xi_cell *c);
 /* Stop: unpublish every live actor and queue its reap marker. */
-void xo_actors_close_all(xo_runtime_t *rt);
+void xi_actors_close_all(xo_runtime_t *rt);
 /* A stateless task finished: drop its in-flight count. */
-void xo_stateless_task_done(struct xo_cell *c);
+void xi_stateless_task_done(struct xi_cell *c);
 
 /* ---- timers (timer.c) --------------------------------------------- */
 
-enum { XO_TIMER_TELL = 1, XO_TIMER_CALL_TIMEOUT };
+enum { XI_TIMER_TELL = 1, XI_TIMER_CALL_TIMEOUT };
 
-struct xo_timer {
-    struct xo_item item; /* TIMER, while handed to a worker */
+struct xi_timer {
+    struct xi_item item; /* TIMER, while handed to a worker */
     uint64_t deadline;   /* CLOCK_MONOTONIC ns */
     int what;
     xo_ref_t to;                 /* TELL */
-    struct xo_envelope *env;     /* TELL */
+    struct xi_envelope *env;     /* TELL */
     struct xo_future *f;         /* CALL_TIMEOUT (holds a reference) */
 };
 
-struct xo_timer_heap {
-    struct xo_timer **v;
+struct xi_timer_heap {
+    struct xi_timer **v;
     size_t len, cap;
 };
 
-uint64_t xo_now_ns(void);
+uint64_t xi_now_ns(void);
 /* Any thread: arm a timer on worker w (it takes ownership). */
-int xo_timer_start(struct xo_worker *w, struct xo_timer *t);
+int xi_timer_start(struct xi_worker *w, struct xi_timer *t);
 /* Worker: file a timer that arrived through the run queue. */
-void xo_timer_insert(struct xo_worker *w, struct xo_timer *t);
+void xi_timer_insert(struct xi_worker *w, struct xi_timer *t);
 /* Worker: fire what is due; returns the next deadline (0: none). */
-uint64_t xo_timers_run(struct xo_worker *w);
-void xo_timers_discard(struct xo_worker *w);
+uint64_t xi_timers_run(struct xi_worker *w);
+void xi_timers_discard(struct xi_worker *w);
 /* A stopped worker's timers, still due to fire, go to worker `to`. */
-void xo_timers_move(struct xo_worker *from, struct xo_worker *to);
-void xo_timer_discard(xo_runtime_t *rt, struct xo_timer *t);
+void xi_timers_move(struct xi_worker *from, struct xi_worker *to);
+void xi_timer_discard(xo_runtime_t *rt, struct xi_timer *t);
 
 /* ---- scheduling (sched.c) ----------------------------------------- */
 
-enum { XO_POOL_ACTIVE = 1, XO_POOL_REMOVING, XO_POOL_GONE };
+enum { XI_POOL_ACTIVE = 1, XI_POOL_REMOVING, XI_POOL_GONE };
 
 /* Actors one worker watches at most (sched.c, "Watching"). */
-#define XO_WATCH_MAX 32
-#define XO_RECENT_SLOTS 64
+#define XI_WATCH_MAX 32
+#define XI_RECENT_SLOTS 64
 
-struct xo_worker {
+struct xi_worker {
     /* The run queue's producers' end, alone on its line; the consumer's
        end is runq_tail (mpscq.h, "Layout"). */
-    alignas(XO_CACHELINE) struct xo_mpscq runq;
+    alignas(XI_CACHELINE) struct xi_mpscq runq;
     /* Futex word: 0 while parked and not yet woken. The waker stores 1
        (release) after taking the run queue's idle mark; the worker resets
        it to 0 before marking idle again. */
-    alignas(XO_CACHELINE) _Atomic uint32_t wake;
+    alignas(XI_CACHELINE) _Atomic uint32_t wake;
     /* The run queue's consumer's end (owner worker only). */
-    struct xo_qnode *runq_tail;
+    struct xi_qnode *runq_tail;
     /* The actors this worker watches (owner worker only; sched.c,
        "Watching"): each one's mailbox ended empty, it was not marked idle,
        and it is in no run queue. */
-    struct xo_cell *watched[XO_WATCH_MAX];
+    struct xi_cell *watched[XI_WATCH_MAX];
     unsigned nwatched;
     unsigned watch_next;  /* where the next scan of `watched` starts */
     bool last_watched;    /* the last item run came from `watched` */
     /* The actors whose turns ended here lately, by a hash of the cell's
        address (owner worker only): an actor found here again is one that
        comes back often, worth watching. */
-    struct xo_cell *recent[XO_RECENT_SLOTS];
+    struct xi_cell *recent[XI_RECENT_SLOTS];
     /* Blocking waits in progress on this thread (owner worker only). */
     unsigned block_depth;
     /* relaxed: true while the worker runs an item (a hint for sharing). */
     _Atomic bool running;
     /* This thread's send sections (rcu.h): written by the worker on every
        send, read by grace periods. */
-    struct xo_reader reader;
+    struct xi_reader reader;
     /* XO_POOL_*: written under the runtime's pools_lock; read by placement
        and scheduling (acquire). */
     _Atomic int state;
@@ -384,22 +384,22 @@ struct xo_worker {
        the CPU while that one has work. core_mate: the next active worker
        pinned to the same core (the sharers form a ring), NULL when the
        sharers are not known (unpinned). Written under pools_lock
-       (xo_pools_update_sharing); core_shared is read relaxed by the worker
+       (xi_pools_update_sharing); core_shared is read relaxed by the worker
        and xo_pool_info, core_mate with acquire (mate_awake). Worker
        structs live until the runtime is freed, so a mate read just before
        it left is still memory to read. */
     _Atomic bool core_shared;
-    _Atomic(struct xo_worker *) core_mate;
+    _Atomic(struct xi_worker *) core_mate;
     bool started;      /* under pools_lock */
     bool exit_pending; /* owner worker only: exit after the current item */
     pthread_t thread;
     char *labels;                /* "cpu[,user...]", owned */
-    struct xo_item exit_item;
-    struct xo_timer_heap timers; /* owner worker only */
-    /* Cells whose handlers block in xo_worker_block on this thread, outer
+    struct xi_item exit_item;
+    struct xi_timer_heap timers; /* owner worker only */
+    /* Cells whose handlers block in xi_worker_block on this thread, outer
        first: none of them can resume before the waits nested above it
        end. Owner worker only; read by its own cycle checks. */
-    struct xo_cell *blocked[XO_MAX_NESTED_WAITS];
+    struct xi_cell *blocked[XO_MAX_NESTED_WAITS];
     unsigned nblocked;
     uint64_t start_ns;           /* coarse clock when it started */
     /* Counters, relaxed; single writer (the worker) except `actors`
@@ -409,75 +409,75 @@ struct xo_worker {
     _Atomic uint64_t idle_ns;
 };
 
-_Static_assert(offsetof(struct xo_worker, runq_tail) >=
-                   offsetof(struct xo_worker, runq) + XO_CACHELINE,
+_Static_assert(offsetof(struct xi_worker, runq_tail) >=
+                   offsetof(struct xi_worker, runq) + XI_CACHELINE,
                "a run queue's two ends never share a cache line");
 
 /* Make an actor runnable on its home pool, waking the worker if parked. */
-void xo_schedule(struct xo_cell *c);
+void xi_schedule(struct xi_cell *c);
 /* Push an item onto a worker's run queue, waking it if parked. */
-void xo_runq_push(struct xo_worker *w, struct xo_item *it);
+void xi_runq_push(struct xi_worker *w, struct xi_item *it);
 /* A worker for a stateless task: spreads tasks over the pools. */
-struct xo_worker *xo_task_worker(xo_runtime_t *rt);
-int xo_worker_start(xo_runtime_t *rt, struct xo_worker *w);
+struct xi_worker *xi_task_worker(xo_runtime_t *rt);
+int xi_worker_start(xo_runtime_t *rt, struct xi_worker *w);
 /* Under pools_lock: take the right to join w (false: not running, or
-   another thread took it). Then, outside the lock, xo_worker_join. */
-bool xo_worker_claim(struct xo_worker *w);
-void xo_worker_join(struct xo_worker *w);
+   another thread took it). Then, outside the lock, xi_worker_join. */
+bool xi_worker_claim(struct xi_worker *w);
+void xi_worker_join(struct xi_worker *w);
 /* The worker that is the calling thread, or NULL. */
-struct xo_worker *xo_current_worker(void);
+struct xi_worker *xi_current_worker(void);
 /* The runtime whose worker is the calling thread, or NULL. */
-xo_runtime_t *xo_current_worker_runtime(void);
+xo_runtime_t *xi_current_worker_runtime(void);
 /* The handler context active on this thread (NULL outside handlers). */
-struct xo_ctx *xo_current_ctx(void);
-void xo_set_current_ctx(struct xo_ctx *ctx);
+struct xo_ctx *xi_current_ctx(void);
+void xi_set_current_ctx(struct xo_ctx *ctx);
 /*
  * A handler blocks until f's flags differ from `seen` in `mask`, or the
  * deadline (0: none) passes, running other actors of its pool meanwhile
  * (sched.c, "Waiting inside a handler"). Its frame is pushed first.
  */
-int xo_worker_block(struct xo_worker *w, struct xo_future *f, uint32_t seen,
+int xi_worker_block(struct xi_worker *w, struct xo_future *f, uint32_t seen,
                     uint32_t mask, uint64_t deadline);
 /* Frames of suspended turns on w's stack (sched.c, "Frames"); push is
    false when XO_MAX_NESTED_WAITS are there already. */
-bool xo_frame_push(struct xo_worker *w, struct xo_cell *c);
-void xo_frame_pop(struct xo_worker *w);
+bool xi_frame_push(struct xi_worker *w, struct xi_cell *c);
+void xi_frame_pop(struct xi_worker *w);
 /* Wake w from its sleep (idle, or in a handler's wait). */
-void xo_worker_wake(struct xo_worker *w);
+void xi_worker_wake(struct xi_worker *w);
 /* Free the xo_fail message a handler left in its context. */
-void xo_ctx_clear_fail(struct xo_ctx *ctx);
-void xo_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+void xi_ctx_clear_fail(struct xo_ctx *ctx);
+void xi_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                    uint64_t timeout_ns);
-void xo_futex_wake_all(_Atomic uint32_t *word);
+void xi_futex_wake_all(_Atomic uint32_t *word);
 
 /* ---- pools and placement (pool.c) ------------------------------------ */
 
-#define XO_MAX_POOLS XO_POOLS_MAX
+#define XI_MAX_POOLS XO_POOLS_MAX
 
 /* An idle-label reservation: (label, mark) held by one live actor. */
-struct xo_mark {
-    struct xo_mark *next;
+struct xi_mark {
+    struct xi_mark *next;
     unsigned pool;
     char *label, *mark;
 };
 
-int xo_pools_start(xo_runtime_t *rt);
-void xo_pools_join(xo_runtime_t *rt);
-void xo_pools_free(xo_runtime_t *rt);
+int xi_pools_start(xo_runtime_t *rt);
+void xi_pools_join(xo_runtime_t *rt);
+void xi_pools_free(xo_runtime_t *rt);
 /* Recompute every worker's core_shared and core_mate. Under pools_lock,
    or before the runtime is shared. */
-void xo_pools_update_sharing(xo_runtime_t *rt);
+void xi_pools_update_sharing(xo_runtime_t *rt);
 /* Choose the home pool of a new actor (mark: an idle-label reservation
    the cell keeps until it is reaped). */
-int xo_place(xo_runtime_t *rt, const xo_actor_def_t *def,
+int xi_place(xo_runtime_t *rt, const xo_actor_def_t *def,
              const xo_spawn_opts_t *opts, unsigned *pool,
-             struct xo_mark **mark);
-void xo_mark_release(xo_runtime_t *rt, struct xo_mark *mark);
-uint64_t xo_coarse_ns(void);
+             struct xi_mark **mark);
+void xi_mark_release(xo_runtime_t *rt, struct xi_mark *mark);
+uint64_t xi_coarse_ns(void);
 
 /* ---- the runtime (runtime.c) ---------------------------------------- */
 
-enum { XO_RT_RUNNING = 0, XO_RT_CLOSING = 1, XO_RT_STOPPED = 2 };
+enum { XI_RT_RUNNING = 0, XI_RT_CLOSING = 1, XI_RT_STOPPED = 2 };
 
 struct xo_runtime {
     /* Read on every send: keep it with the other read-mostly fields.
@@ -488,14 +488,14 @@ struct xo_runtime {
     /* The pool table: slots 0..npools-1 hold workers (never freed before
        xo_runtime_free; a removed pool keeps its slot). Append-only under
        pools_lock; readers load npools with acquire, then the slots. */
-    _Atomic(struct xo_worker *) *pools;
+    _Atomic(struct xi_worker *) *pools;
     _Atomic unsigned npools;
     pthread_mutex_t pools_lock;
-    struct xo_mark *marks;        /* idle-label reservations, pools_lock */
+    struct xi_mark *marks;        /* idle-label reservations, pools_lock */
     cpu_set_t allowed;            /* CPUs this process may run on */
-    struct xo_allocator mem;
-    struct xo_slots slots;
-    struct xo_registry names;
+    struct xi_allocator mem;
+    struct xi_slots slots;
+    struct xi_registry names;
     _Atomic unsigned rr_next;   /* round-robin placement cursor */
     /* Live actors (published, not yet reaped). Stop waits for zero. */
     _Atomic uint64_t live;
@@ -503,62 +503,62 @@ struct xo_runtime {
     pthread_cond_t stop_cond;
     bool stopping;              /* under stop_lock */
     /* TSan model of RCU's guarantee (see rcu.h); never read. */
-    alignas(XO_CACHELINE) char rcu_sync;
+    alignas(XI_CACHELINE) char rcu_sync;
 };
 
-static inline unsigned xo_pool_slots(const xo_runtime_t *rt)
+static inline unsigned xi_pool_slots(const xo_runtime_t *rt)
 {
     /* acquire: pairs with the release of npools in pool.c's add. */
     return atomic_load_explicit(&((xo_runtime_t *)rt)->npools,
                                 memory_order_acquire);
 }
 
-static inline struct xo_worker *xo_pool(const xo_runtime_t *rt, unsigned i)
+static inline struct xi_worker *xi_pool(const xo_runtime_t *rt, unsigned i)
 {
     /* acquire: the worker was initialised before it was stored. */
     return atomic_load_explicit(&rt->pools[i], memory_order_acquire);
 }
 
-static inline bool xo_pool_active(struct xo_worker *w)
+static inline bool xi_pool_active(struct xi_worker *w)
 {
     /* acquire: pairs with the state store under pools_lock. */
     return atomic_load_explicit(&w->state, memory_order_acquire) ==
-           XO_POOL_ACTIVE;
+           XI_POOL_ACTIVE;
 }
 
-static inline bool xo_rt_closing(xo_runtime_t *rt)
+static inline bool xi_rt_closing(xo_runtime_t *rt)
 {
     /* acquire: orders the flag before the slot loads that follow it. */
     return atomic_load_explicit(&rt->state, memory_order_acquire) !=
-           XO_RT_RUNNING;
+           XI_RT_RUNNING;
 }
 
 /* Worker, after a reap: wake xo_runtime_stop if this was the last actor. */
-void xo_runtime_actor_gone(xo_runtime_t *rt);
+void xi_runtime_actor_gone(xo_runtime_t *rt);
 /* A grace period of rt: every read-side section (urcu-bp's, and the send
    sections of rt's workers) that began before the call is over (rcu.h).
    Not from one of rt's workers inside a section. */
-void xo_grace_wait(xo_runtime_t *rt);
+void xi_grace_wait(xo_runtime_t *rt);
 /* The workers' half of it, for call_rcu callbacks (urcu's half is done). */
-void xo_readers_quiesce(xo_runtime_t *rt);
+void xi_readers_quiesce(xo_runtime_t *rt);
 
 /* ---- resolving refs (inline: every send does it) --------------------- */
 
 /* The slot's pointer of a cell being destroyed: its low bit set (cells
    are line-aligned). Senders treat it as empty; the cycle check of
    blocking waits still follows it (actor.c). */
-#define XO_SLOT_DYING ((uintptr_t)1)
+#define XI_SLOT_DYING ((uintptr_t)1)
 
-static inline struct xo_cell *xo_dying(struct xo_cell *c)
+static inline struct xi_cell *xi_dying(struct xi_cell *c)
 {
-    return (struct xo_cell *)((uintptr_t)c | XO_SLOT_DYING);
+    return (struct xi_cell *)((uintptr_t)c | XI_SLOT_DYING);
 }
 
 /* What slot `index` holds, with the DYING mark in *marked. */
-static inline struct xo_cell *xo_slot_cell(xo_runtime_t *rt, uint32_t index,
+static inline struct xi_cell *xi_slot_cell(xo_runtime_t *rt, uint32_t index,
                                            bool *marked)
 {
-    struct xo_slot *slot = xo_slots_get(&rt->slots, index);
+    struct xi_slot *slot = xi_slots_get(&rt->slots, index);
     if (slot == NULL) {
         *marked = false;
         return NULL;
@@ -567,15 +567,15 @@ static inline struct xo_cell *xo_slot_cell(xo_runtime_t *rt, uint32_t index,
        fields (gen, mailbox) are initialised before it. */
     uintptr_t p = (uintptr_t)atomic_load_explicit(&slot->cell,
                                                   memory_order_acquire);
-    *marked = (p & XO_SLOT_DYING) != 0;
-    return (struct xo_cell *)(p & ~XO_SLOT_DYING);
+    *marked = (p & XI_SLOT_DYING) != 0;
+    return (struct xi_cell *)(p & ~XI_SLOT_DYING);
 }
 
 /* Inside a read-side section: the live cell a ref names, or NULL. */
-static inline struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
+static inline struct xi_cell *xi_resolve(xo_runtime_t *rt, uint64_t id)
 {
     bool marked;
-    struct xo_cell *c = xo_slot_cell(rt, (uint32_t)id, &marked);
+    struct xi_cell *c = xi_slot_cell(rt, (uint32_t)id, &marked);
     if (c == NULL || marked || c->gen != (uint32_t)(id >> 32))
         return NULL;
     return c;
@@ -583,22 +583,22 @@ static inline struct xo_cell *xo_resolve(xo_runtime_t *rt, uint64_t id)
 
 /* The same, also while the actor is being destroyed (unpublished, not yet
    reaped): for the cycle check, which follows a dying actor's waits. */
-static inline struct xo_cell *xo_resolve_dying(xo_runtime_t *rt, uint64_t id)
+static inline struct xi_cell *xi_resolve_dying(xo_runtime_t *rt, uint64_t id)
 {
     bool marked;
-    struct xo_cell *c = xo_slot_cell(rt, (uint32_t)id, &marked);
+    struct xi_cell *c = xi_slot_cell(rt, (uint32_t)id, &marked);
     if (c == NULL || c->gen != (uint32_t)(id >> 32))
         return NULL;
     return c;
 }
 
 /* The live (published, not dying) cell in slot `index`, or NULL. */
-static inline struct xo_cell *xo_slot_live_cell(xo_runtime_t *rt,
+static inline struct xi_cell *xi_slot_live_cell(xo_runtime_t *rt,
                                                 uint32_t index)
 {
     bool marked;
-    struct xo_cell *c = xo_slot_cell(rt, index, &marked);
+    struct xi_cell *c = xi_slot_cell(rt, index, &marked);
     return marked ? NULL : c;
 }
 
-#endif /* XO_RUNTIME_RUNTIME_H */
+#endif /* XI_RUNTIME_RUNTIME_H */

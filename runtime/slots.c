@@ -10,9 +10,9 @@
 
 #include "xoscar/xoscar.h"
 
-int xo_slots_init(struct xo_slots *s, struct xo_allocator *a)
+int xi_slots_init(struct xi_slots *s, struct xi_allocator *a)
 {
-    s->segs = xo_mem_zalloc(a, sizeof(*s->segs) * XO_SLOT_MAX_SEGS);
+    s->segs = xi_mem_zalloc(a, sizeof(*s->segs) * XI_SLOT_MAX_SEGS);
     if (s->segs == NULL)
         return XO_ENOMEM;
     atomic_init(&s->count, 0);
@@ -21,17 +21,17 @@ int xo_slots_init(struct xo_slots *s, struct xo_allocator *a)
     return 0;
 }
 
-void xo_slots_fini(struct xo_slots *s, struct xo_allocator *a)
+void xi_slots_fini(struct xi_slots *s, struct xi_allocator *a)
 {
-    for (uint32_t i = 0; i < XO_SLOT_MAX_SEGS; i++) {
-        struct xo_slot *seg =
+    for (uint32_t i = 0; i < XI_SLOT_MAX_SEGS; i++) {
+        struct xi_slot *seg =
             /* relaxed: teardown, no other thread is left. */
             atomic_load_explicit(&s->segs[i], memory_order_relaxed);
         if (seg == NULL)
             break;
-        xo_mem_free(a, seg, sizeof(*seg) * XO_SLOT_SEG_SIZE);
+        xi_mem_free(a, seg, sizeof(*seg) * XI_SLOT_SEG_SIZE);
     }
-    xo_mem_free(a, s->segs, sizeof(*s->segs) * XO_SLOT_MAX_SEGS);
+    xi_mem_free(a, s->segs, sizeof(*s->segs) * XI_SLOT_MAX_SEGS);
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -40,13 +40,13 @@ static uint32_t first_gen(uint32_t gen)
     return gen == 0 ? 1 : gen;
 }
 
-int xo_slots_take(struct xo_slots *s, struct xo_allocator *a,
+int xi_slots_take(struct xi_slots *s, struct xi_allocator *a,
                   uint32_t *index, uint32_t *gen)
 {
     pthread_mutex_lock(&s->lock);
     if (s->free_head != 0) {
         uint32_t i = s->free_head - 1;
-        struct xo_slot *slot = xo_slots_get(s, i);
+        struct xi_slot *slot = xi_slots_get(s, i);
         s->free_head = slot->next_free;
         *index = i;
         *gen = slot->next_gen = first_gen(slot->next_gen);
@@ -55,23 +55,23 @@ int xo_slots_take(struct xo_slots *s, struct xo_allocator *a,
     }
     /* relaxed: count is only written under the lock. */
     uint32_t i = atomic_load_explicit(&s->count, memory_order_relaxed);
-    uint32_t seg = i >> XO_SLOT_SEG_SHIFT;
-    if (seg >= XO_SLOT_MAX_SEGS) {
+    uint32_t seg = i >> XI_SLOT_SEG_SHIFT;
+    if (seg >= XI_SLOT_MAX_SEGS) {
         pthread_mutex_unlock(&s->lock);
         return XO_ENOMEM;
     }
-    if ((i & (XO_SLOT_SEG_SIZE - 1)) == 0) {
-        struct xo_slot *base =
-            xo_mem_zalloc(a, sizeof(*base) * XO_SLOT_SEG_SIZE);
+    if ((i & (XI_SLOT_SEG_SIZE - 1)) == 0) {
+        struct xi_slot *base =
+            xi_mem_zalloc(a, sizeof(*base) * XI_SLOT_SEG_SIZE);
         if (base == NULL) {
             pthread_mutex_unlock(&s->lock);
             return XO_ENOMEM;
         }
-        /* release: pairs with the acquire load in xo_slots_get; readers
+        /* release: pairs with the acquire load in xi_slots_get; readers
            see the zeroed slots. */
         atomic_store_explicit(&s->segs[seg], base, memory_order_release);
     }
-    struct xo_slot *slot = xo_slots_get(s, i);
+    struct xi_slot *slot = xi_slots_get(s, i);
     slot->next_gen = 1;
     /* release: pairs with the acquire load of count by stop's sweep. */
     atomic_store_explicit(&s->count, i + 1, memory_order_release);
@@ -81,10 +81,10 @@ int xo_slots_take(struct xo_slots *s, struct xo_allocator *a,
     return 0;
 }
 
-void xo_slots_give(struct xo_slots *s, uint32_t index)
+void xi_slots_give(struct xi_slots *s, uint32_t index)
 {
     pthread_mutex_lock(&s->lock);
-    struct xo_slot *slot = xo_slots_get(s, index);
+    struct xi_slot *slot = xi_slots_get(s, index);
     slot->next_gen = first_gen(slot->next_gen + 1);
     slot->next_free = s->free_head;
     s->free_head = index + 1;

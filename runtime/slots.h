@@ -12,12 +12,12 @@
  * RCU (see rcu.h).
  *
  * Concurrency contract
- *   xo_slots_get:       any thread, lock-free (two acquire loads).
- *   xo_slots_take/give: any thread; a mutex guards the free list (taken
+ *   xi_slots_get:       any thread, lock-free (two acquire loads).
+ *   xi_slots_take/give: any thread; a mutex guards the free list (taken
  *                       once per spawn and per reclaim, never per send).
  */
-#ifndef XO_RUNTIME_SLOTS_H
-#define XO_RUNTIME_SLOTS_H
+#ifndef XI_RUNTIME_SLOTS_H
+#define XI_RUNTIME_SLOTS_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,25 +26,25 @@
 #include "../alloc/alloc.h"
 #include "xoscar/xoscar.h"
 
-struct xo_cell;
+struct xi_cell;
 
-#define XO_SLOT_SEG_SHIFT 12u
-#define XO_SLOT_SEG_SIZE (1u << XO_SLOT_SEG_SHIFT)
-#define XO_SLOT_MAX_SEGS (1u << 16) /* 2^28 slots */
+#define XI_SLOT_SEG_SHIFT 12u
+#define XI_SLOT_SEG_SIZE (1u << XI_SLOT_SEG_SHIFT)
+#define XI_SLOT_MAX_SEGS (1u << 16) /* 2^28 slots */
 
-_Static_assert((uint64_t)XO_SLOT_SEG_SIZE * XO_SLOT_MAX_SEGS == XO_ACTORS_MAX,
+_Static_assert((uint64_t)XI_SLOT_SEG_SIZE * XI_SLOT_MAX_SEGS == XO_ACTORS_MAX,
                "the slot table holds XO_ACTORS_MAX actors");
 
-struct xo_slot {
+struct xi_slot {
     /* The live cell, or NULL. Written with release (spawn) or CAS
        (destroy); read with acquire by senders inside an RCU section. */
-    _Atomic(struct xo_cell *) cell;
+    _Atomic(struct xi_cell *) cell;
     uint32_t next_gen;  /* generation the next cell here gets; under lock */
     uint32_t next_free; /* free list link (index + 1); under lock */
 };
 
-struct xo_slots {
-    _Atomic(struct xo_slot *) *segs; /* XO_SLOT_MAX_SEGS entries */
+struct xi_slots {
+    _Atomic(struct xi_slot *) *segs; /* XI_SLOT_MAX_SEGS entries */
     /* Slots ever handed out: indexes below it are valid. release on
        growth, acquire in readers that iterate (stop). */
     _Atomic uint32_t count;
@@ -52,24 +52,24 @@ struct xo_slots {
     uint32_t free_head; /* index + 1 of the first free slot, 0: none */
 };
 
-int xo_slots_init(struct xo_slots *s, struct xo_allocator *a);
-void xo_slots_fini(struct xo_slots *s, struct xo_allocator *a);
+int xi_slots_init(struct xi_slots *s, struct xi_allocator *a);
+void xi_slots_fini(struct xi_slots *s, struct xi_allocator *a);
 /* A free slot and the generation its next cell must carry. XO_ENOMEM when
    a segment cannot be allocated or the table is full. */
-int xo_slots_take(struct xo_slots *s, struct xo_allocator *a,
+int xi_slots_take(struct xi_slots *s, struct xi_allocator *a,
                   uint32_t *index, uint32_t *gen);
 /* Return a slot whose cell was unpublished and reclaimed. */
-void xo_slots_give(struct xo_slots *s, uint32_t index);
+void xi_slots_give(struct xi_slots *s, uint32_t index);
 
-static inline struct xo_slot *xo_slots_get(struct xo_slots *s, uint32_t index)
+static inline struct xi_slot *xi_slots_get(struct xi_slots *s, uint32_t index)
 {
-    uint32_t seg = index >> XO_SLOT_SEG_SHIFT;
-    if (seg >= XO_SLOT_MAX_SEGS)
+    uint32_t seg = index >> XI_SLOT_SEG_SHIFT;
+    if (seg >= XI_SLOT_MAX_SEGS)
         return NULL;
     /* acquire: pairs with the release store of a new segment in take. */
-    struct xo_slot *base =
+    struct xi_slot *base =
         atomic_load_explicit(&s->segs[seg], memory_order_acquire);
-    return base ? &base[index & (XO_SLOT_SEG_SIZE - 1)] : NULL;
+    return base ? &base[index & (XI_SLOT_SEG_SIZE - 1)] : NULL;
 }
 
-#endif /* XO_RUNTIME_SLOTS_H */
+#endif /* XI_RUNTIME_SLOTS_H */

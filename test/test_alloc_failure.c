@@ -44,10 +44,10 @@ Test(alloc_failure, each_failed_allocation_in_spawn_gives_enomem_and_leaves_noth
     /* Allocation k of a named spawn fails, k = 1, 2, ... until one succeeds
        with the hook still armed (it has fewer than k allocations). */
     for (long k = 1;; k++) {
-        xo_mem_fail_after(&rt->mem, k);
+        xi_mem_fail_after(&rt->mem, k);
         xo_ref_t r = XO_REF_NONE, found;
         int rc = xo_spawn(rt, &counter_def, &opts, &r);
-        xo_mem_fail_after(&rt->mem, 0);
+        xi_mem_fail_after(&rt->mem, 0);
         if (rc == 0)
             break;
         failures++;
@@ -77,7 +77,7 @@ Test(alloc_failure, first_spawn_of_a_new_slot_segment_fails_cleanly)
     xo_spawn_opts_t opts;
     xo_spawn_opts_init(&opts);
     opts.uid = "first";
-    xo_mem_fail_after(&rt->mem, 3);
+    xi_mem_fail_after(&rt->mem, 3);
     xo_ref_t r;
     cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &r), XO_ENOMEM);
     cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &r), 0);
@@ -91,13 +91,13 @@ Test(alloc_failure, failed_tell_gives_enomem_and_delivers_nothing)
     xo_runtime_t *rt = start_runtime(1);
     xo_ref_t r;
     cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
-    xo_mem_fail_after(&rt->mem, 1);
+    xi_mem_fail_after(&rt->mem, 1);
     cr_assert_eq(xo_tell(r, PING, "x", 1), XO_ENOMEM);
     xo_msg_t *m = NULL;
-    xo_mem_fail_after(&rt->mem, 1);
+    xi_mem_fail_after(&rt->mem, 1);
     cr_assert_eq(xo_msg_alloc(rt, PING, 16, &m), XO_ENOMEM);
     cr_assert_null(m);
-    xo_mem_fail_after(&rt->mem, 1);
+    xi_mem_fail_after(&rt->mem, 1);
     cr_assert_eq(xo_msg_wrap(rt, PING, "y", 1, NULL, NULL, &m), XO_ENOMEM);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(xo_tell(r, PING, "x", 1), 0, "usable afterwards");
@@ -114,9 +114,9 @@ static int spawn_in_handler_message(xo_ctx_t *ctx, void *state,
     (void)m;
     xo_runtime_t *rt = xo_ctx_runtime(ctx);
     xo_ref_t child;
-    xo_mem_fail_after(&rt->mem, 1);
+    xi_mem_fail_after(&rt->mem, 1);
     int rc = xo_spawn(rt, &counter_def, NULL, &child);
-    xo_mem_fail_after(&rt->mem, 0);
+    xi_mem_fail_after(&rt->mem, 0);
     if (rc == XO_ENOMEM)
         atomic_fetch_add(&handled, 100);
     latch_count_down(&done);
@@ -177,11 +177,11 @@ Test(alloc_failure, a_delayed_tell_the_timer_heap_cannot_take_is_reported)
     xo_ref_t r;
     cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
     /* The envelope, the timer, then (on the worker) the heap. */
-    xo_mem_fail_after(&rt->mem, 3);
+    xi_mem_fail_after(&rt->mem, 3);
     cr_assert_eq(xo_tell_after(r, 1000, 77, NULL, 0), 0);
     while (atomic_load(&hook_err) == 0)
         sleep_ms(1);
-    xo_mem_fail_after(&rt->mem, 0);
+    xi_mem_fail_after(&rt->mem, 0);
     cr_assert_eq(atomic_load(&hook_err), XO_ENOMEM);
     cr_assert_eq(atomic_load(&hook_tag), 77);
     cr_assert(xo_ref_eq(hook_actor, r), "the hook names the target");
@@ -208,10 +208,10 @@ static int timed_caller_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     xo_ref_t peer = *(const xo_ref_t *)m->data;
     xo_runtime_t *rt = xo_ctx_runtime(ctx);
     /* The future, the call's envelope, the timer, then the heap. */
-    xo_mem_fail_after(&rt->mem, 4);
+    xi_mem_fail_after(&rt->mem, 4);
     int rc = xo_call_then(ctx, peer, PING, NULL, 0, 1000000000, record_then,
                           NULL);
-    xo_mem_fail_after(&rt->mem, 0);
+    xi_mem_fail_after(&rt->mem, 0);
     return rc;
 }
 

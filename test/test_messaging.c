@@ -541,7 +541,7 @@ Test(messaging, a_blocking_wait_on_a_watched_pool_mate_completes)
     stop_runtime(rt);
 }
 
-/* ---- payload placement (runtime.h, struct xo_envelope) ---------------- */
+/* ---- payload placement (runtime.h, struct xi_envelope) ---------------- */
 
 #define CALL_BIT 0x10000u
 
