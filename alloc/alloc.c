@@ -346,6 +346,49 @@ void xi_mem_fail_after(struct xi_allocator *a, long n)
                           memory_order_relaxed);
 }
 
+void *xi_mem_zalloc_aligned(struct xi_allocator *a, size_t size,
+                            size_t align)
+{
+    if (injected_failure(a))
+        return NULL;
+#ifdef XO_USE_JEMALLOC
+    return mallocx(size, MALLOCX_ALIGN(align) | MALLOCX_ZERO);
+#else
+    void *p = aligned_alloc(align, (size + align - 1) & ~(align - 1));
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
+#endif
+}
+
+void xi_mem_free_aligned(void *p, size_t size, size_t align)
+{
+    if (p == NULL)
+        return;
+#ifdef XO_USE_JEMALLOC
+    sdallocx(p, size, MALLOCX_ALIGN(align));
+#else
+    (void)size;
+    (void)align;
+    free(p);
+#endif
+}
+
+char *xi_mem_strdup(struct xi_allocator *a, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *copy = xi_mem_alloc(a, len);
+    if (copy != NULL)
+        memcpy(copy, s, len);
+    return copy;
+}
+
+void xi_mem_free_str(struct xi_allocator *a, char *s)
+{
+    if (s != NULL)
+        xi_mem_free(a, s, strlen(s) + 1);
+}
+
 void *xi_mem_zalloc(struct xi_allocator *a, size_t size)
 {
     if (size - 1 >= XI_CACHE_MAX) {

@@ -159,6 +159,16 @@ static inline void xi_mem_free(struct xi_allocator *a, void *p, size_t size)
     xi_mem_free_slow(p, size);
 }
 
+/* Zeroed, aligned to `align` (a power of two): structures that keep
+   their fields on separate cache lines. Free with xi_mem_free_aligned and
+   the same size and alignment. */
+void *xi_mem_zalloc_aligned(struct xi_allocator *a, size_t size,
+                            size_t align);
+void xi_mem_free_aligned(void *p, size_t size, size_t align);
+/* A copy of a string (freed with xi_mem_free_str). */
+char *xi_mem_strdup(struct xi_allocator *a, const char *s);
+void xi_mem_free_str(struct xi_allocator *a, char *s);
+
 /* Free the blocks the depot holds (the threads' own lists stay). */
 void xi_mem_trim(void);
 

@@ -96,11 +96,15 @@ static void check(int rc, const char *what)
 
 int main(void)
 {
-    static const char *const labels[3] = { NULL, "parse", "parse" };
+    xo_pool_spec_t pools[3];
+    for (int i = 0; i < 3; i++) {
+        xo_pool_spec_init(&pools[i]);
+        pools[i].labels = i == 0 ? NULL : "parse";
+    }
     xo_config_t cfg;
     xo_config_init(&cfg);
     cfg.pools = 3;
-    cfg.labels = labels;
+    cfg.pool_specs = pools;
     xo_runtime_t *rt;
     check(xo_runtime_start(&cfg, &rt), "start");
 

@@ -33,11 +33,14 @@ void xo_spawn_opts_init(xo_spawn_opts_t *opts)
 }
 
 /* Whole cache lines, so that the header's three groups keep to their own
-   lines (see struct xi_cell). */
-static size_t cell_size(const xo_actor_def_t *def)
+   lines (see struct xi_cell): the header, the state, the spawn argument's
+   copy. */
+static size_t cell_size(const xo_actor_def_t *def, size_t arg_size)
 {
     size_t line = XI_CACHELINE;
-    return (sizeof(struct xi_cell) + def->state_size + line - 1) & ~(line - 1);
+    size_t body = arg_size ? xi_cell_state_room(def) + arg_size
+                           : def->state_size;
+    return (sizeof(struct xi_cell) + body + line - 1) & ~(line - 1);
 }
 
 static void free_name(struct xi_name *n, void *arg)
@@ -50,10 +53,10 @@ static void free_name(struct xi_name *n, void *arg)
    period that follows its reap). */
 static void free_cell(xo_runtime_t *rt, struct xi_cell *c)
 {
-    xi_mark_release(rt, c->mark);
+    xi_claim_release(rt, c->claim);
     if (c->name != NULL)
         free_name(c->name, rt);
-    xi_mem_free(&rt->mem, c, cell_size(c->def));
+    xi_mem_free(&rt->mem, c, cell_size(c->def, c->arg_size));
 }
 
 /* A grace period after the reap: no walk of the wait-for graph can still
@@ -79,7 +82,7 @@ static void push_reap(struct xi_cell *c)
         uint64_t old = atomic_fetch_or_explicit(&c->inflight, XI_INFLIGHT_DEAD,
                                                 memory_order_acq_rel);
         if (old == 0)
-            xi_runq_push(xi_pool(c->rt, c->pool), &c->reap);
+            xi_runq_push(xi_pool_worker(c->rt, c->pool), &c->reap);
         return;
     }
     if (xi_mpscq_push(&c->mbox, &c->reap.node))
@@ -92,7 +95,7 @@ void xi_stateless_task_done(struct xi_cell *c)
     uint64_t old = atomic_fetch_sub_explicit(&c->inflight, 1,
                                              memory_order_acq_rel);
     if (old == (XI_INFLIGHT_DEAD | 1))
-        xi_runq_push(xi_pool(c->rt, c->pool), &c->reap);
+        xi_runq_push(xi_pool_worker(c->rt, c->pool), &c->reap);
 }
 
 /* urcu's grace period is over; once the workers' send sections that saw
@@ -105,11 +108,13 @@ static void after_grace_period(struct rcu_head *head)
     push_reap(c); /* the last touch: the worker may reap c right after */
 }
 
-/* Inside xi_rcu_lock, runtime open: take c out of its slot and registry and
-   queue its reclamation; `waiter` (may be NULL) gets on_destroy's outcome.
-   False if someone else did it first. */
+/* Inside a read-side section, runtime open: take c out of its slot and
+   registry and queue its reclamation; `waiter` (may be NULL) gets
+   on_destroy's outcome, `why` is what the exit point will say. False if
+   someone else did it first. */
 static bool unpublish(xo_runtime_t *rt, struct xi_cell *c,
-                      struct xo_future *waiter)
+                      struct xo_future *waiter, enum xi_exit_kind why,
+                      int code)
 {
     struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
     struct xi_cell *expected = c;
@@ -121,6 +126,8 @@ static bool unpublish(xo_runtime_t *rt, struct xi_cell *c,
                                                  memory_order_acquire))
         return false;
     c->destroy_f = waiter;
+    c->reap.flags = (uint16_t)why;
+    c->reap.size = (uint32_t)code;
     if (c->name != NULL)
         xi_registry_remove(&rt->names, c->name);
     /* TSan cannot see call_rcu's hand-off to its thread: say it. */
@@ -152,19 +159,22 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
                     const xo_spawn_opts_t *opts, struct xi_cell **out)
 {
     unsigned pool;
-    struct xi_mark *mark;
-    int rc = xi_place(rt, def, opts, &pool, &mark);
+    struct xi_claim *claim;
+    int rc = xi_place(rt, def, opts, &pool, &claim);
     if (rc != 0)
         return rc;
-    size_t size = cell_size(def);
+    size_t size = cell_size(def, opts->arg_size);
     struct xi_cell *c = xi_mem_zalloc(&rt->mem, size);
     if (c == NULL) {
-        xi_mark_release(rt, mark);
+        xi_claim_release(rt, claim);
         return XO_ENOMEM;
     }
-    c->mark = mark;
+    c->claim = claim;
     c->rt = rt;
     c->def = def;
+    c->arg_size = (uint32_t)opts->arg_size;
+    if (opts->arg_size > 0) /* what a restart runs on_create with again */
+        memcpy(c->state + xi_cell_state_room(def), opts->arg, opts->arg_size);
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
     c->movable = opts->movable && !c->stateless;
@@ -181,7 +191,7 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
         return rc;
     }
     if (c->name != NULL)
-        c->name->ref_id = ((uint64_t)c->gen << 32) | c->index;
+        c->name->ref_id = xi_cell_ref(c).id;
     *out = c;
     return 0;
 }
@@ -197,7 +207,7 @@ static int publish(xo_runtime_t *rt, struct xi_cell *c)
     xi_rcu_lock();
     if (xi_rt_closing(rt))
         rc = XO_ECLOSED;
-    else if (!xi_pool_active(xi_pool(rt, c->pool)))
+    else if (!xi_pool_running(xi_pool_at(rt, c->pool)))
         rc = XI_PLACE_AGAIN; /* xo_pool_remove waits for this section */
     else if (c->name != NULL)
         rc = xi_registry_add(&rt->names, c->name);
@@ -205,7 +215,7 @@ static int publish(xo_runtime_t *rt, struct xi_cell *c)
         struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
         /* relaxed: counters; stop reads live under its own ordering. */
         atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&xi_pool(rt, c->pool)->actors, 1,
+        atomic_fetch_add_explicit(&xi_pool_at(rt, c->pool)->actors, 1,
                                   memory_order_relaxed);
         /* release: pairs with the acquire load in xi_resolve. */
         atomic_store_explicit(&slot->cell, c, memory_order_release);
@@ -217,32 +227,32 @@ static int publish(xo_runtime_t *rt, struct xi_cell *c)
 /* on_create failed: withdraw the actor. If stop got to it first, its sweep
    reclaims it instead; either way `created` stays false, so the worker
    drops what was queued and skips on_destroy. */
-static void withdraw(xo_runtime_t *rt, struct xi_cell *c)
+static void withdraw(xo_runtime_t *rt, struct xi_cell *c, int rc)
 {
     xi_rcu_lock();
     if (!xi_rt_closing(rt))
-        (void)unpublish(rt, c, NULL);
+        (void)unpublish(rt, c, NULL, XI_EXIT_FAILED, rc);
     xi_rcu_unlock(&rt->rcu_sync);
 }
 
 /* on_create runs on the spawner's thread. When that is a handler on one of
    rt's workers, the spawner's turn is suspended under it for as long: its
-   frame says so to the cycle check (sched.c, "Frames"), should on_create
-   wait for something that waits for the spawner. */
-static int run_on_create(struct xi_cell *c, const xo_spawn_opts_t *opts)
+   frame says so to the cycle check (wait.c, "Frames"), should on_create
+   wait for something that waits for the spawner. It gets the cell's copy
+   of the argument, the one a restart would give it. */
+static int run_on_create(struct xi_cell *c)
 {
     if (c->def->on_create == NULL)
         return 0;
-    struct xo_ctx ctx = { c->rt, c, c->pool, NULL, NULL, 0 };
-    struct xo_ctx *saved = xi_current_ctx();
-    struct xi_worker *w = xi_current_worker();
-    bool framed = saved != NULL && saved->cell != NULL &&
-                  saved->rt == c->rt && w != NULL && w->rt == c->rt &&
-                  xi_frame_push(w, saved->cell);
-    xi_set_current_ctx(&ctx);
-    int rc = c->def->on_create(&ctx, c->state, opts->arg, opts->arg_size);
-    xi_set_current_ctx(saved);
-    xi_ctx_clear_fail(&ctx); /* xo_spawn returns the code only */
+    struct xo_ctx ctx = xi_ctx_make(c, c->rt, c->pool, 0);
+    struct xo_ctx *spawner = xi_current_ctx();
+    struct xi_worker *w = xi_worker_of(c->rt);
+    bool framed = spawner != NULL && spawner->cell != NULL &&
+                  spawner->rt == c->rt && w != NULL &&
+                  xi_frame_push(w, spawner->cell);
+    xi_ctx_enter(&ctx);
+    int rc = c->def->on_create(&ctx, c->state, xi_cell_arg(c), c->arg_size);
+    xi_ctx_leave(&ctx); /* xo_spawn returns the code only */
     if (framed)
         xi_frame_pop(w);
     return rc < 0 ? rc : 0;
@@ -258,7 +268,8 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         xo_spawn_opts_init(&defaults);
         opts = &defaults;
     }
-    if (opts->arg == NULL && opts->arg_size > 0)
+    if ((opts->arg == NULL && opts->arg_size > 0) ||
+        opts->arg_size > UINT32_MAX)
         return XO_EINVAL;
     if (def->state_size > XO_STATE_MAX)
         return XO_EINVAL;
@@ -280,7 +291,7 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         if (attempt == 3)
             return XO_ENOSLOT;
     }
-    rc = run_on_create(c, opts);
+    rc = run_on_create(c);
     if (rc == 0) {
         c->created = true;
         /* release: lookups that find the uid see a created actor. */
@@ -288,7 +299,7 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
             atomic_store_explicit(&c->name->visible, true,
                                   memory_order_release);
     } else {
-        withdraw(rt, c);
+        withdraw(rt, c, rc);
     }
     xo_ref_t ref = xi_cell_ref(c);
     /* From here on c may be reclaimed at any time (if withdrawn). */
@@ -325,7 +336,8 @@ bool xo_ref_alive(xo_ref_t ref)
     if (ref.rt == NULL)
         return false;
     xi_rcu_lock();
-    bool alive = !xi_rt_closing(ref.rt) && xi_resolve(ref.rt, ref.id) != NULL;
+    bool alive = !xi_rt_closing(ref.rt) &&
+                 xi_resolve(&ref.rt->slots, ref.id) != NULL;
     xi_rcu_unlock(&ref.rt->rcu_sync);
     return alive;
 }
@@ -352,8 +364,8 @@ int xo_destroy(xo_ref_t ref)
     if (xi_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
-        struct xi_cell *c = xi_resolve(rt, ref.id);
-        if (c == NULL || !unpublish(rt, c, f))
+        struct xi_cell *c = xi_resolve(&rt->slots, ref.id);
+        if (c == NULL || !unpublish(rt, c, f, XI_EXIT_DESTROYED, 0))
             rc = XO_ENOTEXIST;
     }
     xi_rcu_unlock(&rt->rcu_sync);
@@ -380,7 +392,8 @@ int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
     int rc = 0;
     xi_rcu_lock();
     struct xi_cell *c = xi_rt_closing(ref.rt) ? NULL
-                                              : xi_resolve(ref.rt, ref.id);
+                                              : xi_resolve(&ref.rt->slots,
+                                                           ref.id);
     if (c == NULL) {
         rc = XO_ENOTEXIST;
     } else {
@@ -402,7 +415,7 @@ static bool revive(xo_runtime_t *rt, struct xi_cell *c)
     xi_rcu_lock();
     /* Not while stopping, nor when its pool is being removed: then the
        actor goes regardless (xo_pool_remove waits for it). */
-    if (!xi_rt_closing(rt) && xi_pool_active(xi_pool(rt, c->pool))) {
+    if (!xi_rt_closing(rt) && xi_pool_running(xi_pool_at(rt, c->pool))) {
         /* Reset everything a sender or a destroyer could touch first, and
            make the cell reachable last: until the slot holds it again, no
            one can find it. */
@@ -424,22 +437,56 @@ static bool revive(xo_runtime_t *rt, struct xi_cell *c)
     return revived;
 }
 
-/* Tell the destroyer (or, for a self-destroy, the error hook) that
+/* Tell the destroyer (or, for a self-destroy, the failure path) that
    on_destroy refused with rc. */
-static void report_refusal(struct xi_cell *c, struct xo_future *f, int rc)
+static void report_refusal(struct xi_cell *c, struct xo_future *f, int rc,
+                           const char *message)
 {
     if (f != NULL) {
-        xi_future_complete_item(f, 0, rc, NULL, NULL, true);
+        xi_future_complete_item(f, 0, rc, message, NULL, true);
         xi_future_unref(f);
-    } else if (c->rt->cfg.on_handler_error != NULL) {
-        c->rt->cfg.on_handler_error(c->rt, xi_cell_ref(c), 0, rc,
-                                    c->rt->cfg.on_handler_error_user);
+    } else {
+        xi_actor_failed(c->rt, c, xi_cell_ref(c), 0, rc, message);
     }
 }
 
-bool xi_cell_unpublish(xo_runtime_t *rt, struct xi_cell *c)
+bool xi_cell_unpublish(xo_runtime_t *rt, struct xi_cell *c,
+                       enum xi_exit_kind why)
 {
-    return unpublish(rt, c, NULL);
+    return unpublish(rt, c, NULL, why, 0);
+}
+
+/*
+ * The exit point: every actor's end comes here, once, on its worker, with
+ * why it ended: reclaim (slot, pool count, claim; memory one grace period
+ * later), tell the exit hook (monitors, links and supervisors attach
+ * there), then the destroyer, then stop if this was the last actor.
+ */
+static void actor_exit(struct xi_cell *c, struct xo_future *destroyer,
+                       const struct xi_exit *why)
+{
+    xo_runtime_t *rt = c->rt;
+    xo_ref_t ref = xi_cell_ref(c);
+    /* release: pairs with the acquire loads in xi_resolve_dying; a walk
+       that still finds the cell keeps it until its section ends. */
+    atomic_store_explicit(&xi_slots_get(&rt->slots, c->index)->cell, NULL,
+                          memory_order_release);
+    /* release: pairs with xo_pool_remove's acquire poll of the count. */
+    atomic_fetch_sub_explicit(&xi_pool_at(rt, c->pool)->actors, 1,
+                              memory_order_release);
+    xi_claim_release(rt, c->claim);
+    c->claim = NULL;
+    xi_slots_give(&rt->slots, c->index);
+    /* TSan cannot see call_rcu's hand-off to its thread: say it. */
+    XI_TSAN_RELEASE(&c->rcu);
+    xi_rcu_defer(&c->rcu, after_reap);
+    if (rt->exit_hook != NULL)
+        rt->exit_hook(rt, ref, why, rt->exit_hook_arg);
+    if (destroyer != NULL) {
+        xi_future_complete_item(destroyer, 0, 0, NULL, NULL, true);
+        xi_future_unref(destroyer);
+    }
+    xi_runtime_actor_gone(rt);
 }
 
 bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx)
@@ -449,42 +496,22 @@ bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx)
     /* Taken before a revive can let the next destroyer store its own. */
     struct xo_future *f = c->destroy_f;
     c->destroy_f = NULL;
-    if (c->created && c->def->on_destroy != NULL) {
+    struct xi_exit why = { (enum xi_exit_kind)c->reap.flags,
+                           (int)c->reap.size, NULL };
+    if (c->created && c->def->on_destroy != NULL)
         rc = c->def->on_destroy(ctx, c->state);
-        xi_ctx_clear_fail(ctx);
-    }
     if (rc < 0) {
         if (revive(rt, c)) {
-            report_refusal(c, f, rc);
+            report_refusal(c, f, rc, ctx->fail_msg);
+            xi_ctx_end_run(ctx);
             return false;
         }
         /* Stopping, or its pool is leaving: the actor goes regardless;
            say that it objected. */
-        if (rt->cfg.on_handler_error != NULL)
-            rt->cfg.on_handler_error(rt, xi_cell_ref(c), 0, rc,
-                                     rt->cfg.on_handler_error_user);
+        xi_actor_failed(rt, c, xi_cell_ref(c), 0, rc, ctx->fail_msg);
     }
-    /* Reclaim first, then tell the destroyer: once xo_destroy returns, the
-       pool's count, the idle-label reservation and the slot are free. The
-       memory goes after a grace period (after_reap). */
-    /* release: pairs with the acquire loads in xi_resolve_dying; a walk
-       that still finds the cell keeps it until its section ends. */
-    atomic_store_explicit(&xi_slots_get(&rt->slots, c->index)->cell, NULL,
-                          memory_order_release);
-    /* release: pairs with xo_pool_remove's acquire poll of the count. */
-    atomic_fetch_sub_explicit(&xi_pool(rt, c->pool)->actors, 1,
-                              memory_order_release);
-    xi_mark_release(rt, c->mark);
-    c->mark = NULL;
-    xi_slots_give(&rt->slots, c->index);
-    /* TSan cannot see call_rcu's hand-off to its thread: say it. */
-    XI_TSAN_RELEASE(&c->rcu);
-    xi_rcu_defer(&c->rcu, after_reap);
-    if (f != NULL) {
-        xi_future_complete_item(f, 0, 0, NULL, NULL, true);
-        xi_future_unref(f);
-    }
-    xi_runtime_actor_gone(rt);
+    xi_ctx_end_run(ctx);
+    actor_exit(c, f, &why);
     return true;
 }
 
@@ -498,21 +525,23 @@ void xi_actors_close_all(xo_runtime_t *rt)
        liburcu (its resize worker) can still hold a name when the reap
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
-        struct xi_cell *c = xi_slot_live_cell(rt, i);
+        struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
         if (c != NULL && c->name != NULL)
             xi_registry_remove(&rt->names, c->name);
     }
     xi_grace_wait(rt);
     for (uint32_t i = 0; i < n; i++) {
         /* The grace period orders this after pass one. */
-        struct xi_cell *c = xi_slot_live_cell(rt, i);
+        struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
         if (c == NULL)
             continue;
         struct xi_cell *expected = c;
         /* acq_rel: see unpublish. */
         if (atomic_compare_exchange_strong_explicit(
                 &xi_slots_get(&rt->slots, i)->cell, &expected, xi_dying(c),
-                memory_order_acq_rel, memory_order_acquire))
+                memory_order_acq_rel, memory_order_acquire)) {
+            c->reap.flags = XI_EXIT_STOPPING;
             push_reap(c);
+        }
     }
 }

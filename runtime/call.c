@@ -282,151 +282,11 @@ int xo_call_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count,
     return 0;
 }
 
-/* ---- waiting -------------------------------------------------------- */
-
-/*
- * The wait-for graph. Its nodes are stateful actors. An actor has an edge
- * to the actor its handler waits for (waiting_for: a call's callee, an
- * actor being destroyed, a stream's producer), and one to the actor whose
- * frame sits over its suspended turn on a worker (above: sched.c, "Frames").
- * It resumes only when both are gone, so a path of edges from a waiter's
- * target back to the waiter is a wait that would never end: the wait fails
- * with XO_EDEADLK instead. A waiter stores its edges first (its frame's,
- * then waiting_for) and walks after, all seq_cst: of the waiters that close
- * a cycle at the same moment, the one whose store comes last in that order
- * sees all the others' and finds the cycle. Actors being destroyed are
- * followed too (xi_resolve_dying); stateless actors end a path (several of
- * their handlers may run at once, so they keep no edges).
- */
-#define XI_WALK_STACK 64
-#define XI_WALK_BUDGET 1024
-
-static bool walk_closes_cycle(xo_runtime_t *rt, uint64_t self,
-                              uint64_t target)
-{
-    uint64_t todo[XI_WALK_STACK];
-    unsigned n = 0, budget = XI_WALK_BUDGET;
-    bool cycle = false;
-    todo[n++] = target;
-    xi_rcu_lock();
-    while (n > 0 && budget-- > 0) {
-        uint64_t id = todo[--n];
-        if (id == self) {
-            cycle = true;
-            break;
-        }
-        struct xi_cell *c = xi_resolve_dying(rt, id);
-        if (c == NULL || c->stateless)
-            continue;
-        /* seq_cst: pairs with the seq_cst stores of the edges (above). */
-        uint64_t edges[2] = { atomic_load(&c->waiting_for),
-                              atomic_load(&c->above) };
-        for (unsigned k = 0; k < 2; k++)
-            if (edges[k] != 0 && n < XI_WALK_STACK)
-                todo[n++] = edges[k];
-    }
-    xi_rcu_unlock(&rt->rcu_sync);
-    return cycle;
-}
-
-static uint64_t deadline_of(int64_t timeout_ns)
-{
-    return timeout_ns < 0 ? 0 : xi_now_ns() + (uint64_t)timeout_ns;
-}
-
-static bool changed(struct xo_future *f, uint32_t seen, uint32_t mask)
-{
-    /* acquire: pairs with the completer's (or a part's) release RMW. */
-    return ((atomic_load_explicit(&f->flags, memory_order_acquire) ^ seen) &
-            mask) != 0;
-}
-
-/* Outside the runtime: poll for a short while (a reply from a busy actor
-   usually comes within microseconds, and a futex sleep costs a wake-up
-   system call on both sides), then sleep on the future's futex word. */
-static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
-                        int64_t timeout_ns)
-{
-    uint64_t deadline = deadline_of(timeout_ns);
-    uint64_t spin = f->rt->cfg.spin_ns < 20000 ? f->rt->cfg.spin_ns : 20000;
-    if (spin != 0 && timeout_ns != 0) {
-        uint64_t until = xi_now_ns() + spin;
-        if (deadline != 0 && deadline < until)
-            until = deadline;
-        for (unsigned i = 1;; i++) {
-            if (changed(f, seen, mask))
-                return 0;
-            if ((i & 31) == 0 && xi_now_ns() >= until)
-                break;
-            xi_cpu_relax();
-        }
-    }
-    for (;;) {
-        /* acquire: pairs with the completer's release RMW. */
-        uint32_t v = atomic_load_explicit(&f->flags, memory_order_acquire);
-        if ((v ^ seen) & mask)
-            return 0;
-        uint64_t now = xi_now_ns();
-        if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
-            return XO_ETIMEDOUT;
-        if (!(v & XI_FUT_WAITERS)) {
-            /* acq_rel: announce the sleeper before sleeping; the
-               completer's RMW sees it. */
-            atomic_fetch_or_explicit(&f->flags, XI_FUT_WAITERS,
-                                     memory_order_acq_rel);
-            continue;
-        }
-        xi_futex_wait(&f->flags, v, deadline ? deadline - now : 0);
-    }
-}
-
-/*
- * Wait until f's flags differ from `seen` in `mask` (DONE for a call, a
- * part or the end for a stream), for at most timeout_ns (negative: no
- * limit). In a handler of f's runtime the wait is an edge of the wait-for
- * graph, refused with XO_EDEADLK when it closes a cycle; on one of the
- * runtime's workers the worker runs other turns meanwhile
- * (xi_worker_block), at most XO_MAX_NESTED_WAITS deep (XO_EDEPTH beyond).
- * Anywhere else (an outside thread, on_create run by one) it sleeps on the
- * future's futex word.
- */
-static int wait_change(struct xo_future *f, uint32_t seen, uint32_t mask,
-                       int64_t timeout_ns)
-{
-    if (changed(f, seen, mask))
-        return 0;
-    xo_runtime_t *rt = f->rt;
-    struct xo_ctx *ctx = xi_current_ctx();
-    struct xi_cell *self = ctx != NULL && ctx->rt == rt ? ctx->cell : NULL;
-    if (self == NULL || timeout_ns == 0)
-        return wait_outside(f, seen, mask, timeout_ns);
-    struct xi_worker *w = xi_current_worker();
-    if (w != NULL && w->rt != rt)
-        w = NULL;
-    if (w != NULL && !xi_frame_push(w, self))
-        return XO_EDEPTH;
-    bool edges = !self->stateless;
-    int rc;
-    /* seq_cst: see the wait-for graph above. */
-    if (edges)
-        atomic_store(&self->waiting_for, f->callee_id);
-    if (edges && walk_closes_cycle(rt, xi_cell_ref(self).id, f->callee_id))
-        rc = XO_EDEADLK;
-    else if (w != NULL)
-        rc = xi_worker_block(w, f, seen, mask, deadline_of(timeout_ns));
-    else
-        rc = wait_outside(f, seen, mask, timeout_ns);
-    /* seq_cst: waiting ended; walkers stop at us from now on. */
-    if (edges)
-        atomic_store(&self->waiting_for, 0);
-    if (w != NULL)
-        xi_frame_pop(w);
-    return rc;
-}
+/* ---- waiting (wait.c does it) ---------------------------------------- */
 
 int xi_future_wait_internal(struct xo_future *f, int64_t timeout_ns)
 {
-    return wait_change(f, 0, XI_FUT_DONE, timeout_ns);
+    return xi_wait_change(f, 0, XI_FUT_DONE, timeout_ns);
 }
 
 int xo_future_wait(xo_future_t *f, int64_t timeout_ns)
@@ -552,7 +412,8 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
         xi_envelope_free(f->rt, f->current_part);
         f->current_part = NULL;
     }
-    uint64_t deadline = deadline_of(timeout_ns);
+    uint64_t deadline =
+        timeout_ns < 0 ? 0 : xi_deadline_after((uint64_t)timeout_ns);
     for (;;) {
         /* acquire: pairs with the event/DONE release by the producer. */
         uint32_t seen = atomic_load_explicit(&f->flags, memory_order_acquire);
@@ -585,7 +446,7 @@ int xo_stream_next(xo_future_t *f, int64_t timeout_ns, xo_result_t *part)
             uint64_t now = xi_now_ns();
             left = now >= deadline ? 0 : (int64_t)(deadline - now);
         }
-        int rc = wait_change(f, seen, XI_FUT_DONE | XI_FUT_EVENTS, left);
+        int rc = xi_wait_change(f, seen, XI_FUT_DONE | XI_FUT_EVENTS, left);
         if (rc != 0)
             return rc;
     }
@@ -812,18 +673,65 @@ int xi_run_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
     return rc;
 }
 
-static int timeout_timer(struct xo_future *f, struct xi_worker *w,
-                         int64_t timeout_ns)
+/* A call's timeout: a timer that completes every open item of its future
+   with XO_ETIMEDOUT (the items' CAS settles the race with the reply). A
+   call that completes first leaves the timer in the heap until its
+   deadline; it keeps only the small future struct alive (the replies are
+   freed once the continuation ran). */
+struct call_timeout {
+    struct xi_timer timer;
+    struct xo_future *f; /* holds a reference */
+};
+
+static void timeout_free(struct call_timeout *t)
 {
-    struct xi_timer *t = xi_mem_zalloc(&f->rt->mem, sizeof(*t));
+    xo_runtime_t *rt = t->f->rt;
+    xi_future_unref(t->f);
+    xi_mem_free(&rt->mem, t, sizeof(*t));
+}
+
+static void complete_open_items(struct xo_future *f, int status)
+{
+    for (uint32_t i = 0; i < f->count; i++)
+        xi_future_complete_item(f, i, status, NULL, NULL, false);
+}
+
+static void timeout_fire(struct xi_timer *timer, struct xi_worker *w)
+{
+    (void)w;
+    struct call_timeout *t = xi_container_of(timer, struct call_timeout,
+                                             timer);
+    complete_open_items(t->f, XO_ETIMEDOUT);
+    timeout_free(t);
+}
+
+/* No timer: at stop the calls are answered by the drain anyway; when the
+   heap could not take it, the call completes now with XO_ENOMEM, since its
+   caller would otherwise wait for a timeout that never comes. */
+static void timeout_drop(struct xi_timer *timer, xo_runtime_t *rt, int why)
+{
+    (void)rt;
+    struct call_timeout *t = xi_container_of(timer, struct call_timeout,
+                                             timer);
+    if (why == XO_ENOMEM)
+        complete_open_items(t->f, XO_ENOMEM);
+    timeout_free(t);
+}
+
+static int arm_timeout(struct xo_future *f, struct xi_worker *w,
+                       int64_t timeout_ns)
+{
+    struct call_timeout *t = xi_mem_zalloc(&f->rt->mem, sizeof(*t));
     if (t == NULL)
         return XO_ENOMEM;
-    t->deadline = deadline_of(timeout_ns);
-    t->what = XI_TIMER_CALL_TIMEOUT;
+    t->timer.deadline = xi_deadline_after((uint64_t)timeout_ns);
+    t->timer.fire = timeout_fire;
+    t->timer.drop = timeout_drop;
     t->f = f;
     /* relaxed: the timer's reference, taken while the caller's holds f. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    return xi_timer_start(w, t);
+    xi_worker_arm(w, &t->timer);
+    return 0;
 }
 
 int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
@@ -833,8 +741,7 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
         return XO_EINVAL;
     if (ctx->cell->stateless)
         return XO_EINVAL; /* no turn of its own to continue in: block */
-    struct xi_worker *w = xi_current_worker();
-    if (w == NULL || w->rt != ctx->rt)
+    if (xi_worker_of(ctx->rt) == NULL)
         return XO_EINVAL; /* on_create runs on the spawner's thread */
     struct xo_future *f;
     int rc = call_one(to, tag, data, size, &f);
@@ -846,7 +753,8 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
     /* The timer lives on the caller's home pool, which outlives it: the
        worker running this turn may be another pool's (movable actors). */
     if (timeout_ns >= 0 &&
-        timeout_timer(f, xi_pool(ctx->rt, ctx->cell->pool), timeout_ns) != 0) {
+        arm_timeout(f, xi_pool_worker(ctx->rt, ctx->cell->pool),
+                    timeout_ns) != 0) {
         /* No timer: cancel what has not started and let it complete. */
         xo_future_cancel(f);
     }

@@ -115,7 +115,7 @@ struct xo_future {
     size_t alloc_size;
     /* A worker whose handler waits on this future sleeps on its own wake
        word (so that new work for it wakes it too): the completer wakes it
-       through this pointer (sched.c, "Waiting inside a handler"). */
+       through this pointer (worker.c, xi_worker_sleep). */
     _Atomic(struct xi_worker *) sleeper;
     /* Streams: parts (envelopes) queued by the callee, read by the
        caller; the part last handed out is kept until the next read. */

@@ -146,11 +146,16 @@ int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
     xo_runtime_t *rt = to.rt;
     int rc = 0;
     struct xi_reader *sect = xi_section_enter(&rt->rcu_sync);
+    struct xi_cell *c = NULL;
     if (xi_rt_closing(rt)) {
         rc = XO_ECLOSED;
     } else {
-        struct xi_cell *c = xi_resolve(rt, to.id);
-        if (c == NULL)
+        enum xi_where where = xi_ref_where(&rt->slots, to.id, &c);
+        if (where == XI_REF_REMOTE)
+            rc = rt->route != NULL
+                     ? rt->route(rt, to, first, last, rt->route_arg)
+                     : XO_ENOTEXIST;
+        else if (where == XI_REF_GONE)
             rc = XO_ENOTEXIST;
         else if (c->stateless && first->item.kind != XI_K_CONT)
             push_tasks(c, first, last);
@@ -226,31 +231,62 @@ int xo_tell_batch(xo_ref_t to, const xo_batch_item_t *items, size_t count)
     return 0;
 }
 
-/* now + delay, saturated: a delay that would pass the clock's end means
-   "never before stop". */
-static uint64_t deadline_after(uint64_t delay_ns)
+/* A delayed tell: a timer that, when due, pushes its envelope like any
+   send. */
+struct delayed_tell {
+    struct xi_timer timer;
+    xo_ref_t to;
+    struct xi_envelope *env;
+};
+
+static void delayed_free(xo_runtime_t *rt, struct delayed_tell *d)
 {
-    uint64_t now = xi_now_ns();
-    return delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+    if (d->env != NULL)
+        xi_envelope_free(rt, d->env);
+    xi_mem_free(&rt->mem, d, sizeof(*d));
+}
+
+/* Gone target, or the runtime stopping: dropped (docs/errors.md). */
+static void delayed_fire(struct xi_timer *t, struct xi_worker *w)
+{
+    struct delayed_tell *d = xi_container_of(t, struct delayed_tell, timer);
+    if (xi_enqueue(d->to, d->env) == 0)
+        d->env = NULL; /* delivered: no longer ours */
+    delayed_free(w->rt, d);
+}
+
+/* It was accepted, so a drop for want of memory is a failure to report;
+   one at stop is the documented drop. */
+static void delayed_drop(struct xi_timer *t, xo_runtime_t *rt, int why)
+{
+    struct delayed_tell *d = xi_container_of(t, struct delayed_tell, timer);
+    if (why == XO_ENOMEM)
+        xi_actor_failed(rt, NULL, d->to, d->env->msg.tag, XO_ENOMEM, NULL);
+    delayed_free(rt, d);
 }
 
 /* The timer lives on the target's home worker, handed over inside the
-   section so that a pool being removed cannot miss it. A bounded target
-   counts the message from now on: its place is taken when it is accepted,
-   so it cannot be refused when its time comes. */
-static int arm_delayed(xo_runtime_t *rt, xo_ref_t to, struct xi_timer *t)
+   section so that a pool being removed cannot miss it (another node's
+   actor: on the main pool). A bounded target counts the message from now
+   on: its place is taken when it is accepted, so it cannot be refused when
+   its time comes. */
+static int arm_delayed(xo_runtime_t *rt, struct delayed_tell *d)
 {
     int rc = 0;
     xi_rcu_lock();
-    struct xi_cell *c = xi_rt_closing(rt) ? NULL : xi_resolve(rt, to.id);
-    if (c == NULL)
-        rc = xi_rt_closing(rt) ? XO_ECLOSED : XO_ENOTEXIST;
-    else if (c->capacity != 0 && !reserve_room(c, 1))
+    struct xi_cell *c = NULL;
+    enum xi_where where = XI_REF_GONE;
+    if (xi_rt_closing(rt))
+        rc = XO_ECLOSED;
+    else if ((where = xi_ref_where(&rt->slots, d->to.id, &c)) == XI_REF_GONE)
+        rc = XO_ENOTEXIST;
+    else if (c != NULL && c->capacity != 0 && !reserve_room(c, 1))
         rc = XO_EFULL;
     if (rc == 0) {
-        if (c->capacity != 0)
-            t->env->item.flags |= XI_ENV_RESERVED;
-        rc = xi_timer_start(xi_pool(rt, c->pool), t);
+        if (c != NULL && c->capacity != 0)
+            d->env->item.flags |= XI_ENV_RESERVED;
+        xi_worker_arm(xi_pool_worker(rt, c != NULL ? c->pool : 0),
+                      &d->timer);
     }
     xi_rcu_unlock(&rt->rcu_sync);
     return rc;
@@ -269,20 +305,19 @@ int xo_tell_after(xo_ref_t to, uint64_t delay_ns, uint32_t tag,
     if (size > 0)
         memcpy(env->msg.data, data, size);
     env->msg.sender = xi_current_sender(rt);
-    struct xi_timer *t = xi_mem_zalloc(&rt->mem, sizeof(*t));
-    if (t == NULL) {
+    struct delayed_tell *d = xi_mem_zalloc(&rt->mem, sizeof(*d));
+    if (d == NULL) {
         xi_envelope_free(rt, env);
         return XO_ENOMEM;
     }
-    t->deadline = deadline_after(delay_ns);
-    t->what = XI_TIMER_TELL;
-    t->to = to;
-    t->env = env;
-    rc = arm_delayed(rt, to, t);
-    if (rc != 0) {
-        xi_envelope_free(rt, env);
-        xi_mem_free(&rt->mem, t, sizeof(*t));
-    }
+    d->timer.deadline = xi_deadline_after(delay_ns);
+    d->timer.fire = delayed_fire;
+    d->timer.drop = delayed_drop;
+    d->to = to;
+    d->env = env;
+    rc = arm_delayed(rt, d);
+    if (rc != 0)
+        delayed_free(rt, d);
     return rc;
 }
 

@@ -53,12 +53,9 @@ static bool config_valid(const xo_config_t *cfg)
         return false;
     if (cfg->stack_size < XO_STACK_MIN)
         return false;
-    if ((cfg->cpus != NULL || cfg->labels != NULL) && cfg->pools == 0)
-        return false; /* per-pool arrays need an explicit pool count */
-    for (unsigned i = 0; cfg->cpus != NULL && i < cfg->pools; i++)
-        if (cfg->cpus[i] < -1 || cfg->cpus[i] >= CPU_SETSIZE)
-            return false;
-    return true;
+    if (cfg->pool_specs != NULL && cfg->pools == 0)
+        return false; /* per-pool specs need an explicit pool count */
+    return true; /* each spec is checked as its pool is made */
 }
 
 int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
@@ -78,8 +75,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         return XO_ENOMEM;
     memset(rt, 0, sizeof(*rt));
     rt->cfg = *cfg;
-    rt->cfg.cpus = NULL;   /* the caller's arrays are read at start only */
-    rt->cfg.labels = NULL;
+    rt->cfg.pool_specs = NULL; /* the caller's array is read at start only */
     atomic_init(&rt->state, XI_RT_RUNNING);
     xi_mem_init(&rt->mem);
     pthread_mutex_init(&rt->stop_lock, NULL);
@@ -90,13 +86,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         goto fail_slots;
     if ((rc = xi_registry_init(&rt->names)) != 0)
         goto fail_names;
-    xo_config_t with_arrays = rt->cfg;
-    with_arrays.cpus = cfg->cpus;
-    with_arrays.labels = cfg->labels;
-    rt->cfg = with_arrays;
-    rc = xi_pools_start(rt);
-    rt->cfg.cpus = NULL;
-    rt->cfg.labels = NULL;
+    rc = xi_pools_start(rt, cfg->pool_specs, cfg->pools);
     if (rc != 0) {
         xi_pools_join(rt);
         release_tables(rt);
@@ -119,9 +109,9 @@ void xi_readers_quiesce(xo_runtime_t *rt)
     xi_readers_barrier();
     unsigned n = xi_pool_slots(rt);
     for (unsigned i = 0; i < n; i++) {
-        struct xi_worker *w = xi_pool(rt, i);
-        if (w != NULL)
-            xi_reader_wait(&w->reader);
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p != NULL)
+            xi_reader_wait(&p->worker->reader);
     }
     XI_TSAN_ACQUIRE(&rt->rcu_sync);
 }
@@ -156,7 +146,7 @@ static void release_tables(xo_runtime_t *rt)
    runtime would hold its own worker through the whole stop). */
 static bool called_inside(xo_runtime_t *rt)
 {
-    return xi_current_worker_runtime() == rt || xi_current_ctx() != NULL;
+    return xi_worker_of(rt) != NULL || xi_current_ctx() != NULL;
 }
 
 int xo_runtime_stop(xo_runtime_t *rt)

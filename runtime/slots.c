@@ -1,8 +1,8 @@
 /*
  * slots.c -- the ref table (design in slots.h). Free slots are reused in
  * LIFO order so a busy spawn/destroy loop keeps touching the same cache
- * lines; every reuse advances the slot's generation, skipping 0 so that no
- * live ref ever has a zero id.
+ * lines; every reuse advances the slot's generation (24 bits, wrapping),
+ * skipping 0 so that no live ref ever has a zero id.
  */
 #include "slots.h"
 
@@ -37,6 +37,7 @@ void xi_slots_fini(struct xi_slots *s, struct xi_allocator *a)
 
 static uint32_t first_gen(uint32_t gen)
 {
+    gen &= XI_SLOT_GEN_MASK;
     return gen == 0 ? 1 : gen;
 }
 

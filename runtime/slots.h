@@ -31,6 +31,9 @@ struct xi_cell;
 #define XI_SLOT_SEG_SHIFT 12u
 #define XI_SLOT_SEG_SIZE (1u << XI_SLOT_SEG_SHIFT)
 #define XI_SLOT_MAX_SEGS (1u << 16) /* 2^28 slots */
+/* Generations are 24 bits (a ref's id keeps the rest for the index and the
+   node, cell.h) and never 0. */
+#define XI_SLOT_GEN_MASK ((1u << 24) - 1u)
 
 _Static_assert((uint64_t)XI_SLOT_SEG_SIZE * XI_SLOT_MAX_SEGS == XO_ACTORS_MAX,
                "the slot table holds XO_ACTORS_MAX actors");
@@ -39,7 +42,8 @@ struct xi_slot {
     /* The live cell, or NULL. Written with release (spawn) or CAS
        (destroy); read with acquire by senders inside an RCU section. */
     _Atomic(struct xi_cell *) cell;
-    uint32_t next_gen;  /* generation the next cell here gets; under lock */
+    uint32_t next_gen;  /* generation the next cell here gets (24 bits);
+                           under lock */
     uint32_t next_free; /* free list link (index + 1); under lock */
 };
 

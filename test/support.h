@@ -68,4 +68,47 @@ static inline void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* An actor on a chosen pool (XO_POOL_ANY: wherever placement puts it). */
+__attribute__((unused)) static xo_ref_t spawn_on(xo_runtime_t *rt,
+                                                 const xo_actor_def_t *def,
+                                                 int pool)
+{
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.pool = pool;
+    xo_ref_t r;
+    int rc = xo_spawn(rt, def, &opts, &r);
+    cr_assert_eq(rc, 0, "xo_spawn: %s", xo_strerror(rc));
+    return r;
+}
+
+/* ---- a counting actor, for the suites that only need to count ---------- */
+
+static atomic_long counted_messages, counted_destroys;
+
+__attribute__((unused)) static int counting_message(xo_ctx_t *ctx,
+                                                    void *state,
+                                                    const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&counted_messages, 1);
+    return 0;
+}
+
+__attribute__((unused)) static int counting_destroy(xo_ctx_t *ctx,
+                                                    void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&counted_destroys, 1);
+    return 0;
+}
+
+__attribute__((unused)) static const xo_actor_def_t counting_def = {
+    .name = "counting", .on_message = counting_message,
+    .on_destroy = counting_destroy,
+};
+
 #endif

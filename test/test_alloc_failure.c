@@ -10,29 +10,7 @@
 
 enum { PING = 1 };
 
-static atomic_long handled, destroyed;
-
-static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
-{
-    (void)ctx;
-    (void)state;
-    (void)m;
-    atomic_fetch_add(&handled, 1);
-    return 0;
-}
-
-static int count_destroy(xo_ctx_t *ctx, void *state)
-{
-    (void)ctx;
-    (void)state;
-    atomic_fetch_add(&destroyed, 1);
-    return 0;
-}
-
-static const xo_actor_def_t counter_def = {
-    .name = "counter", .on_message = count_message,
-    .on_destroy = count_destroy,
-};
+/* Counting through support.h's counting actor. */
 
 Test(alloc_failure, each_failed_allocation_in_spawn_gives_enomem_and_leaves_nothing)
 {
@@ -46,7 +24,7 @@ Test(alloc_failure, each_failed_allocation_in_spawn_gives_enomem_and_leaves_noth
     for (long k = 1;; k++) {
         xi_mem_fail_after(&rt->mem, k);
         xo_ref_t r = XO_REF_NONE, found;
-        int rc = xo_spawn(rt, &counter_def, &opts, &r);
+        int rc = xo_spawn(rt, &counting_def, &opts, &r);
         xi_mem_fail_after(&rt->mem, 0);
         if (rc == 0)
             break;
@@ -65,8 +43,8 @@ Test(alloc_failure, each_failed_allocation_in_spawn_gives_enomem_and_leaves_noth
     cr_assert_eq(xo_pool_info(rt, 0, &info), 0);
     cr_assert_eq(info.actors, 1, "no half-made actor is counted");
     stop_runtime(rt);
-    cr_assert_eq(atomic_load(&handled), 1);
-    cr_assert_eq(atomic_load(&destroyed), 1);
+    cr_assert_eq(atomic_load(&counted_messages), 1);
+    cr_assert_eq(atomic_load(&counted_destroys), 1);
 }
 
 Test(alloc_failure, first_spawn_of_a_new_slot_segment_fails_cleanly)
@@ -79,18 +57,18 @@ Test(alloc_failure, first_spawn_of_a_new_slot_segment_fails_cleanly)
     opts.uid = "first";
     xi_mem_fail_after(&rt->mem, 3);
     xo_ref_t r;
-    cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &r), XO_ENOMEM);
-    cr_assert_eq(xo_spawn(rt, &counter_def, &opts, &r), 0);
+    cr_assert_eq(xo_spawn(rt, &counting_def, &opts, &r), XO_ENOMEM);
+    cr_assert_eq(xo_spawn(rt, &counting_def, &opts, &r), 0);
     cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
     stop_runtime(rt);
-    cr_assert_eq(atomic_load(&handled), 1);
+    cr_assert_eq(atomic_load(&counted_messages), 1);
 }
 
 Test(alloc_failure, failed_tell_gives_enomem_and_delivers_nothing)
 {
     xo_runtime_t *rt = start_runtime(1);
     xo_ref_t r;
-    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    cr_assert_eq(xo_spawn(rt, &counting_def, NULL, &r), 0);
     xi_mem_fail_after(&rt->mem, 1);
     cr_assert_eq(xo_tell(r, PING, "x", 1), XO_ENOMEM);
     xo_msg_t *m = NULL;
@@ -102,7 +80,7 @@ Test(alloc_failure, failed_tell_gives_enomem_and_delivers_nothing)
     for (int i = 0; i < 10; i++)
         cr_assert_eq(xo_tell(r, PING, "x", 1), 0, "usable afterwards");
     stop_runtime(rt);
-    cr_assert_eq(atomic_load(&handled), 10, "only the successful sends");
+    cr_assert_eq(atomic_load(&counted_messages), 10, "only the successful sends");
 }
 
 static struct latch done;
@@ -115,10 +93,10 @@ static int spawn_in_handler_message(xo_ctx_t *ctx, void *state,
     xo_runtime_t *rt = xo_ctx_runtime(ctx);
     xo_ref_t child;
     xi_mem_fail_after(&rt->mem, 1);
-    int rc = xo_spawn(rt, &counter_def, NULL, &child);
+    int rc = xo_spawn(rt, &counting_def, NULL, &child);
     xi_mem_fail_after(&rt->mem, 0);
     if (rc == XO_ENOMEM)
-        atomic_fetch_add(&handled, 100);
+        atomic_fetch_add(&counted_messages, 100);
     latch_count_down(&done);
     return rc;
 }
@@ -136,8 +114,8 @@ Test(alloc_failure, spawn_failing_inside_a_handler_reports_enomem_to_it)
     cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
     latch_wait(&done); /* stop now would refuse the spawn with ECLOSED */
     stop_runtime(rt);
-    cr_assert_eq(atomic_load(&handled), 100);
-    cr_assert_eq(atomic_load(&destroyed), 0, "no child was made");
+    cr_assert_eq(atomic_load(&counted_messages), 100);
+    cr_assert_eq(atomic_load(&counted_destroys), 0, "no child was made");
 }
 
 /* ---- a worker's timer heap that cannot grow ---------------------------- */
@@ -175,7 +153,7 @@ Test(alloc_failure, a_delayed_tell_the_timer_heap_cannot_take_is_reported)
 {
     xo_runtime_t *rt = start_with_hook();
     xo_ref_t r;
-    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    cr_assert_eq(xo_spawn(rt, &counting_def, NULL, &r), 0);
     /* The envelope, the timer, then (on the worker) the heap. */
     xi_mem_fail_after(&rt->mem, 3);
     cr_assert_eq(xo_tell_after(r, 1000, 77, NULL, 0), 0);
@@ -187,7 +165,7 @@ Test(alloc_failure, a_delayed_tell_the_timer_heap_cannot_take_is_reported)
     cr_assert(xo_ref_eq(hook_actor, r), "the hook names the target");
     /* The worker is fine: the next delayed tell grows the heap and lands. */
     cr_assert_eq(xo_tell_after(r, 1000, PING, NULL, 0), 0);
-    while (atomic_load(&handled) == 0)
+    while (atomic_load(&counted_messages) == 0)
         sleep_ms(1);
     stop_runtime(rt);
 }

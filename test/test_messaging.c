@@ -338,7 +338,7 @@ Test(messaging, bounded_mailbox_refuses_with_efull_and_loses_nothing)
                  "every accepted message handled, no refused one");
 }
 
-/* ---- the watched actor (sched.c, "Watching") ------------------------ */
+/* ---- the watched actor (worker.c, "Watching") ------------------------ */
 
 static atomic_long watch_handled;
 

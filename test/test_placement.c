@@ -33,10 +33,15 @@ static const xo_actor_def_t where_def = {
 static xo_runtime_t *start_labelled(void)
 {
     static const char *const labels[3] = { NULL, "gpu-feeder,io", "io" };
+    static xo_pool_spec_t specs[3];
+    for (int i = 0; i < 3; i++) {
+        xo_pool_spec_init(&specs[i]);
+        specs[i].labels = labels[i];
+    }
     xo_config_t cfg;
     xo_config_init(&cfg);
     cfg.pools = 3;
-    cfg.labels = labels;
+    cfg.pool_specs = specs;
     cfg.spin_ns = 5000;
     xo_runtime_t *rt;
     cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
@@ -335,20 +340,37 @@ Test(placement, added_pool_grows_the_table_and_runs_actors)
 {
     xo_runtime_t *rt = start_runtime(1);
     unsigned idx;
-    cr_assert_eq(xo_pool_add(rt, -1, "extra", &idx), 0);
+    xo_pool_spec_t spec;
+    xo_pool_spec_init(&spec);
+    spec.labels = "extra";
+    cr_assert_eq(xo_pool_add(rt, &spec, &idx), 0);
     cr_assert_eq(idx, 1);
     cr_assert_eq(xo_pool_count(rt), 2);
     xo_pool_info_t info;
     cr_assert_eq(xo_pool_info(rt, idx, &info), 0);
     cr_assert_eq(info.kind, XO_POOL_CPU);
+    cr_assert_eq(info.state, XO_POOL_RUNNING);
+    cr_assert_eq(info.device, -1);
     cr_assert_str_eq(info.labels, "cpu,extra");
     xo_placement_t p = { .kind = XO_PLACE_RANDOM_LABEL, .label = "extra" };
     xo_ref_t r;
     unsigned pool;
     cr_assert_eq(spawn_where(rt, &p, &r, &pool), 0);
     cr_assert_eq(pool, idx, "an actor runs on the new pool");
-    cr_assert_eq(xo_pool_add(rt, -1, ",bad", &idx), XO_EINVAL);
-    cr_assert_eq(xo_pool_add(rt, -2, NULL, &idx), XO_EINVAL);
+    spec.labels = ",bad";
+    cr_assert_eq(xo_pool_add(rt, &spec, &idx), XO_EINVAL);
+    xo_pool_spec_init(&spec);
+    spec.cpu = -2;
+    cr_assert_eq(xo_pool_add(rt, &spec, &idx), XO_EINVAL);
+    xo_pool_spec_init(&spec);
+    spec.kind = XO_POOL_GPU; /* the GPU layer is not in this build */
+    cr_assert_eq(xo_pool_add(rt, &spec, &idx), XO_ENOSYS);
+    spec.kind = (xo_pool_kind_t)77;
+    cr_assert_eq(xo_pool_add(rt, &spec, &idx), XO_EINVAL);
+    cr_assert_eq(xo_pool_count(rt), 2, "no refused pool took an index");
+    cr_assert_eq(xo_pool_add(rt, NULL, &idx), 0, "NULL: a plain CPU pool");
+    cr_assert_eq(xo_pool_info(rt, idx, &info), 0);
+    cr_assert_str_eq(info.labels, "cpu");
     stop_runtime(rt);
 }
 
@@ -375,7 +397,8 @@ Test(placement, removed_pool_drains_and_destroys_its_actors_then_enotexist)
     cr_assert_eq(xo_tell(kept, FLOOD, NULL, 0), 0, "other pools go on");
     xo_pool_info_t info;
     cr_assert_eq(xo_pool_info(rt, 1, &info), 0);
-    cr_assert_eq(info.kind, XO_POOL_REMOVED);
+    cr_assert_eq(info.kind, XO_POOL_CPU);
+    cr_assert_eq(info.state, XO_POOL_REMOVED);
     cr_assert_eq(info.actors, 0);
     /* Placement never picks it again. */
     opts.pool = 1;
@@ -583,18 +606,21 @@ Test(placement, only_movable_actors_run_on_an_idle_pool_while_home_is_busy)
     stop_runtime(rt);
 }
 
-Test(placement, config_cpus_and_labels_are_validated_and_applied)
+Test(placement, config_pool_specs_are_validated_and_applied)
 {
     xo_config_t cfg;
     xo_config_init(&cfg);
-    int cpus[2] = { 0, -1 };
-    cfg.cpus = cpus; /* without an explicit pool count */
+    xo_pool_spec_t specs[2];
+    xo_pool_spec_init(&specs[0]);
+    xo_pool_spec_init(&specs[1]);
+    specs[0].cpu = 0;
+    cfg.pool_specs = specs; /* without an explicit pool count */
     xo_runtime_t *rt;
     cr_assert_eq(xo_runtime_start(&cfg, &rt), XO_EINVAL);
     cfg.pools = 2;
-    cpus[1] = -7;
+    specs[1].cpu = -7;
     cr_assert_eq(xo_runtime_start(&cfg, &rt), XO_EINVAL);
-    cpus[1] = 0; /* both on CPU 0 */
+    specs[1].cpu = 0; /* both on CPU 0 */
     cfg.spin_ns = 0;
     cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
     xo_pool_info_t info;
@@ -745,7 +771,7 @@ Test(placement, a_handler_can_remove_a_pool_of_another_runtime)
     cr_assert_eq(atomic_load(&remote_remove_rc), 0);
     xo_pool_info_t info;
     cr_assert_eq(xo_pool_info(other, 1, &info), 0);
-    cr_assert_eq(info.kind, XO_POOL_REMOVED, "pool 1 of the other runtime");
+    cr_assert_eq(info.state, XO_POOL_REMOVED, "pool 1 of the other runtime");
     stop_runtime(other);
     stop_runtime(rt);
 }

@@ -231,11 +231,15 @@ Test(pools, workers_pinned_to_one_core_know_they_share_it_as_pools_come_and_go)
     int c = 0;
     while (!CPU_ISSET(c, &set))
         c++;
-    int cpus[2] = { c, c };
+    xo_pool_spec_t specs[2];
+    for (int i = 0; i < 2; i++) {
+        xo_pool_spec_init(&specs[i]);
+        specs[i].cpu = c;
+    }
     xo_config_t cfg;
     xo_config_init(&cfg);
     cfg.pools = 2;
-    cfg.cpus = cpus;
+    cfg.pool_specs = specs;
     cfg.spin_ns = 1000000; /* spin while the token is on the other pool */
     xo_runtime_t *rt;
     cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
@@ -254,7 +258,7 @@ Test(pools, workers_pinned_to_one_core_know_they_share_it_as_pools_come_and_go)
     cr_assert_not(core_shared(rt, 0), "alone on its CPU again");
 
     unsigned added;
-    cr_assert_eq(xo_pool_add(rt, c, NULL, &added), 0);
+    cr_assert_eq(xo_pool_add(rt, &specs[0], &added), 0);
     cr_assert(core_shared(rt, 0) && core_shared(rt, added));
     pass_token(rt, 0, added);
     stop_runtime(rt);

@@ -1,5 +1,5 @@
 /*
- * Stop loses nothing: every message accepted before it is handled, every
+ * Stop loses nothing: every message accepted before it is counted_messages, every
  * live actor's on_destroy runs once, sends and spawns during it fail with
  * XO_ECLOSED, and actors that message each other forever still stop.
  */
@@ -7,44 +7,23 @@
 
 enum { PING = 1 };
 
-static atomic_long handled, destroyed, closed_seen;
-
-static int count_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
-{
-    (void)ctx;
-    (void)state;
-    (void)m;
-    atomic_fetch_add(&handled, 1);
-    return 0;
-}
-
-static int count_destroy(xo_ctx_t *ctx, void *state)
-{
-    (void)ctx;
-    (void)state;
-    atomic_fetch_add(&destroyed, 1);
-    return 0;
-}
-
-static const xo_actor_def_t counter_def = {
-    .name = "counter", .on_message = count_message,
-    .on_destroy = count_destroy,
-};
+/* Counting through support.h's counting actor. */
+static atomic_long closed_seen;
 
 Test(stop, stop_handles_every_accepted_message_and_destroys_every_actor)
 {
     xo_runtime_t *rt = start_runtime(2);
     xo_ref_t r[8];
     for (int i = 0; i < 8; i++)
-        cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r[i]), 0);
+        cr_assert_eq(xo_spawn(rt, &counting_def, NULL, &r[i]), 0);
     for (int n = 0; n < 100000; n++)
         cr_assert_eq(xo_tell(r[n % 8], PING, &n, sizeof(n)), 0);
     stop_runtime(rt); /* right away: most messages are still queued */
-    cr_assert_eq(atomic_load(&handled), 100000);
-    cr_assert_eq(atomic_load(&destroyed), 8);
+    cr_assert_eq(atomic_load(&counted_messages), 100000);
+    cr_assert_eq(atomic_load(&counted_destroys), 8);
 }
 
-/* Senders racing with stop: what was accepted was handled, and once stop
+/* Senders racing with stop: what was accepted was counted_messages, and once stop
    began every send fails with XO_ECLOSED. */
 struct sender {
     xo_ref_t to;
@@ -72,7 +51,7 @@ Test(stop, sends_racing_with_stop_are_either_handled_or_refused_with_eclosed)
 {
     xo_runtime_t *rt = start_runtime(2);
     xo_ref_t r;
-    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    cr_assert_eq(xo_spawn(rt, &counting_def, NULL, &r), 0);
     struct sender s[2] = { { .to = r }, { .to = r } };
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -87,9 +66,9 @@ Test(stop, sends_racing_with_stop_are_either_handled_or_refused_with_eclosed)
         cr_assert_eq(s[i].other, 0, "only success or XO_ECLOSED");
         cr_assert_eq(s[i].closed, 1000);
     }
-    cr_assert_eq(atomic_load(&handled),
+    cr_assert_eq(atomic_load(&counted_messages),
                  atomic_load(&s[0].accepted) + atomic_load(&s[1].accepted),
-                 "every accepted message was handled");
+                 "every accepted message was counted_messages");
 }
 
 /* Two actors that bounce a message forever: a message carrying a ref is a
@@ -98,7 +77,7 @@ static int bounce_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     (void)state;
     (void)ctx;
-    atomic_fetch_add(&handled, 1);
+    atomic_fetch_add(&counted_messages, 1);
     xo_ref_t to = m->sender;
     if (m->size == sizeof(xo_ref_t))
         to = *(const xo_ref_t *)m->data;
@@ -113,9 +92,9 @@ static int bounce_destroy(xo_ctx_t *ctx, void *state)
     (void)state;
     xo_ref_t other;
     /* During stop nothing can be spawned or sent. */
-    if (xo_spawn(xo_ctx_runtime(ctx), &counter_def, NULL, &other) ==
+    if (xo_spawn(xo_ctx_runtime(ctx), &counting_def, NULL, &other) ==
         XO_ECLOSED)
-        atomic_fetch_add(&destroyed, 1);
+        atomic_fetch_add(&counted_destroys, 1);
     return 0;
 }
 
@@ -135,12 +114,12 @@ Test(stop, actors_messaging_each_other_forever_still_stop)
     opts.pool = 1;
     cr_assert_eq(xo_spawn(rt, &bounce_def, &opts, &b), 0);
     cr_assert_eq(xo_tell(a, PING, &b, sizeof(b)), 0); /* a serves to b */
-    while (atomic_load(&handled) < 10000)
+    while (atomic_load(&counted_messages) < 10000)
         sleep_ms(1);
     stop_runtime(rt);
     cr_assert_eq(atomic_load(&closed_seen), 1,
                  "the rally ended on exactly one XO_ECLOSED");
-    cr_assert_eq(atomic_load(&destroyed), 2,
+    cr_assert_eq(atomic_load(&counted_destroys), 2,
                  "both ran on_destroy, where spawning gave XO_ECLOSED");
 }
 
@@ -156,7 +135,7 @@ static int stop_from_handler_message(xo_ctx_t *ctx, void *state,
     if (xo_runtime_free(xo_ctx_runtime(ctx)) == XO_EINVAL &&
         xo_ref_alive(xo_self(ctx)))
         atomic_fetch_add(&closed_seen, 1);
-    atomic_fetch_add(&handled, 1);
+    atomic_fetch_add(&counted_messages, 1);
     return 0;
 }
 
@@ -170,7 +149,7 @@ Test(stop, stop_or_free_from_a_handler_is_refused_and_a_second_stop_is_eclosed)
     xo_ref_t r;
     cr_assert_eq(xo_spawn(rt, &stopper_def, NULL, &r), 0);
     cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
-    while (atomic_load(&handled) == 0) /* the handler ran and is done */
+    while (atomic_load(&counted_messages) == 0) /* the handler ran and is done */
         sleep_ms(1);
     cr_assert_eq(xo_runtime_stop(rt), 0);
     cr_assert_eq(atomic_load(&closed_seen), 2,
@@ -178,23 +157,23 @@ Test(stop, stop_or_free_from_a_handler_is_refused_and_a_second_stop_is_eclosed)
     cr_assert_eq(xo_runtime_stop(rt), XO_ECLOSED);
     cr_assert_eq(xo_tell(r, PING, NULL, 0), XO_ECLOSED);
     xo_ref_t other;
-    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &other), XO_ECLOSED);
+    cr_assert_eq(xo_spawn(rt, &counting_def, NULL, &other), XO_ECLOSED);
     cr_assert_eq(xo_lookup(rt, "any", &other), XO_ECLOSED);
     cr_assert_eq(xo_destroy(r), XO_ECLOSED);
     xo_runtime_free(rt);
-    cr_assert_eq(atomic_load(&handled), 1);
+    cr_assert_eq(atomic_load(&counted_messages), 1);
 }
 
 Test(stop, free_without_stop_still_drains_and_destroys)
 {
     xo_runtime_t *rt = start_runtime(2);
     xo_ref_t r;
-    cr_assert_eq(xo_spawn(rt, &counter_def, NULL, &r), 0);
+    cr_assert_eq(xo_spawn(rt, &counting_def, NULL, &r), 0);
     for (int i = 0; i < 1000; i++)
         cr_assert_eq(xo_tell(r, PING, NULL, 0), 0);
     xo_runtime_free(rt);
-    cr_assert_eq(atomic_load(&handled), 1000);
-    cr_assert_eq(atomic_load(&destroyed), 1);
+    cr_assert_eq(atomic_load(&counted_messages), 1000);
+    cr_assert_eq(atomic_load(&counted_destroys), 1);
 }
 
 /* ---- stop racing with other threads ----------------------------------- */
@@ -256,7 +235,7 @@ static void *spawn_churn(void *arg)
     struct churn *c = arg;
     for (;;) {
         xo_ref_t r;
-        int rc = xo_spawn(c->rt, &counter_def, NULL, &r);
+        int rc = xo_spawn(c->rt, &counting_def, NULL, &r);
         if (rc == XO_ECLOSED) {
             c->refused++;
             return NULL;

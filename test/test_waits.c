@@ -25,17 +25,6 @@ static xo_runtime_t *start_with(unsigned pools, unsigned yield_sends)
     return rt;
 }
 
-static xo_ref_t spawn_on(xo_runtime_t *rt, const xo_actor_def_t *def,
-                         int pool)
-{
-    xo_spawn_opts_t opts;
-    xo_spawn_opts_init(&opts);
-    opts.pool = pool;
-    xo_ref_t r;
-    cr_assert_eq(xo_spawn(rt, def, &opts, &r), 0);
-    return r;
-}
-
 /* A blocking call that gives up cleanly on XO_EDEADLK: the call is
    cancelled (it may still run later; its answer is dropped). */
 static int call_and_wait(xo_ref_t to, uint32_t tag)

@@ -122,6 +122,36 @@ typedef struct xo_msg {
 typedef void (*xo_error_fn)(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag,
                             int err, void *user);
 
+/*
+ * A pool is the unit of placement: a kind of worker and its labels. A CPU
+ * pool is one worker thread pinned to one core; a GPU pool (the GPU layer;
+ * this build answers XO_ENOSYS) one host thread owning one device stream.
+ */
+typedef enum xo_pool_kind {
+    XO_POOL_CPU = 1,
+    XO_POOL_GPU = 2,
+} xo_pool_kind_t;
+
+typedef enum xo_pool_state {
+    XO_POOL_RUNNING = 1,
+    XO_POOL_REMOVING = 2, /* xo_pool_remove is draining it */
+    XO_POOL_REMOVED = 3,  /* its index stays taken; it runs nothing */
+} xo_pool_state_t;
+
+typedef struct xo_pool_spec {
+    xo_pool_kind_t kind;  /* 0 is taken as XO_POOL_CPU */
+    int cpu;              /* CPU pools: the CPU to pin to; -1: the i-th CPU
+                             this process may run on (at start), or the
+                             next, round-robin (xo_pool_add) */
+    int device;           /* GPU pools: the device; -1: the next */
+    const char *labels;   /* user labels, comma-separated ("io,fast"; NULL
+                             for none; no empty label, so no leading,
+                             trailing or double comma) */
+} xo_pool_spec_t;
+
+/* kind XO_POOL_CPU, cpu and device -1, no labels. */
+XO_API void xo_pool_spec_init(xo_pool_spec_t *spec);
+
 /* Limits of a runtime's config (beyond them, XO_EINVAL at start). */
 #define XO_POOLS_MAX 256u     /* pool indexes, removed pools included */
 #define XO_BATCH_MAX 4096u    /* cfg.batch */
@@ -131,13 +161,11 @@ typedef struct xo_config {
     /* CPU pools, one worker thread each, at most XO_POOLS_MAX. 0: one per
        CPU this process may run on (sched_getaffinity). */
     unsigned pools;
-    /* Optional, `pools` entries each: the CPU pool i is pinned to (-1: the
-       i-th CPU this process may run on), and its user labels as one
-       comma-separated string ("io,fast"; NULL for none; no empty label,
-       so no leading, trailing or double comma). Every CPU pool also
-       carries the label "cpu". */
-    const int *cpus;
-    const char *const *labels;
+    /* Optional, `pools` entries: pool i as specs[i] describes it (NULL:
+       `pools` CPU pools, each on the i-th CPU this process may run on,
+       without user labels). Every CPU pool also carries the label "cpu".
+       Read at start only. */
+    const xo_pool_spec_t *pool_specs;
     /* Pin pool i's worker to the i-th allowed CPU. Where the system refuses,
        the worker runs unpinned and xo_pool_info reports pinned = false. */
     bool pin_threads;
@@ -567,22 +595,19 @@ XO_API unsigned xo_ctx_pool(const xo_ctx_t *ctx);
 /* Pools                                                               */
 /* ------------------------------------------------------------------ */
 
-typedef enum xo_pool_kind {
-    XO_POOL_CPU = 1,
-    XO_POOL_REMOVED = 2, /* its index stays taken; it runs nothing */
-} xo_pool_kind_t;
-
 typedef struct xo_pool_info {
     unsigned index;
     xo_pool_kind_t kind;
+    xo_pool_state_t state;
     int core;          /* CPU the worker was assigned, -1 if none */
     bool pinned;       /* the worker is bound to `core` */
     bool core_shared;  /* another pool's worker may run on its CPU (pinned
                           to the same core, or, unpinned, more pools than
                           CPUs): it gives the CPU up while it waits for
                           work instead of spinning on it */
-    const char *labels;/* "cpu" plus user labels, comma-separated; valid
-                          until xo_runtime_free */
+    int device;        /* GPU pools: the device; -1 for other kinds */
+    const char *labels;/* the kind's label ("cpu") plus user labels,
+                          comma-separated; valid until xo_runtime_free */
     uint64_t actors;   /* live actors whose home is this pool */
     bool queued;       /* its run queue holds work now */
     bool parked;       /* its worker sleeps, waiting for work */
@@ -598,11 +623,12 @@ XO_API int xo_pool_info(const xo_runtime_t *rt, unsigned index,
 
 /*
  * Grow the pool table while the runtime runs (Xoscar's append_sub_pool):
- * a new CPU pool pinned to `cpu` (-1: the next allowed CPU, round-robin)
- * with the given user labels (NULL: none). Its index is returned in *index.
- * Errors: XO_EINVAL, XO_ENOMEM, XO_ENOSLOT (table full), XO_ECLOSED.
+ * a new pool as `spec` describes it (NULL: a CPU pool on the next allowed
+ * CPU, round-robin, no user labels). Its index is returned in *index.
+ * Errors: XO_EINVAL (a bad spec), XO_ENOSYS (a kind this build does not
+ * have), XO_ENOMEM, XO_ENOSLOT (table full), XO_ECLOSED.
  */
-XO_API int xo_pool_add(xo_runtime_t *rt, int cpu, const char *labels,
+XO_API int xo_pool_add(xo_runtime_t *rt, const xo_pool_spec_t *spec,
                        unsigned *index);
 
 /*

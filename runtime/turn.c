@@ -1,0 +1,264 @@
+/*
+ * turn.c -- running handlers (design in turn.h): deliver one message, an
+ * on_batch run or a continuation; an actor's turn of up to cfg.batch
+ * messages; a stateless actor's task; and the failure path.
+ */
+#include "runtime.h"
+
+#include <string.h>
+
+__thread struct xo_ctx *xi_tls_ctx __attribute__((tls_model("initial-exec")));
+
+/* ---- the handler context -------------------------------------------- */
+
+void xi_ctx_enter(struct xo_ctx *ctx)
+{
+    ctx->saved = xi_tls_ctx;
+    xi_tls_ctx = ctx;
+}
+
+void xi_ctx_leave(struct xo_ctx *ctx)
+{
+    xi_ctx_end_run(ctx);
+    xi_tls_ctx = ctx->saved;
+}
+
+void xi_ctx_end_run(struct xo_ctx *ctx)
+{
+    if (ctx->fail_msg != NULL) {
+        xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+        ctx->fail_msg = NULL;
+    }
+}
+
+/* ---- the failure path ----------------------------------------------- */
+
+void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
+                     uint32_t tag, int err, const char *message)
+{
+    (void)message; /* for the layers to come: supervisors, the watchdog */
+    if (c != NULL)
+        xi_bump(&c->failed, 1);
+    if (rt->cfg.on_handler_error != NULL)
+        rt->cfg.on_handler_error(rt, actor, tag, err,
+                                 rt->cfg.on_handler_error_user);
+}
+
+static void handler_failed(struct xo_ctx *ctx, uint32_t tag, int rc)
+{
+    struct xi_cell *c = ctx->cell;
+    xi_actor_failed(ctx->rt, c, xi_cell_ref(c), tag, rc, ctx->fail_msg);
+}
+
+/* ---- delivering ------------------------------------------------------ */
+
+/* A call whose item was cancelled (or timed out) before it started is
+   skipped: it is complete already. */
+static bool call_may_start(struct xi_envelope *env)
+{
+    if (env->item.kind != XI_K_CALL)
+        return true;
+    xo_request_t *req = env->msg.request;
+    return xi_future_start_item(xi_request_future(req), req->index);
+}
+
+static void deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
+{
+    struct xi_cell *c = ctx->cell;
+    if (!c->created) {
+        xi_drop_continuation(ctx->rt, env);
+        return;
+    }
+    int rc = xi_run_continuation(ctx, env);
+    xi_envelope_free(ctx->rt, env);
+    if (rc < 0)
+        handler_failed(ctx, 0, rc);
+    xi_ctx_end_run(ctx); /* not the next call's error text */
+    xi_bump(&c->handled, 1);
+}
+
+/* Run on_message for one envelope, answer what it left unanswered, free
+   it. The context's cell is the actor's. */
+static void deliver(struct xo_ctx *ctx, struct xi_envelope *env)
+{
+    struct xi_cell *c = ctx->cell;
+    if (env->item.kind == XI_K_CONT) {
+        deliver_continuation(ctx, env);
+        return;
+    }
+    if (!call_may_start(env)) {
+        xi_envelope_free(ctx->rt, env);
+        return;
+    }
+    int rc = 0;
+    if (!c->created)
+        rc = XO_ENOTEXIST; /* on_create failed: answer calls, drop tells */
+    else if (c->def->on_message != NULL) {
+        ctx->msg = &env->msg;
+        rc = c->def->on_message(ctx, c->state, &env->msg);
+        ctx->msg = NULL;
+        xi_bump(&c->handled, 1);
+        if (rc < 0 && env->item.kind == XI_K_TELL)
+            handler_failed(ctx, env->msg.tag, rc);
+    }
+    if (env->msg.request != NULL) /* tells, the common case, skip both */
+        xi_request_finish(ctx, &env->msg, rc);
+    if (ctx->fail_msg != NULL)
+        xi_ctx_end_run(ctx);
+    xi_envelope_free(ctx->rt, env);
+}
+
+/* The next message of a stateful actor (the stash first). */
+static struct xi_envelope *next_message(struct xi_cell *c)
+{
+    if (c->stash != NULL) {
+        struct xi_envelope *e = c->stash;
+        c->stash = NULL;
+        return e;
+    }
+    struct xi_qnode *q = xi_mpscq_pop(&c->mbox, &c->mbox_tail);
+    if (q == NULL)
+        return NULL;
+    /* The reap marker comes back as a fake envelope pointer: callers
+       compare it with &c->reap before touching it. */
+    struct xi_envelope *e = (struct xi_envelope *)(void *)q;
+    if (c->capacity != 0 && (struct xi_item *)q != &c->reap &&
+        e->item.kind != XI_K_CONT) /* relaxed: see struct xi_cell */
+        atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
+    return e;
+}
+
+/* ---- on_batch runs ---------------------------------------------------- */
+
+/* Messages of one on_batch run whose pointers live on the turn's own stack
+   frame: 512 bytes. A longer run (cfg.batch over 64) moves them to the
+   heap, so that the stack a turn uses stays bounded however large the
+   batch (a blocking wait inside on_batch nests another actor's turn, and
+   its on_batch, on the same stack, up to XO_MAX_NESTED_WAITS deep). */
+#define XI_BATCH_ON_STACK 64u
+
+static void envelope_of_free(xo_runtime_t *rt, const xo_msg_t *m)
+{
+    xi_envelope_free(rt, xi_container_of(m, struct xi_envelope, msg));
+}
+
+/* The run's array is full at `n`: make room for `room` in all, on the
+   heap. False (the run ends here) when that allocation fails. */
+static bool grow_run(xo_runtime_t *rt, const xo_msg_t ***msgs,
+                     const xo_msg_t **local, unsigned n, unsigned room)
+{
+    if (*msgs != local || room <= n)
+        return false;
+    const xo_msg_t **heap = xi_mem_alloc(&rt->mem, room * sizeof(*heap));
+    if (heap == NULL)
+        return false;
+    memcpy(heap, local, n * sizeof(*heap));
+    *msgs = heap;
+    return true;
+}
+
+/*
+ * on_batch: gather the run of same-tag messages that starts with `first`
+ * (up to `room`), hand it over in one call, then answer and free each.
+ * Returns how many messages were consumed.
+ */
+static unsigned deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first,
+                              unsigned room)
+{
+    struct xi_cell *c = ctx->cell;
+    xo_runtime_t *rt = ctx->rt;
+    const xo_msg_t *local[XI_BATCH_ON_STACK], **msgs = local;
+    unsigned cap = room < XI_BATCH_ON_STACK ? room : XI_BATCH_ON_STACK;
+    const uint32_t tag = first->msg.tag; /* `first` may be freed below */
+    unsigned n = 0, consumed = 0;
+    for (struct xi_envelope *e = first; e != NULL;) {
+        consumed++;
+        if (call_may_start(e))
+            msgs[n++] = &e->msg;
+        else
+            xi_envelope_free(rt, e);
+        if (consumed == room)
+            break;
+        if (n == cap) {
+            if (!grow_run(rt, &msgs, local, n, room))
+                break;
+            cap = room;
+        }
+        e = next_message(c);
+        if (e == NULL)
+            break;
+        if ((struct xi_item *)e == &c->reap || e->item.kind == XI_K_CONT ||
+            e->msg.tag != tag) {
+            c->stash = e;
+            break;
+        }
+    }
+    if (n > 0) {
+        int rc = c->def->on_batch(ctx, c->state, msgs, n);
+        xi_bump(&c->handled, n);
+        if (rc < 0 && msgs[0]->request == NULL)
+            handler_failed(ctx, msgs[0]->tag, rc);
+        for (unsigned i = 0; i < n; i++) {
+            xi_request_finish(ctx, msgs[i], rc);
+            envelope_of_free(rt, msgs[i]);
+        }
+        xi_ctx_end_run(ctx);
+    }
+    if (msgs != local)
+        xi_mem_free(&rt->mem, msgs, cap * sizeof(*msgs));
+    return consumed;
+}
+
+/* ---- turns ------------------------------------------------------------- */
+
+enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
+{
+    xo_runtime_t *rt = w->rt;
+    unsigned batch = rt->cfg.batch, n = 0;
+    struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
+    enum xi_turn_end end = XI_TURN_MORE;
+    xi_ctx_enter(&ctx);
+    while (n < batch) {
+        struct xi_envelope *e = next_message(c);
+        if (e == NULL)
+            break;
+        if ((struct xi_item *)e == &c->reap) {
+            if (xi_cell_reap(c, &ctx)) {
+                end = XI_TURN_GONE;
+                break;
+            }
+            continue; /* on_destroy refused: the actor lives on */
+        }
+        if (c->def->on_batch != NULL && c->created &&
+            e->item.kind != XI_K_CONT) {
+            n += deliver_batch(&ctx, e, batch - n);
+        } else {
+            deliver(&ctx, e);
+            n++;
+        }
+    }
+    xi_ctx_leave(&ctx);
+    xi_bump(&w->handled, n);
+    if (end == XI_TURN_GONE)
+        return end;
+    return n < batch && c->stash == NULL ? XI_TURN_EMPTY : XI_TURN_MORE;
+}
+
+void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)
+{
+    struct xi_cell *c = xi_task_take_cell(env, w->rt);
+    struct xo_ctx ctx = xi_ctx_make(c, w->rt, w->pool->index, 0);
+    xi_ctx_enter(&ctx);
+    deliver(&ctx, env);
+    xi_ctx_leave(&ctx);
+    xi_bump(&w->handled, 1);
+    xi_stateless_task_done(c);
+}
+
+void xi_turn_reap(struct xi_worker *w, struct xi_cell *c)
+{
+    struct xo_ctx ctx = xi_ctx_make(c, w->rt, c->pool, 0);
+    xi_ctx_enter(&ctx);
+    (void)xi_cell_reap(c, &ctx);
+    xi_ctx_leave(&ctx);
+}

@@ -1,0 +1,547 @@
+/*
+ * worker.c -- the workers (design in worker.h): the thread, its loop,
+ * idling and sleeping, watching, the run queue, function items, timers.
+ *
+ * A worker's run queue holds runnable actors (their `run` item). An actor
+ * is in at most one run queue at a time: it enters when the send that
+ * found its mailbox idle-marked schedules it, and it leaves when its worker
+ * pops it. After its turn (turn.c) the worker marks the mailbox idle (the
+ * next sender reschedules it), watches it, or queues it again when it has
+ * more, so that its pool-mates get their turn.
+ *
+ * Idle: a worker with an empty run queue polls it for cfg.spin_ns, then
+ * marks the run queue idle and sleeps on its futex word. The sender whose
+ * exchange takes that mark is the one that wakes it (see mpscq.h), so a
+ * wake is never lost and never sent twice. A worker whose handler waits
+ * sleeps the same way (xi_worker_sleep), registered on the future it waits
+ * for, so that the completion wakes it too.
+ *
+ * Watching. When a turn leaves an actor's mailbox empty, the worker may
+ * keep the actor as one of its `watched` (up to XI_WATCH_MAX) instead of
+ * marking the mailbox idle, and poll that mailbox along with its run queue.
+ * A sender to a watched actor then finds the mailbox not idle and only
+ * pushes (one exchange, on the line the worker polls); the worker sees the
+ * message and runs the turn. Without it the same hand-off is the mailbox
+ * exchange, an exchange on the worker's run queue, and the worker taking
+ * both lines back: for a request/reply pair between two pools, or a driver
+ * feeding the actors of another core, about two cache-line transfers more
+ * per message. An actor is watched when its turn ended on this worker
+ * recently (`recent`: it comes back often) or when the worker has nothing
+ * else to do. The worker polls the run queue and the watched mailboxes
+ * alternately first, so neither can hold up the other for more than a
+ * turn. A watched actor is in no run queue and not idle-marked, so only
+ * its worker can bring it back: before it sleeps, waits or yields (which
+ * serve the run queue only) it ends every watch (marks each mailbox idle,
+ * or, when a message slipped in, queues the actor).
+ *
+ * Stop: each worker's exit item is pushed once all actors are gone; a
+ * worker that pops it returns.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread struct xi_worker *xi_tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+void xi_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                   uint64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns != 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp,
+            NULL, 0);
+}
+
+void xi_futex_wake_all(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
+            NULL, 0);
+}
+
+void xi_worker_wake(struct xi_worker *w)
+{
+    /* release: pairs with the acquire load in xi_worker_sleep; the worker
+       that wakes sees the run queue node pushed before. */
+    atomic_store_explicit(&w->wake, 1, memory_order_release);
+    syscall(SYS_futex, (uint32_t *)&w->wake, FUTEX_WAKE_PRIVATE, 1, NULL,
+            NULL, 0);
+}
+
+void xi_runq_push(struct xi_worker *w, struct xi_item *it)
+{
+    if (xi_mpscq_push(&w->runq, &it->node))
+        w->pool->ops->wake(w->pool);
+}
+
+void xi_worker_post(struct xi_worker *w, struct xi_func *f)
+{
+    f->item.kind = XI_K_FUNC;
+    xi_runq_push(w, &f->item);
+}
+
+/* ---- scheduling ------------------------------------------------------- */
+
+/* A parked worker of a running pool other than `not`, or NULL. */
+static struct xi_worker *parked_worker(xo_runtime_t *rt, struct xi_worker *not)
+{
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == not || !xi_pool_running(p))
+            continue;
+        /* relaxed: a hint; a wrong guess only costs locality. */
+        if (atomic_load_explicit(&p->worker->runq.head,
+                                 memory_order_relaxed) &
+            XI_MPSCQ_IDLE)
+            return p->worker;
+    }
+    return NULL;
+}
+
+void xi_schedule(struct xi_cell *c)
+{
+    struct xi_worker *home = xi_pool_worker(c->rt, c->pool);
+    /* A movable actor whose home is busy goes to a parked worker: the turn
+       runs there, the actor keeps its home. relaxed: hints. The choice and
+       the push sit in one read-side section, so xo_pool_remove's grace
+       period covers them: no push reaches a pool after it left. */
+    if (c->movable &&
+        atomic_load_explicit(&home->running, memory_order_relaxed)) {
+        struct xi_reader *sect = xi_section_enter(&c->rt->rcu_sync);
+        struct xi_worker *idle = parked_worker(c->rt, home);
+        xi_runq_push(idle != NULL ? idle : home, &c->run);
+        xi_section_leave(&c->rt->rcu_sync, sect);
+        return;
+    }
+    xi_runq_push(home, &c->run);
+}
+
+struct xi_worker *xi_task_worker(xo_runtime_t *rt)
+{
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned tries = 0; tries < n; tries++) {
+        /* relaxed: any spread will do. */
+        unsigned i = atomic_fetch_add_explicit(&rt->rr_next, 1,
+                                               memory_order_relaxed);
+        struct xi_pool *p = xi_pool_at(rt, i % n);
+        if (p != NULL && xi_pool_running(p))
+            return p->worker;
+    }
+    return xi_pool_worker(rt, 0); /* the main pool is never removed */
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+/* The heap could not take t: its owner says so (docs/errors.md). */
+static void file_timer(struct xi_worker *w, struct xi_timer *t)
+{
+    if (xi_heap_insert(&w->rt->mem, &w->timers, t) != 0)
+        t->drop(t, w->rt, XO_ENOMEM);
+}
+
+static void timer_handed_over(struct xi_func *f, struct xi_worker *w)
+{
+    file_timer(w, xi_container_of(f, struct xi_timer, handover));
+}
+
+void xi_worker_arm(struct xi_worker *w, struct xi_timer *t)
+{
+    if (xi_current_worker() == w) {
+        file_timer(w, t);
+        return;
+    }
+    t->handover.fn = timer_handed_over;
+    xi_worker_post(w, &t->handover);
+}
+
+uint64_t xi_worker_timers_run(struct xi_worker *w)
+{
+    if (w->timers.len == 0)
+        return 0;
+    uint64_t now = xi_now_ns();
+    struct xi_timer *t;
+    while ((t = xi_heap_pop_due(&w->timers, now)) != NULL)
+        t->fire(t, w);
+    return xi_heap_next(&w->timers);
+}
+
+static void hand_to(struct xi_timer *t, void *arg)
+{
+    xi_worker_arm(arg, t);
+}
+
+static void drop_closed(struct xi_timer *t, void *arg)
+{
+    t->drop(t, arg, XO_ECLOSED);
+}
+
+void xi_worker_timers_hand_off(struct xi_worker *from, struct xi_worker *to)
+{
+    if (to != NULL)
+        xi_heap_drain(&from->rt->mem, &from->timers, hand_to, to);
+    else
+        xi_heap_drain(&from->rt->mem, &from->timers, drop_closed, from->rt);
+}
+
+/* ---- sleeping ---------------------------------------------------------- */
+
+/* A handler of this worker waits on f: the completer (or a new stream
+   part) is to wake this worker's own sleep. False when f changed already,
+   so there is nothing to sleep for. Another worker sleeping on the same
+   future (one future waited on from two workers) keeps its place: this
+   one then naps, short, instead. */
+static bool sleep_on_future(struct xi_worker *w, struct xo_future *f,
+                            uint32_t seen, uint32_t mask, uint64_t *until)
+{
+    struct xi_worker *none = NULL;
+    /* acq_rel: the release half publishes w to the completer, which loads
+       it with acquire after its flag RMW (wake_waiters in call.c). */
+    if (!atomic_compare_exchange_strong_explicit(&f->sleeper, &none, w,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        uint64_t nap = xi_now_ns() + 200000; /* 200 us */
+        if (*until == 0 || nap < *until)
+            *until = nap;
+    }
+    /* acq_rel: announce the sleeper in the word the completer's RMW
+       changes: either its RMW sees SLEEPER (and then the sleeper above),
+       or ours sees its change. */
+    uint32_t v = atomic_fetch_or_explicit(&f->flags, XI_FUT_SLEEPER,
+                                          memory_order_acq_rel);
+    return ((v ^ seen) & mask) == 0;
+}
+
+void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
+                     uint32_t seen, uint32_t mask)
+{
+    /* relaxed: ordered before the mark by mark_idle's release CAS, and
+       before a completer's store of 1 by sleep_on_future's RMWs. */
+    atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
+    if (!xi_mpscq_mark_idle(&w->runq, w->runq_tail))
+        return; /* work is on its way */
+    bool sleep = f == NULL || sleep_on_future(w, f, seen, mask, &until);
+    /* acquire: pairs with xi_worker_wake's release store. */
+    while (sleep && atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
+        uint64_t timeout = 0;
+        if (until != 0) {
+            uint64_t now = xi_now_ns();
+            if (now >= until)
+                break;
+            timeout = until - now;
+        }
+        xi_futex_wait(&w->wake, 0, timeout);
+    }
+    if (f != NULL) {
+        struct xi_worker *me = w;
+        /* relaxed: a completer that still loads w only wakes us once for
+           nothing. */
+        atomic_compare_exchange_strong_explicit(&f->sleeper, &me, NULL,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed);
+    }
+    /* Woken by a deadline: take the mark back so that senders keep pushing
+       without waking us; if a sender took it already, the wake word is (or
+       will be) 1 and the next sleep returns at once. acquire: pairs with
+       the producers' acq_rel exchange on head. */
+    uintptr_t marked = atomic_load_explicit(&w->runq.head,
+                                            memory_order_acquire);
+    if (marked & XI_MPSCQ_IDLE)
+        atomic_compare_exchange_strong_explicit(
+            &w->runq.head, &marked, marked & ~XI_MPSCQ_IDLE,
+            memory_order_acq_rel, memory_order_acquire);
+}
+
+/* ---- watching ---------------------------------------------------------- */
+
+void xi_worker_release_watches(struct xi_worker *w)
+{
+    for (unsigned i = 0; i < w->nwatched; i++) {
+        struct xi_cell *c = w->watched[i];
+        if (!xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+            xi_runq_push(w, &c->run);
+    }
+    w->nwatched = 0;
+}
+
+/* A watched actor with a message, taken out of the watch (it is still
+   scheduled: its turn runs next), or NULL. A watched mailbox is empty
+   until a sender's exchange moves its head: the scan reads only lines its
+   senders write. It starts where the last one found something, so every
+   watched actor is seen in turn. */
+static struct xi_cell *take_watched(struct xi_worker *w)
+{
+    unsigned n = w->nwatched, i = w->watch_next;
+    for (unsigned k = 0; k < n; k++, i++) {
+        if (i >= n)
+            i = 0;
+        struct xi_cell *c = w->watched[i];
+        if (!xi_mpscq_empty(&c->mbox, c->mbox_tail)) {
+            w->watched[i] = w->watched[--w->nwatched];
+            w->watch_next = i;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Whether c's turn ended on this worker lately (and note that it did
+   now): a slot per hash of the address, so an actor counts as recent while
+   no other actor with the same slot ended a turn since. */
+static bool recently_run(struct xi_worker *w, struct xi_cell *c)
+{
+    uintptr_t a = (uintptr_t)c;
+    struct xi_cell **slot = &w->recent[((a >> 6) ^ (a >> 12)) %
+                                       XI_RECENT_SLOTS];
+    bool seen = *slot == c;
+    *slot = c;
+    return seen;
+}
+
+/* The turn of c ended with its mailbox empty: watch it when this is its
+   home worker's main loop, the worker will spin, the watch set has room,
+   and either c came back here lately or the worker has nothing else to do
+   (queued or watched). */
+static bool watch(struct xi_worker *w, struct xi_cell *c)
+{
+    /* A push racing with the emptiness check is seen by the poll. */
+    if (w->block_depth != 0 || c->pool != w->pool->index ||
+        w->rt->cfg.spin_ns == 0 || w->nwatched == XI_WATCH_MAX ||
+        c->mbox_tail != &c->mbox.stub)
+        return false;
+    if (!recently_run(w, c) &&
+        (w->nwatched != 0 || !xi_mpscq_empty(&w->runq, w->runq_tail)))
+        return false;
+    w->watched[w->nwatched++] = c;
+    return true;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+/* One poll: the run queue and the watched mailboxes, alternately first,
+   so that neither a busy run queue nor busy watched actors keep the other
+   waiting for more than one turn. */
+static struct xi_qnode *poll_once(struct xi_worker *w)
+{
+    struct xi_qnode *n;
+    struct xi_cell *c;
+    if (w->last_watched) {
+        if ((n = xi_mpscq_pop(&w->runq, &w->runq_tail)) != NULL) {
+            w->last_watched = false;
+            return n;
+        }
+        c = take_watched(w);
+        return c != NULL ? &c->run.node : NULL;
+    }
+    if ((c = take_watched(w)) != NULL) {
+        w->last_watched = true;
+        return &c->run.node;
+    }
+    return xi_mpscq_pop(&w->runq, &w->runq_tail);
+}
+
+/* Whether a worker that may run on w's CPU is awake (not parked): while
+   one is, w gives the CPU up between polls instead of spinning on it. */
+static bool mate_awake(struct xi_worker *w)
+{
+    /* relaxed: hints (see core_shared); a wrong answer costs a spin or a
+       system call, never a message. The mate pointers are loaded with
+       acquire: pairs with the release store in xi_pools_update_sharing,
+       so the mate's run queue is initialised memory when we read it. */
+    if (!atomic_load_explicit(&w->core_shared, memory_order_relaxed))
+        return false;
+    struct xi_worker *v =
+        atomic_load_explicit(&w->core_mate, memory_order_acquire);
+    if (v == NULL)
+        return true; /* unpinned: the sharers are not known */
+    for (unsigned k = 0; k < XO_POOLS_MAX && v != NULL && v != w; k++) {
+        if (!(atomic_load_explicit(&v->runq.head, memory_order_relaxed) &
+              XI_MPSCQ_IDLE))
+            return true;
+        v = atomic_load_explicit(&v->core_mate, memory_order_acquire);
+    }
+    return false;
+}
+
+/* The next runnable node: poll (the run queue, and the watched mailboxes),
+   spin for spin_ns, let the pool's kind poll, then sleep. Due timers fire
+   in between. */
+static struct xi_qnode *next_runnable(struct xi_worker *w)
+{
+    uint64_t next = xi_worker_timers_run(w);
+    struct xi_qnode *n = poll_once(w);
+    if (n != NULL)
+        return n;
+    uint64_t spin = w->rt->cfg.spin_ns;
+    uint64_t deadline = spin ? xi_now_ns() + spin : 0;
+    uint64_t idle_since = xi_coarse_ns();
+    bool (*kind_poll)(struct xi_pool *) = w->pool->ops->poll;
+    for (unsigned i = 1;; i++) {
+        n = poll_once(w);
+        if (n != NULL) {
+            xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
+            return n;
+        }
+        if (deadline != 0 && ((i & 63) != 0 || xi_now_ns() < deadline)) {
+            /* On a CPU another worker needs (maybe for the very message
+               we wait for), poll between its turns rather than spin
+               through them. */
+            if (mate_awake(w))
+                sched_yield();
+            else
+                xi_cpu_relax();
+            continue;
+        }
+        /* Nothing came: stop watching before sleeping (the next sender
+           then schedules the actor and wakes us as usual). */
+        if (w->nwatched != 0) {
+            xi_worker_release_watches(w);
+            continue;
+        }
+        if (kind_poll != NULL && kind_poll(w->pool)) {
+            deadline = spin ? xi_now_ns() + spin : 0;
+            continue;
+        }
+        xi_worker_sleep(w, next, NULL, 0, 0);
+        xi_cpu_relax(); /* it may return at once: a send is mid-way */
+        next = xi_worker_timers_run(w);
+        deadline = spin ? xi_now_ns() + spin : 0;
+    }
+}
+
+/* After c's turn: watch it, mark it idle, or queue it again — on this
+   worker if it is the actor's home, else through the scheduler. */
+static void after_turn(struct xi_worker *w, struct xi_cell *c,
+                       enum xi_turn_end end)
+{
+    if (end == XI_TURN_GONE)
+        return;
+    if (end == XI_TURN_EMPTY &&
+        (watch(w, c) || xi_mpscq_mark_idle(&c->mbox, c->mbox_tail)))
+        return;
+    /* Still has work (or a send is mid-way). */
+    if (c->pool == w->pool->index)
+        xi_runq_push(w, &c->run);
+    else
+        xi_schedule(c);
+}
+
+/* Run one run-queue item. Returns false for the exit request. */
+static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
+{
+    struct xi_item *it = (struct xi_item *)n;
+    switch (it->kind) {
+    case XI_K_ACTOR: {
+        struct xi_cell *c = xi_container_of(it, struct xi_cell, run);
+        after_turn(w, c, xi_turn_run(w, c));
+        return true;
+    }
+    case XI_K_TELL:
+    case XI_K_CALL:
+        xi_turn_task(w, (struct xi_envelope *)it);
+        return true;
+    case XI_K_FUNC: {
+        struct xi_func *f = (struct xi_func *)it;
+        f->fn(f, w);
+        return true;
+    }
+    case XI_K_REAP:
+        xi_turn_reap(w, xi_container_of(it, struct xi_cell, reap));
+        return true;
+    default:
+        return false; /* XI_K_EXIT */
+    }
+}
+
+bool xi_worker_run_lent(struct xi_worker *w)
+{
+    struct xi_qnode *n = xi_mpscq_pop(&w->runq, &w->runq_tail);
+    if (n == NULL)
+        return false;
+    if (((struct xi_item *)n)->kind == XI_K_EXIT)
+        /* The pool is being removed while a handler here is mid-turn (a
+           shared turn, a stateless task): finish that turn, then the main
+           loop exits. */
+        w->exit_pending = true;
+    else
+        dispatch(w, n);
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    struct xi_worker *w = arg;
+    xi_tls_worker = w;
+    w->reader.domain = &w->rt->rcu_sync;
+    xi_tls_reader = &w->reader;
+    while (!w->exit_pending) {
+        struct xi_qnode *n = next_runnable(w);
+        /* relaxed: a hint for xi_schedule's sharing of movable actors. */
+        atomic_store_explicit(&w->running, true, memory_order_relaxed);
+        bool go_on = dispatch(w, n);
+        atomic_store_explicit(&w->running, false, memory_order_relaxed);
+        if (!go_on)
+            break;
+    }
+    /* A removed pool's timers go to the other pools (pool.c); at stop
+       nobody is left to fire them. */
+    if (xi_rt_closing(w->rt))
+        xi_worker_timers_hand_off(w, NULL);
+    xi_tls_reader = NULL;
+    xi_tls_worker = NULL;
+    return NULL;
+}
+
+void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
+                    struct xi_pool *pool, int core)
+{
+    memset(w, 0, sizeof(*w));
+    w->rt = rt;
+    w->pool = pool;
+    w->core = core;
+    w->exit_item.kind = XI_K_EXIT;
+    w->start_ns = xi_coarse_ns();
+    xi_mpscq_init(&w->runq, &w->runq_tail, false);
+}
+
+int xi_worker_start(struct xi_worker *w)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, w->rt->cfg.stack_size);
+    w->pinned = false;
+    int rc = EINVAL;
+    if (w->rt->cfg.pin_threads && w->core >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(w->core, &one);
+        if (pthread_attr_setaffinity_np(&attr, sizeof(one), &one) == 0) {
+            rc = pthread_create(&w->thread, &attr, worker_main, w);
+            w->pinned = rc == 0;
+        }
+    }
+    if (!w->pinned) {
+        /* Pinning refused (or off): run where the scheduler puts us. */
+        pthread_attr_destroy(&attr);
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, w->rt->cfg.stack_size);
+        rc = pthread_create(&w->thread, &attr, worker_main, w);
+    }
+    pthread_attr_destroy(&attr);
+    return rc == 0 ? 0 : XO_ENOMEM;
+}
+
+void xi_worker_join(struct xi_worker *w)
+{
+    xi_runq_push(w, &w->exit_item);
+    pthread_join(w->thread, NULL);
+}
