@@ -78,8 +78,10 @@ typedef struct xo_request xo_request_t;
 
 /*
  * A reference to an actor: a small value, copied freely, never owning.
- * `id` packs a slot index (low 32 bits) and the generation of the actor
- * that held the slot (high 32 bits); a zero id is the null ref. A ref to
+ * `id` packs, from bit 0, a slot index (28 bits), a node (12 bits: 0 is
+ * this process; other nodes come with the network layer) and the
+ * generation of the actor that held the slot (24 bits, never 0); a zero id
+ * is the null ref. Treat it as opaque: compare refs with xo_ref_eq. A ref to
  * a destroyed actor stays safe to use: every operation through it returns
  * XO_ENOTEXIST, even after its slot and its uid were given to a new actor.
  * Refs are valid until xo_runtime_free of their runtime.
