@@ -163,7 +163,10 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     int rc = xi_place(rt, def, opts, &pool, &claim);
     if (rc != 0)
         return rc;
-    size_t size = cell_size(def, opts->arg_size);
+    /* Only an actor that may be restarted keeps its argument: a copy of
+       16 bytes takes a 192-byte cell to 256. */
+    bool keep_arg = false;
+    size_t size = cell_size(def, keep_arg ? opts->arg_size : 0);
     struct xi_cell *c = xi_mem_zalloc(&rt->mem, size);
     if (c == NULL) {
         xi_claim_release(rt, claim);
@@ -172,9 +175,10 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     c->claim = claim;
     c->rt = rt;
     c->def = def;
-    c->arg_size = (uint32_t)opts->arg_size;
-    if (opts->arg_size > 0) /* what a restart runs on_create with again */
+    if (keep_arg) { /* what a restart runs on_create with again */
+        c->arg_size = (uint32_t)opts->arg_size;
         memcpy(c->state + xi_cell_state_room(def), opts->arg, opts->arg_size);
+    }
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
     c->movable = opts->movable && !c->stateless;
@@ -238,9 +242,8 @@ static void withdraw(xo_runtime_t *rt, struct xi_cell *c, int rc)
 /* on_create runs on the spawner's thread. When that is a handler on one of
    rt's workers, the spawner's turn is suspended under it for as long: its
    frame says so to the cycle check (wait.c, "Frames"), should on_create
-   wait for something that waits for the spawner. It gets the cell's copy
-   of the argument, the one a restart would give it. */
-static int run_on_create(struct xi_cell *c)
+   wait for something that waits for the spawner. */
+static int run_on_create(struct xi_cell *c, const void *arg, size_t arg_size)
 {
     if (c->def->on_create == NULL)
         return 0;
@@ -251,7 +254,7 @@ static int run_on_create(struct xi_cell *c)
                   spawner->rt == c->rt && w != NULL &&
                   xi_frame_push(w, spawner->cell);
     xi_ctx_enter(&ctx);
-    int rc = c->def->on_create(&ctx, c->state, xi_cell_arg(c), c->arg_size);
+    int rc = c->def->on_create(&ctx, c->state, arg, arg_size);
     xi_ctx_leave(&ctx); /* xo_spawn returns the code only */
     if (framed)
         xi_frame_pop(w);
@@ -291,7 +294,7 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         if (attempt == 3)
             return XO_ENOSLOT;
     }
-    rc = run_on_create(c);
+    rc = run_on_create(c, opts->arg, opts->arg_size);
     if (rc == 0) {
         c->created = true;
         /* release: lookups that find the uid see a created actor. */

@@ -73,8 +73,8 @@ struct xo_future;
 
 /*
  * An actor cell is three cache lines of header, grouped by who writes them,
- * then the actor's state, then a copy of its spawn argument (what a
- * restart runs on_create with again). Cells are allocated in multiples of
+ * then the actor's state, then, for an actor that may be restarted, a copy
+ * of its spawn argument (what a restart runs on_create with again). Cells are allocated in multiples of
  * 64 bytes, 64-byte aligned, so each group is one line:
  *   line 0, written by senders: the mailbox's producers' end, the run link
  *           (the sender that schedules the actor writes it), the counts

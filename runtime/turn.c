@@ -11,24 +11,10 @@ __thread struct xo_ctx *xi_tls_ctx __attribute__((tls_model("initial-exec")));
 
 /* ---- the handler context -------------------------------------------- */
 
-void xi_ctx_enter(struct xo_ctx *ctx)
+void xi_ctx_free_fail(struct xo_ctx *ctx)
 {
-    ctx->saved = xi_tls_ctx;
-    xi_tls_ctx = ctx;
-}
-
-void xi_ctx_leave(struct xo_ctx *ctx)
-{
-    xi_ctx_end_run(ctx);
-    xi_tls_ctx = ctx->saved;
-}
-
-void xi_ctx_end_run(struct xo_ctx *ctx)
-{
-    if (ctx->fail_msg != NULL) {
-        xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
-        ctx->fail_msg = NULL;
-    }
+    xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+    ctx->fail_msg = NULL;
 }
 
 /* ---- the failure path ----------------------------------------------- */
@@ -103,13 +89,13 @@ static void deliver(struct xo_ctx *ctx, struct xi_envelope *env)
     }
     if (env->msg.request != NULL) /* tells, the common case, skip both */
         xi_request_finish(ctx, &env->msg, rc);
-    if (ctx->fail_msg != NULL)
-        xi_ctx_end_run(ctx);
+    xi_ctx_end_run(ctx);
     xi_envelope_free(ctx->rt, env);
 }
 
 /* The next message of a stateful actor (the stash first). */
-static struct xi_envelope *next_message(struct xi_cell *c)
+static inline __attribute__((always_inline)) struct xi_envelope *
+next_message(struct xi_cell *c)
 {
     if (c->stash != NULL) {
         struct xi_envelope *e = c->stash;
@@ -162,8 +148,10 @@ static bool grow_run(xo_runtime_t *rt, const xo_msg_t ***msgs,
  * (up to `room`), hand it over in one call, then answer and free each.
  * Returns how many messages were consumed.
  */
-static unsigned deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first,
-                              unsigned room)
+/* Out of line: the common turn has no on_batch, and this frame's array
+   would otherwise sit in every turn's. */
+static __attribute__((noinline)) unsigned
+deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
 {
     struct xi_cell *c = ctx->cell;
     xo_runtime_t *rt = ctx->rt;

@@ -59,11 +59,29 @@ static inline struct xo_ctx xi_ctx_make(struct xi_cell *c, xo_runtime_t *rt,
                             .yield_in = yield_sends };
 }
 
-/* Make ctx this thread's context (over whatever was), and back. */
-void xi_ctx_enter(struct xo_ctx *ctx);
-void xi_ctx_leave(struct xo_ctx *ctx);
+void xi_ctx_free_fail(struct xo_ctx *ctx);
+
 /* One handler run is over: its xo_fail message (if any) goes. */
-void xi_ctx_end_run(struct xo_ctx *ctx);
+static inline void xi_ctx_end_run(struct xo_ctx *ctx)
+{
+    if (__builtin_expect(ctx->fail_msg != NULL, 0))
+        xi_ctx_free_fail(ctx);
+}
+
+/* Make ctx this thread's context (over whatever was), and back: the one
+   place a handler context is entered and left (inline: every turn does
+   it). */
+static inline void xi_ctx_enter(struct xo_ctx *ctx)
+{
+    ctx->saved = xi_tls_ctx;
+    xi_tls_ctx = ctx;
+}
+
+static inline void xi_ctx_leave(struct xo_ctx *ctx)
+{
+    xi_ctx_end_run(ctx);
+    xi_tls_ctx = ctx->saved;
+}
 
 /* Called by the send functions after each message a handler sends. */
 void xi_turn_yield(struct xo_ctx *ctx);
