@@ -30,17 +30,29 @@ void xo_spawn_opts_init(xo_spawn_opts_t *opts)
 {
     memset(opts, 0, sizeof(*opts));
     opts->pool = XO_POOL_ANY;
+    opts->restart_max = 3;                       /* Erlang's defaults */
+    opts->restart_period_ns = UINT64_C(5000000000);
 }
 
 /* Whole cache lines, so that the header's three groups keep to their own
    lines (see struct xi_cell): the header, the state, the spawn argument's
-   copy. */
-static size_t cell_size(const xo_actor_def_t *def, size_t arg_size)
+   copy, the recovery record. */
+static size_t cell_size(const xo_actor_def_t *def, size_t arg_size,
+                        size_t rec_size)
 {
     size_t line = XI_CACHELINE;
-    size_t body = arg_size ? xi_cell_state_room(def) + arg_size
-                           : def->state_size;
+    size_t body = rec_size ? xi_cell_recovery_offset(def, arg_size) + rec_size
+                  : arg_size ? xi_cell_state_room(def) + arg_size
+                             : def->state_size;
     return (sizeof(struct xi_cell) + body + line - 1) & ~(line - 1);
+}
+
+static size_t cell_rec_size(const struct xi_cell *c)
+{
+    if (!(xi_cell_rflags(c) & XI_CF_RECOVERY))
+        return 0;
+    struct xi_recovery *r = xi_cell_recovery((struct xi_cell *)c);
+    return sizeof(*r) + r->max * sizeof(uint64_t);
 }
 
 static void free_name(struct xi_name *n, void *arg)
@@ -56,7 +68,8 @@ static void free_cell(xo_runtime_t *rt, struct xi_cell *c)
     xi_claim_release(rt, c->claim);
     if (c->name != NULL)
         free_name(c->name, rt);
-    xi_mem_free(&rt->mem, c, cell_size(c->def, c->arg_size));
+    xi_recovery_cell_free(c);
+    xi_mem_free(&rt->mem, c, cell_size(c->def, c->arg_size, cell_rec_size(c)));
 }
 
 /* A grace period after the reap: no walk of the wait-for graph can still
@@ -154,19 +167,33 @@ static int new_name(xo_runtime_t *rt, const char *uid, struct xi_name **out)
     return 0;
 }
 
+/* A supervised child's report and exit notice, made with the cell. */
+static int child_envelopes(xo_runtime_t *rt, struct xi_cell *c)
+{
+    struct xi_recovery *r = xi_cell_recovery(c);
+    int rc = xi_signal_new(rt, XI_TAG_CHILD, sizeof(struct xi_sig_child),
+                           &r->report);
+    if (rc == 0)
+        rc = xi_signal_new(rt, XI_TAG_CHILD_GONE,
+                           sizeof(struct xi_sig_child), &r->gone);
+    return rc;
+}
+
 /* Allocate and fill a cell that is not yet visible to anyone. */
 static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
-                    const xo_spawn_opts_t *opts, struct xi_cell **out)
+                    const xo_spawn_opts_t *opts, uint64_t sup_id,
+                    struct xi_cell **out)
 {
     unsigned pool;
     struct xi_claim *claim;
     int rc = xi_place(rt, def, opts, &pool, &claim);
     if (rc != 0)
         return rc;
-    /* Only an actor that may be restarted keeps its argument: a copy of
-       16 bytes takes a 192-byte cell to 256. */
-    bool keep_arg = false;
-    size_t size = cell_size(def, keep_arg ? opts->arg_size : 0);
+    /* Only an actor that may be restarted keeps its argument and has a
+       recovery record: a copy of 16 bytes takes a 192-byte cell to 256. */
+    size_t rec_size = xi_recovery_size(opts, sup_id != 0);
+    bool keep_arg = rec_size != 0;
+    size_t size = cell_size(def, keep_arg ? opts->arg_size : 0, rec_size);
     struct xi_cell *c = xi_mem_zalloc(&rt->mem, size);
     if (c == NULL) {
         xi_claim_release(rt, claim);
@@ -177,8 +204,11 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     c->def = def;
     if (keep_arg) { /* what a restart runs on_create with again */
         c->arg_size = (uint32_t)opts->arg_size;
-        memcpy(c->state + xi_cell_state_room(def), opts->arg, opts->arg_size);
+        if (opts->arg_size > 0)
+            memcpy(c->state + xi_cell_state_room(def), opts->arg,
+                   opts->arg_size);
     }
+    xi_recovery_init(c, opts, sup_id);
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
     c->movable = opts->movable && !c->stateless;
@@ -188,6 +218,8 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     /* busy until on_create is over */
     xi_mpscq_init(&c->mbox, &c->mbox_tail, false);
     rc = new_name(rt, opts->uid, &c->name);
+    if (rc == 0 && sup_id != 0)
+        rc = child_envelopes(rt, c);
     if (rc == 0)
         rc = xi_slots_take(&rt->slots, &rt->mem, &c->index, &c->gen);
     if (rc != 0) {
@@ -255,14 +287,16 @@ static int run_on_create(struct xi_cell *c, const void *arg, size_t arg_size)
                   xi_frame_push(w, spawner->cell);
     xi_ctx_enter(&ctx);
     int rc = c->def->on_create(&ctx, c->state, arg, arg_size);
+    if (ctx.crash != 0)
+        rc = ctx.crash; /* a crash in the first on_create: the spawn fails */
     xi_ctx_leave(&ctx); /* xo_spawn returns the code only */
     if (framed)
         xi_frame_pop(w);
     return rc < 0 ? rc : 0;
 }
 
-int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
-             const xo_spawn_opts_t *opts, xo_ref_t *out)
+static int spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
+                 const xo_spawn_opts_t *opts, uint64_t sup_id, xo_ref_t *out)
 {
     if (rt == NULL || def == NULL || out == NULL)
         return XO_EINVAL;
@@ -276,12 +310,14 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         return XO_EINVAL;
     if (def->state_size > XO_STATE_MAX)
         return XO_EINVAL;
+    int rc = xi_recovery_check(def, opts);
+    if (rc != 0)
+        return rc;
     if (xi_rt_closing(rt))
         return XO_ECLOSED;
     struct xi_cell *c;
-    int rc;
     for (int attempt = 0;; attempt++) {
-        rc = new_cell(rt, def, opts, &c);
+        rc = new_cell(rt, def, opts, sup_id, &c);
         if (rc != 0)
             return rc;
         rc = publish(rt, c);
@@ -312,6 +348,19 @@ int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         return rc;
     *out = ref;
     return 0;
+}
+
+int xo_spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
+             const xo_spawn_opts_t *opts, xo_ref_t *out)
+{
+    return spawn(rt, def, opts, 0, out);
+}
+
+int xi_spawn_child(xo_runtime_t *rt, const xo_actor_def_t *def,
+                   const xo_spawn_opts_t *opts, uint64_t sup_id,
+                   xo_ref_t *out)
+{
+    return spawn(rt, def, opts, sup_id, out);
 }
 
 int xo_lookup(xo_runtime_t *rt, const char *uid, xo_ref_t *out)
@@ -370,6 +419,8 @@ int xo_destroy(xo_ref_t ref)
         struct xi_cell *c = xi_resolve(&rt->slots, ref.id);
         if (c == NULL || !unpublish(rt, c, f, XI_EXIT_DESTROYED, 0))
             rc = XO_ENOTEXIST;
+        else if (self) /* a permanent actor restarts after this */
+            xi_cell_set_rflags(c, XI_CF_SELF_DESTROY);
     }
     xi_rcu_unlock(&rt->rcu_sync);
     if (f == NULL)
@@ -403,6 +454,7 @@ int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
         /* relaxed: snapshot of single-writer counters. */
         out->handled = atomic_load_explicit(&c->handled, memory_order_relaxed);
         out->failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
+        out->restarts = xi_cell_incarnation(c);
         out->pool = c->pool;
     }
     xi_rcu_unlock(&ref.rt->rcu_sync);
@@ -459,6 +511,23 @@ bool xi_cell_unpublish(xo_runtime_t *rt, struct xi_cell *c,
     return unpublish(rt, c, NULL, why, 0);
 }
 
+bool xi_cell_end(xo_runtime_t *rt, struct xi_cell *c, enum xi_exit_kind why,
+                 int code)
+{
+    return unpublish(rt, c, NULL, why, code);
+}
+
+bool xi_cell_stop(xo_runtime_t *rt, struct xi_cell *c, struct xo_future *f,
+                  enum xi_exit_kind why)
+{
+    return unpublish(rt, c, f, why, 0);
+}
+
+bool xi_cell_revive(xo_runtime_t *rt, struct xi_cell *c)
+{
+    return revive(rt, c);
+}
+
 /*
  * The exit point: every actor's end comes here, once, on its worker, with
  * why it ended: reclaim (slot, pool count, claim; memory one grace period
@@ -481,6 +550,8 @@ static void actor_exit(struct xi_cell *c, struct xo_future *destroyer,
     c->claim = NULL;
     xi_slots_give(&rt->slots, c->index);
     /* TSan cannot see call_rcu's hand-off to its thread: say it. */
+    if (xi_cell_rflags(c) & (XI_CF_WATCHED | XI_CF_SUPERVISED))
+        xi_recovery_exit(rt, c, why); /* DOWNs, links, the supervisor */
     XI_TSAN_RELEASE(&c->rcu);
     xi_rcu_defer(&c->rcu, after_reap);
     if (rt->exit_hook != NULL)
@@ -501,8 +572,20 @@ bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx)
     c->destroy_f = NULL;
     struct xi_exit why = { (enum xi_exit_kind)c->reap.flags,
                            (int)c->reap.size, NULL };
-    if (c->created && c->def->on_destroy != NULL)
+    if (c->created && c->def->on_destroy != NULL) {
         rc = c->def->on_destroy(ctx, c->state);
+        ctx->crash = 0; /* it ends anyway */
+    }
+    uint8_t fl = xi_cell_rflags(c);
+    if (__builtin_expect((fl & XI_CF_SELF_DESTROY) && rc >= 0 &&
+                             (fl & XI_CF_RECOVERY) &&
+                             xi_cell_recovery(c)->policy == XO_RESTART_ALWAYS,
+                         0)) {
+        /* A permanent actor that destroyed itself is restarted. */
+        xi_ctx_end_run(ctx);
+        if (xi_recovery_reap_restart(ctx))
+            return false;
+    }
     if (rc < 0) {
         if (revive(rt, c)) {
             report_refusal(c, f, rc, ctx->fail_msg);
@@ -529,14 +612,19 @@ void xi_actors_close_all(xo_runtime_t *rt)
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
         struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
-        if (c != NULL && c->name != NULL)
+        if (c != NULL && c->name != NULL &&
+            !(xi_cell_rflags(c) & XI_CF_SUPERVISED))
             xi_registry_remove(&rt->names, c->name);
     }
     xi_grace_wait(rt);
+    /* Monitors fire before any end is queued: each watcher handles its
+       DOWN before its own end. */
+    xi_recovery_stopping(rt);
     for (uint32_t i = 0; i < n; i++) {
         /* The grace period orders this after pass one. */
         struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
-        if (c == NULL)
+        /* Its supervisor ends a supervised child, in order. */
+        if (c == NULL || (xi_cell_rflags(c) & XI_CF_SUPERVISED))
             continue;
         struct xi_cell *expected = c;
         /* acq_rel: see unpublish. */

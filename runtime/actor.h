@@ -18,7 +18,9 @@ struct xo_ctx;
    end is decided (the unpublish) until the exit point reads it. */
 enum xi_exit_kind {
     XI_EXIT_DESTROYED = 1, /* xo_destroy, by another actor or itself */
-    XI_EXIT_FAILED,        /* its on_create failed (code: its return) */
+    XI_EXIT_FAILED,        /* on_create failed, or the actor failed and
+                              was not restarted (code: the failure's) */
+    XI_EXIT_RESTART_INTENSITY, /* it failed past its restart intensity */
     XI_EXIT_POOL_REMOVED,  /* its home pool was removed */
     XI_EXIT_STOPPING,      /* the runtime stops */
     XI_EXIT_NODE_LOST,     /* its node is gone (the net layer's) */
@@ -33,8 +35,10 @@ struct xi_exit {
 /*
  * The exit seam: called once per actor, on its worker, after on_destroy
  * (or instead of it) and after the actor is unreachable, with why it
- * ended. Monitors, links and supervisors attach here (recovery); the
- * runtime holds one hook (runtime.h, exit_hook), NULL by default.
+ * ended. Monitors, links and supervisors are told there first
+ * (recovery.c, for cells flagged WATCHED or SUPERVISED); then the
+ * runtime's one hook (runtime.h, exit_hook), NULL by default, for the
+ * layers above.
  */
 typedef void (*xi_exit_hook_fn)(xo_runtime_t *rt, xo_ref_t actor,
                                 const struct xi_exit *why, void *arg);
@@ -47,6 +51,18 @@ bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx);
    (false if another end won). */
 bool xi_cell_unpublish(xo_runtime_t *rt, struct xi_cell *c,
                        enum xi_exit_kind why);
+/* The same, with the failure's code (recovery: an actor that fails for
+   good). */
+bool xi_cell_end(xo_runtime_t *rt, struct xi_cell *c, enum xi_exit_kind why,
+                 int code);
+/* The same, with a destroyer's future to complete at the exit (a
+   supervisor stopping its child; also while the runtime stops, for a
+   supervised child, which the sweep leaves to its supervisor). */
+bool xi_cell_stop(xo_runtime_t *rt, struct xi_cell *c, struct xo_future *f,
+                  enum xi_exit_kind why);
+/* Reap: make an unpublished actor reachable again (false while stopping or
+   when its pool leaves). */
+bool xi_cell_revive(xo_runtime_t *rt, struct xi_cell *c);
 /* Stop: unpublish every live actor and queue its reap marker. */
 void xi_actors_close_all(xo_runtime_t *rt);
 /* A stateless task finished: drop its in-flight count. */

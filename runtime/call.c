@@ -233,6 +233,31 @@ static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
     return 0;
 }
 
+int xi_call_internal(xo_ref_t to, uint32_t tag, const void *data,
+                     size_t size, xo_future_t **out)
+{
+    if (to.rt == NULL || out == NULL || (data == NULL && size > 0))
+        return XO_EINVAL;
+    struct xo_future *f;
+    int rc = xi_future_new(to.rt, to.id, 1, &f);
+    if (rc != 0)
+        return rc;
+    struct xi_envelope *env;
+    rc = call_envelope(to.rt, f, 0, 0, data, size, &env);
+    if (rc == 0) {
+        env->msg.tag = tag; /* a runtime's own tag, refused to users */
+        rc = xi_enqueue(to, env);
+        if (rc != 0)
+            xi_envelope_free(to.rt, env);
+    }
+    if (rc != 0) {
+        xi_future_unref(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
 /* Calls count toward a handler's yield like tells (see cfg.yield_sends),
    once the call is complete: a yield never runs inside one. */
 int xo_call(xo_ref_t to, uint32_t tag, const void *data, size_t size,
@@ -603,10 +628,15 @@ int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    xi_ctx_set_fail(ctx, buf);
+    return err;
+}
+
+void xi_ctx_set_fail(struct xo_ctx *ctx, const char *text)
+{
     if (ctx->fail_msg)
         xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
-    ctx->fail_msg = copy_error(ctx->rt, buf);
-    return err;
+    ctx->fail_msg = copy_error(ctx->rt, text);
 }
 
 void xi_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc)
@@ -748,6 +778,7 @@ int xo_call_then(xo_ctx_t *ctx, xo_ref_t to, uint32_t tag, const void *data,
     if (rc != 0)
         return rc;
     f->then_actor = xi_cell_ref(ctx->cell);
+    f->then_incarnation = xi_cell_incarnation(ctx->cell);
     f->then = then;
     f->then_arg = arg;
     /* The timer lives on the caller's home pool, which outlives it: the

@@ -124,6 +124,7 @@ struct xo_future {
     struct xi_envelope *current_part;
     /* Continuation, run as a turn of then_actor. */
     xo_ref_t then_actor;
+    uint64_t then_incarnation; /* a restart drops older continuations */
     xo_then_fn then;
     void *then_arg;
     struct xo_request items[];
@@ -159,6 +160,11 @@ void xi_request_finish(struct xo_ctx *ctx, const xo_msg_t *msg, int rc);
 int xi_run_continuation(struct xo_ctx *ctx, struct xi_envelope *env);
 /* A continuation envelope that will never run (its actor is gone). */
 void xi_drop_continuation(xo_runtime_t *rt, struct xi_envelope *env);
+/* A call with one of the runtime's own tags (a supervisor's requests). */
+int xi_call_internal(xo_ref_t to, uint32_t tag, const void *data,
+                     size_t size, xo_future_t **out);
+/* Set the context's error message (a copy of text). */
+void xi_ctx_set_fail(struct xo_ctx *ctx, const char *text);
 /* Wait for a future, from a handler (helping, cycle check) or not. */
 int xi_future_wait_internal(struct xo_future *f, int64_t timeout_ns);
 

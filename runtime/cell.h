@@ -74,8 +74,9 @@ struct xo_future;
 /*
  * An actor cell is three cache lines of header, grouped by who writes them,
  * then the actor's state, then, for an actor that may be restarted, a copy
- * of its spawn argument (what a restart runs on_create with again). Cells are allocated in multiples of
- * 64 bytes, 64-byte aligned, so each group is one line:
+ * of its spawn argument (what a restart runs on_create with again) and its
+ * recovery record (recovery.h). Cells are allocated in multiples of 64
+ * bytes, 64-byte aligned, so each group is one line:
  *   line 0, written by senders: the mailbox's producers' end, the run link
  *           (the sender that schedules the actor writes it), the counts
  *           senders keep;
@@ -113,6 +114,9 @@ struct xi_cell {
     bool created;               /* on_create succeeded (or none) */
     bool stateless;
     bool movable;               /* other pools may run its turns */
+    /* XI_CF_* (recovery.h): set by the actor's worker, except WATCHED,
+       which xo_monitor and xo_link set from any thread. */
+    _Atomic uint8_t rflags;
     uint32_t arg_size;          /* the spawn argument kept after the state */
     struct xi_claim *claim;     /* idle-label reservation, or NULL */
     /* The actor whose frame was pushed over this one's suspended turn on
@@ -160,6 +164,14 @@ static inline size_t xi_cell_state_room(const xo_actor_def_t *def)
 static inline const void *xi_cell_arg(const struct xi_cell *c)
 {
     return c->arg_size ? c->state + xi_cell_state_room(c->def) : NULL;
+}
+
+/* Where the recovery record of an actor that has one starts (recovery.h):
+   after the state and the argument's copy, 16-byte aligned. */
+static inline size_t xi_cell_recovery_offset(const xo_actor_def_t *def,
+                                             size_t arg_size)
+{
+    return xi_cell_state_room(def) + ((arg_size + 15u) & ~(size_t)15u);
 }
 
 /* ---- resolving a ref ------------------------------------------------- */

@@ -6,8 +6,9 @@
  * is. Run queues carry actors (ACTOR), stateless actors' reap requests
  * (REAP), messages to stateless actors run as tasks (TELL/CALL), function
  * items (FUNC: work another thread hands to a worker, a timer among them)
- * and the exit request (EXIT). Mailboxes carry messages (TELL/CALL/CONT)
- * and a destroyed actor's reap marker (REAP).
+ * and the exit request (EXIT). Mailboxes carry messages (TELL/CALL/CONT),
+ * the runtime's signals (SIGNAL: a DOWN, a link's failure, a supervisor's
+ * business; recovery.h) and a destroyed actor's reap marker (REAP).
  */
 #ifndef XI_RUNTIME_ENVELOPE_H
 #define XI_RUNTIME_ENVELOPE_H
@@ -28,7 +29,14 @@ enum xi_kind {
     XI_K_CONT,
     XI_K_FUNC,
     XI_K_EXIT,
+    XI_K_SIGNAL,
 };
+
+/* Mailbox kinds above XI_K_CALL (CONT, SIGNAL) are the runtime's own: one
+   compare keeps them off the message path. */
+_Static_assert(XI_K_TELL == XI_K_CALL - 1 && XI_K_CONT > XI_K_CALL &&
+                   XI_K_SIGNAL > XI_K_CALL,
+               "tells and calls are the lowest mailbox kinds");
 
 struct xi_item {
     struct xi_qnode node;

@@ -27,7 +27,7 @@ static inline __attribute__((always_inline)) int
 envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
              struct xi_envelope **out)
 {
-    if (size > XO_MSG_MAX_SIZE)
+    if (size > XO_MSG_MAX_SIZE || tag >= XO_TAG_RESERVED)
         return XO_EINVAL;
     size_t total = sizeof(struct xi_envelope) + size +
                    (size <= XI_ENV_SMALL ? 0 : 8);
@@ -157,9 +157,9 @@ int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
                      : XO_ENOTEXIST;
         else if (where == XI_REF_GONE)
             rc = XO_ENOTEXIST;
-        else if (c->stateless && first->item.kind != XI_K_CONT)
+        else if (c->stateless && first->item.kind <= XI_K_CALL)
             push_tasks(c, first, last);
-        else if (c->capacity != 0 && first->item.kind != XI_K_CONT &&
+        else if (c->capacity != 0 && first->item.kind <= XI_K_CALL &&
                  !(first->item.flags & XI_ENV_RESERVED) &&
                  !reserve_room(c, chain_length(first, last)))
             rc = XO_EFULL;
@@ -337,7 +337,7 @@ int xo_msg_wrap(xo_runtime_t *rt, uint32_t tag, void *buf, size_t size,
                 xo_msg_t **out)
 {
     if (rt == NULL || out == NULL || (buf == NULL && size > 0) ||
-        size > XO_MSG_MAX_SIZE)
+        size > XO_MSG_MAX_SIZE || tag >= XO_TAG_RESERVED)
         return XO_EINVAL;
     struct xi_envelope *env;
     int rc = xi_envelope_new(rt, tag, sizeof(struct wrap_tail), &env);

@@ -408,6 +408,12 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
        re-checks the pool inside its publishing section). */
     xi_grace_wait(rt);
     end_pool_actors(rt, index);
+    /* Its actors waiting out a restart backoff restart now, and end. */
+    for (unsigned i = 0; i < xi_pool_slots(rt); i++) {
+        struct xi_pool *q = xi_pool_at(rt, i);
+        if (q != NULL && xi_pool_alive(q))
+            xi_worker_hurry(q->worker);
+    }
     /* acquire polling of a counter (pairs with the reaps' release
        decrement); the reaps run on this pool's worker. */
     while (atomic_load_explicit(&p->actors, memory_order_acquire) != 0) {

@@ -62,6 +62,14 @@ static inline bool xi_pool_running(const struct xi_pool *p)
                                 memory_order_acquire) == XO_POOL_RUNNING;
 }
 
+/* Its worker still runs (running, or being removed). */
+static inline bool xi_pool_alive(const struct xi_pool *p)
+{
+    /* acquire: as xi_pool_running. */
+    return atomic_load_explicit(&((struct xi_pool *)p)->state,
+                                memory_order_acquire) != XO_POOL_REMOVED;
+}
+
 /* The built-in kind. */
 extern const struct xi_pool_ops xi_cpu_pool_ops;
 

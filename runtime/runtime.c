@@ -9,8 +9,10 @@
  *     in the slot table.
  *  3. barrier: the grace-period callbacks of earlier destroys have run, so
  *     their reap markers are queued.
- *  4. sweep: unpublish each live actor and queue its reap marker behind its
- *     mailbox.
+ *  4. sweep: monitors give their DOWNs (XO_EXIT_STOPPING), then each live
+ *     actor is unpublished and its reap marker queued behind its mailbox
+ *     (a supervisor's children are left to it: it stops them in reverse
+ *     order from its on_destroy); restart backoffs are cut short.
  *  5. wait until every actor was reaped (each worker handles the mailbox,
  *     then on_destroy, then frees the cell), then stop and join workers.
  * Handlers keep running during 5; their sends fail with XO_ECLOSED, so
@@ -86,10 +88,15 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         goto fail_slots;
     if ((rc = xi_registry_init(&rt->names)) != 0)
         goto fail_names;
+    if ((rc = xi_relations_init(&rt->rel)) != 0) {
+        xi_registry_fini(&rt->names, free_leftover_name, rt);
+        goto fail_names;
+    }
     rc = xi_pools_start(rt, cfg->pool_specs, cfg->pools);
     if (rc != 0) {
         xi_pools_join(rt);
         release_tables(rt);
+        xi_relations_fini(rt, &rt->rel);
         goto fail_slots;
     }
     *out = rt;
@@ -168,6 +175,13 @@ int xo_runtime_stop(xo_runtime_t *rt)
     rt->stopping = true;
     pthread_mutex_unlock(&rt->stop_lock);
     xi_actors_close_all(rt);
+    /* An actor waiting out a restart backoff restarts now. */
+    unsigned npools = xi_pool_slots(rt);
+    for (unsigned i = 0; i < npools; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p != NULL && xi_pool_alive(p))
+            xi_worker_hurry(p->worker);
+    }
     pthread_mutex_lock(&rt->stop_lock);
     /* acquire: pairs with the acq_rel decrement in xi_runtime_actor_gone. */
     while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0)
@@ -206,6 +220,7 @@ int xo_runtime_free(xo_runtime_t *rt)
     if (xo_runtime_stop(rt) == XO_ECLOSED)
         wait_stopped(rt);
     release_tables(rt);
+    xi_relations_fini(rt, &rt->rel);
     /* The workers' cached blocks went to the allocator's depot when they
        exited: give them back to the backend. */
     xi_mem_trim();

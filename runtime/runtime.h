@@ -41,6 +41,7 @@
 #include "mpscq.h"
 #include "pool.h"
 #include "rcu.h"
+#include "recovery.h"
 #include "registry.h"
 #include "slots.h"
 #include "timer.h"
@@ -87,6 +88,8 @@ struct xo_runtime {
     void *route_arg;
     xi_exit_hook_fn exit_hook;
     void *exit_hook_arg;
+    /* Monitors and links (recovery.h). */
+    struct xi_relations rel;
     /* TSan model of RCU's guarantee (see rcu.h); never read. */
     alignas(XI_CACHELINE) char rcu_sync;
 };

@@ -88,6 +88,22 @@ uint64_t xi_heap_next(const struct xi_timer_heap *h)
     return h->len > 0 ? h->v[0]->deadline : 0;
 }
 
+void xi_heap_hurry(struct xi_timer_heap *h)
+{
+    bool moved = false;
+    for (size_t i = 0; i < h->len; i++) {
+        struct xi_timer *t = h->v[i];
+        if (t->urgent != NULL && t->deadline != 0 && t->urgent(t)) {
+            t->deadline = 0;
+            moved = true;
+        }
+    }
+    if (!moved)
+        return;
+    for (size_t i = h->len / 2; i-- > 0;)
+        sift_down(h, i);
+}
+
 void xi_heap_drain(struct xi_allocator *a, struct xi_timer_heap *h,
                    void (*each)(struct xi_timer *t, void *arg), void *arg)
 {

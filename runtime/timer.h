@@ -20,6 +20,7 @@
 #ifndef XI_RUNTIME_TIMER_H
 #define XI_RUNTIME_TIMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,9 @@ struct xi_timer {
     uint64_t deadline;       /* CLOCK_MONOTONIC ns (clock.h) */
     xi_timer_fire_fn fire;
     xi_timer_drop_fn drop;
+    /* Optional: true when the timer should fire now rather than at its
+       deadline (asked by xi_heap_hurry: a backoff at stop). */
+    bool (*urgent)(struct xi_timer *t);
 };
 
 struct xi_timer_heap {
@@ -53,6 +57,8 @@ int xi_heap_insert(struct xi_allocator *a, struct xi_timer_heap *h,
 struct xi_timer *xi_heap_pop_due(struct xi_timer_heap *h, uint64_t now);
 /* The earliest deadline, 0 when empty. */
 uint64_t xi_heap_next(const struct xi_timer_heap *h);
+/* Every timer whose urgent() says so becomes due now. O(n). */
+void xi_heap_hurry(struct xi_timer_heap *h);
 /* Take every timer out, calling each(t, arg), and free the array. */
 void xi_heap_drain(struct xi_allocator *a, struct xi_timer_heap *h,
                    void (*each)(struct xi_timer *t, void *arg), void *arg);

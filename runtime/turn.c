@@ -1,7 +1,8 @@
 /*
  * turn.c -- running handlers (design in turn.h): deliver one message, an
  * on_batch run or a continuation; an actor's turn of up to cfg.batch
- * messages; a stateless actor's task; and the failure path.
+ * messages; a stateless actor's task; and the failure path. A handler
+ * that fails its actor hands over to recovery.c, which may end the turn.
  */
 #include "runtime.h"
 
@@ -36,6 +37,33 @@ static void handler_failed(struct xo_ctx *ctx, uint32_t tag, int rc)
     xi_actor_failed(ctx->rt, c, xi_cell_ref(c), tag, rc, ctx->fail_msg);
 }
 
+/* A handler returned rc < 0 or crashed: what its caller gets, after the
+   failure is reported (a tell's error, or any crash). A negative return
+   fails the actor when its spawn said crash_on_error. */
+static __attribute__((noinline)) int outcome(struct xo_ctx *ctx,
+                                             bool is_call, uint32_t tag,
+                                             int rc)
+{
+    if (ctx->crash == 0 && rc < 0 &&
+        (xi_cell_rflags(ctx->cell) & XI_CF_CRASH))
+        ctx->crash = rc;
+    if (ctx->crash != 0)
+        rc = ctx->crash;
+    if (!is_call || ctx->crash != 0)
+        handler_failed(ctx, tag, rc);
+    return rc;
+}
+
+/* The handler failed the actor: the recovery layer decides (it takes the
+   error message with it). */
+static __attribute__((noinline)) void crashed(struct xo_ctx *ctx)
+{
+    int code = ctx->crash;
+    char *message = ctx->fail_msg;
+    ctx->fail_msg = NULL;
+    xi_recovery_failed(ctx, code, message);
+}
+
 /* ---- delivering ------------------------------------------------------ */
 
 /* A call whose item was cancelled (or timed out) before it started is
@@ -48,49 +76,82 @@ static bool call_may_start(struct xi_envelope *env)
     return xi_future_start_item(xi_request_future(req), req->index);
 }
 
-static void deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
+/* A continuation registered by an incarnation that has been restarted
+   since belongs to nobody: it is dropped, as the reply to a process that
+   died is in Erlang. */
+static bool continuation_stale(struct xi_cell *c, struct xi_envelope *env)
+{
+    if (!(xi_cell_rflags(c) & XI_CF_RECOVERY))
+        return false;
+    const struct xo_future *f = *(struct xo_future *const *)env->msg.data;
+    return f->then_incarnation != xi_cell_incarnation(c);
+}
+
+static __attribute__((noinline)) void
+deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     struct xi_cell *c = ctx->cell;
-    if (!c->created) {
+    if (!c->created || continuation_stale(c, env)) {
         xi_drop_continuation(ctx->rt, env);
         return;
     }
     int rc = xi_run_continuation(ctx, env);
     xi_envelope_free(ctx->rt, env);
-    if (rc < 0)
-        handler_failed(ctx, 0, rc);
+    if (rc < 0 || ctx->crash != 0)
+        (void)outcome(ctx, false, 0, rc);
+    if (ctx->crash != 0)
+        crashed(ctx);
     xi_ctx_end_run(ctx); /* not the next call's error text */
     xi_bump(&c->handled, 1);
 }
 
-/* Run on_message for one envelope, answer what it left unanswered, free
-   it. The context's cell is the actor's. */
-static void deliver(struct xo_ctx *ctx, struct xi_envelope *env)
+/* on_message for one envelope that may start, answer what it left
+   unanswered, free it. */
+static inline __attribute__((always_inline)) void
+handle(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     struct xi_cell *c = ctx->cell;
-    if (env->item.kind == XI_K_CONT) {
-        deliver_continuation(ctx, env);
+    int rc = 0;
+    if (!c->created)
+        rc = XO_ENOTEXIST; /* on_create failed, or the actor did: answer
+                              calls, drop tells */
+    else if (c->def->on_message != NULL) {
+        ctx->msg = &env->msg;
+        rc = c->def->on_message(ctx, c->state, &env->msg);
+        ctx->msg = NULL;
+        xi_bump(&c->handled, 1);
+        if (__builtin_expect(rc < 0 || ctx->crash != 0, 0))
+            rc = outcome(ctx, env->item.kind == XI_K_CALL, env->msg.tag, rc);
+    }
+    if (env->msg.request != NULL) /* tells, the common case, skip both */
+        xi_request_finish(ctx, &env->msg, rc);
+    if (__builtin_expect(ctx->crash != 0, 0))
+        crashed(ctx);
+    xi_ctx_end_run(ctx);
+    xi_envelope_free(ctx->rt, env);
+}
+
+void xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env)
+{
+    handle(ctx, env);
+}
+
+/* Deliver one envelope of the mailbox (or a task). The context's cell is
+   the actor's. */
+static void deliver(struct xo_ctx *ctx, struct xi_envelope *env)
+{
+    if (__builtin_expect(env->item.kind > XI_K_CALL, 0)) {
+        if (env->item.kind == XI_K_CONT)
+            deliver_continuation(ctx, env);
+        else
+            xi_recovery_signal(ctx, env);
         return;
     }
     if (!call_may_start(env)) {
         xi_envelope_free(ctx->rt, env);
         return;
     }
-    int rc = 0;
-    if (!c->created)
-        rc = XO_ENOTEXIST; /* on_create failed: answer calls, drop tells */
-    else if (c->def->on_message != NULL) {
-        ctx->msg = &env->msg;
-        rc = c->def->on_message(ctx, c->state, &env->msg);
-        ctx->msg = NULL;
-        xi_bump(&c->handled, 1);
-        if (rc < 0 && env->item.kind == XI_K_TELL)
-            handler_failed(ctx, env->msg.tag, rc);
-    }
-    if (env->msg.request != NULL) /* tells, the common case, skip both */
-        xi_request_finish(ctx, &env->msg, rc);
-    xi_ctx_end_run(ctx);
-    xi_envelope_free(ctx->rt, env);
+    handle(ctx, env);
 }
 
 /* The next message of a stateful actor (the stash first). */
@@ -109,7 +170,7 @@ next_message(struct xi_cell *c)
        compare it with &c->reap before touching it. */
     struct xi_envelope *e = (struct xi_envelope *)(void *)q;
     if (c->capacity != 0 && (struct xi_item *)q != &c->reap &&
-        e->item.kind != XI_K_CONT) /* relaxed: see struct xi_cell */
+        e->item.kind <= XI_K_CALL) /* relaxed: see struct xi_cell */
         atomic_fetch_sub_explicit(&c->queued, 1, memory_order_relaxed);
     return e;
 }
@@ -175,7 +236,7 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
         e = next_message(c);
         if (e == NULL)
             break;
-        if ((struct xi_item *)e == &c->reap || e->item.kind == XI_K_CONT ||
+        if ((struct xi_item *)e == &c->reap || e->item.kind > XI_K_CALL ||
             e->msg.tag != tag) {
             c->stash = e;
             break;
@@ -184,12 +245,14 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
     if (n > 0) {
         int rc = c->def->on_batch(ctx, c->state, msgs, n);
         xi_bump(&c->handled, n);
-        if (rc < 0 && msgs[0]->request == NULL)
-            handler_failed(ctx, msgs[0]->tag, rc);
+        if (rc < 0 || ctx->crash != 0)
+            rc = outcome(ctx, msgs[0]->request != NULL, msgs[0]->tag, rc);
         for (unsigned i = 0; i < n; i++) {
             xi_request_finish(ctx, msgs[i], rc);
             envelope_of_free(rt, msgs[i]);
         }
+        if (ctx->crash != 0)
+            crashed(ctx);
         xi_ctx_end_run(ctx);
     }
     if (msgs != local)
@@ -206,7 +269,9 @@ enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
     struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
     enum xi_turn_end end = XI_TURN_MORE;
     xi_ctx_enter(&ctx);
-    while (n < batch) {
+    if (__builtin_expect(xi_cell_rflags(c) & XI_CF_PENDING, 0))
+        xi_recovery_resume(&ctx); /* it was suspended */
+    while (n < batch && !ctx.suspend) {
         struct xi_envelope *e = next_message(c);
         if (e == NULL)
             break;
@@ -215,10 +280,10 @@ enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
                 end = XI_TURN_GONE;
                 break;
             }
-            continue; /* on_destroy refused: the actor lives on */
+            continue; /* it lives on: on_destroy refused, or a restart */
         }
         if (c->def->on_batch != NULL && c->created &&
-            e->item.kind != XI_K_CONT) {
+            e->item.kind <= XI_K_CALL) {
             n += deliver_batch(&ctx, e, batch - n);
         } else {
             deliver(&ctx, e);
@@ -229,6 +294,12 @@ enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
     xi_bump(&w->handled, n);
     if (end == XI_TURN_GONE)
         return end;
+    if (__builtin_expect(ctx.suspend, 0)) {
+        /* The last touch of c by this turn: from here on a timer or a
+           supervisor may schedule it. */
+        xi_recovery_after_turn(w, c);
+        return XI_TURN_SUSPENDED;
+    }
     return n < batch && c->stash == NULL ? XI_TURN_EMPTY : XI_TURN_MORE;
 }
 

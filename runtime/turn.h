@@ -33,6 +33,13 @@ struct xo_ctx {
        it (owned, freed when the handler run ends: xi_ctx_end_run). */
     const xo_msg_t *msg;
     char *fail_msg;
+    /* xo_crash's code for the handler running (0: none), and the reason
+       its failure gives (0: XO_EXIT_FAILED; a supervisor past its
+       intensity gives XO_EXIT_RESTART_INTENSITY). */
+    int crash;
+    int crash_reason;
+    /* The failure path suspended the actor: the turn ends here. */
+    bool suspend;
     /* Sends left before this handler lends its worker to the pool-mates
        queued behind it (xi_turn_yield); 0: never (a context that is not a
        worker's turn: on_create run by xo_spawn, an outside thread). */
@@ -98,15 +105,20 @@ static inline void xi_count_sends(struct xo_ctx *ctx, size_t n)
 }
 
 /* What a turn leaves: the mailbox looked empty (the worker may watch it
-   or mark it idle), there is more (queue it again), or the actor is gone
-   (its cell was reclaimed). */
-enum xi_turn_end { XI_TURN_EMPTY, XI_TURN_MORE, XI_TURN_GONE };
+   or mark it idle), there is more (queue it again), the actor is gone
+   (its cell was reclaimed), or it is suspended (recovery.h: a backoff or
+   its supervisor schedules it again; the worker must not touch it). */
+enum xi_turn_end { XI_TURN_EMPTY, XI_TURN_MORE, XI_TURN_GONE,
+                   XI_TURN_SUSPENDED };
 
 enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c);
 /* A message to a stateless actor, run as a task on w. */
 void xi_turn_task(struct xi_worker *w, struct xi_envelope *env);
 /* A stateless actor's reap request reached w. */
 void xi_turn_reap(struct xi_worker *w, struct xi_cell *c);
+/* Run on_message for env as a turn does (failure handling included), then
+   free it: for signals that become messages (recovery.c). */
+void xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env);
 
 /*
  * The one failure path. Every failure the runtime reports about an actor
@@ -115,8 +127,8 @@ void xi_turn_reap(struct xi_worker *w, struct xi_cell *c);
  * where it cannot keep the actor, a continuation or delayed tell lost for
  * want of memory. It counts the failure on the actor (when its cell is at
  * hand: c may be NULL) and calls the config's on_handler_error. `message`
- * is the xo_fail text, when there is one; restarts and supervisors
- * (recovery) will take their decisions here.
+ * is the xo_fail text, when there is one. Whether the actor itself fails
+ * (xo_crash, or crash_on_error) is the turn's next question: recovery.h.
  */
 void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
                      uint32_t tag, int err, const char *message);

@@ -175,6 +175,26 @@ uint64_t xi_worker_timers_run(struct xi_worker *w)
     return xi_heap_next(&w->timers);
 }
 
+static void hurry_now(struct xi_func *f, struct xi_worker *w)
+{
+    /* The item may have been moved here from a removed pool's worker
+       (pool.c): the flag is its owner's, the timers are ours. release: a
+       hurry asked after this point is posted again. */
+    struct xi_worker *owner = xi_container_of(f, struct xi_worker, hurry);
+    atomic_store_explicit(&owner->hurry_posted, false, memory_order_release);
+    xi_heap_hurry(&w->timers);
+}
+
+void xi_worker_hurry(struct xi_worker *w)
+{
+    /* acq_rel: one poster at a time owns the embedded item. */
+    if (atomic_exchange_explicit(&w->hurry_posted, true,
+                                 memory_order_acq_rel))
+        return;
+    w->hurry.fn = hurry_now;
+    xi_worker_post(w, &w->hurry);
+}
+
 static void hand_to(struct xi_timer *t, void *arg)
 {
     xi_worker_arm(arg, t);
@@ -423,8 +443,8 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
 static void after_turn(struct xi_worker *w, struct xi_cell *c,
                        enum xi_turn_end end)
 {
-    if (end == XI_TURN_GONE)
-        return;
+    if (end == XI_TURN_GONE || end == XI_TURN_SUSPENDED)
+        return; /* not ours to touch any more */
     if (end == XI_TURN_EMPTY &&
         (watch(w, c) || xi_mpscq_mark_idle(&c->mbox, c->mbox_tail)))
         return;

@@ -82,6 +82,9 @@ struct xi_worker {
     pthread_t thread;
     struct xi_item exit_item;
     struct xi_timer_heap timers; /* owner worker only */
+    /* Posted by xi_worker_hurry (at most once at a time: the flag). */
+    struct xi_func hurry;
+    _Atomic bool hurry_posted;
     /* The turns suspended on this thread's stack, outer first (wait.c,
        "Frames"): none of them can resume before the frames above it end.
        Owner worker only. */
@@ -126,6 +129,8 @@ void xi_runq_push(struct xi_worker *w, struct xi_item *it);
 void xi_worker_post(struct xi_worker *w, struct xi_func *f);
 /* Any thread: arm t on w (w owns it from now on). */
 void xi_worker_arm(struct xi_worker *w, struct xi_timer *t);
+/* Any thread: have w fire its urgent timers now (xi_heap_hurry). */
+void xi_worker_hurry(struct xi_worker *w);
 /* Worker: fire what is due; returns the next deadline (0: none). */
 uint64_t xi_worker_timers_run(struct xi_worker *w);
 /* A stopped worker: its timers go to `to` (a pool removed), or are

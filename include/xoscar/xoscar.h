@@ -53,6 +53,7 @@ extern "C" {
     X(ENOSLOT,   -4004, "no pool fits the placement")                      \
     X(EFULL,     -4005, "the actor's mailbox is full")                     \
     X(EDEPTH,    -4006, "blocking waits nested too deep on one worker")    \
+    X(ELINKED,   -4007, "a linked actor failed")                           \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -276,6 +277,16 @@ typedef struct xo_actor_def {
     int (*on_destroy)(xo_ctx_t *ctx, void *state);
 } xo_actor_def_t;
 
+/* When an actor is restarted (docs/recovery.md). */
+typedef enum xo_restart {
+    XO_RESTART_NEVER = 0,   /* a failure ends it (Erlang's temporary) */
+    XO_RESTART_ON_FAILURE,  /* restarted after a failure (transient) */
+    XO_RESTART_ALWAYS,      /* also after it destroys itself (permanent) */
+} xo_restart_t;
+
+/* The largest restart_max. */
+#define XO_RESTART_MAX 1024u
+
 #define XO_POOL_ANY (-1)
 #define XO_UID_MAX 255
 
@@ -335,9 +346,34 @@ typedef struct xo_spawn_opts {
        (xo_tell_after) takes its place when it is accepted, not when its
        time comes. Ignored for stateless actors. */
     uint32_t capacity;
-    /* Passed to on_create, which must copy what it keeps. */
+    /* Passed to on_create, which must copy what it keeps (at most
+       UINT32_MAX bytes). An actor that may be restarted keeps a copy of
+       its own, for the on_create of each new incarnation. */
     const void *arg;
     size_t arg_size;
+
+    /* ---- recovery (docs/recovery.md) ---- */
+    /* When the runtime restarts the actor: never (the default), after a
+       failure, or also after it destroys itself. */
+    xo_restart_t restart;
+    /* The restart intensity: at most restart_max restarts within
+       restart_period_ns (defaults 3 in 5 s, Erlang's); one more ends the
+       actor with XO_EXIT_RESTART_INTENSITY. restart_max: 1 to
+       XO_RESTART_MAX. */
+    unsigned restart_max;
+    uint64_t restart_period_ns;
+    /* Wait before a restart (0: none): backoff_min_ns for the first of a
+       period, doubling for each further one up to backoff_max_ns, plus a
+       random part of up to backoff_jitter_pct percent of it. Messages
+       wait in the mailbox meanwhile. */
+    uint64_t backoff_min_ns, backoff_max_ns;
+    unsigned backoff_jitter_pct;
+    /* Any negative return from a handler fails the actor, as xo_crash
+       does (default: it is counted and reported, and the actor goes on). */
+    bool crash_on_error;
+    /* A linked actor's failure arrives as an XO_TAG_EXIT message instead
+       of failing this actor too (Erlang's trap_exit). */
+    bool trap_exits;
 } xo_spawn_opts_t;
 
 XO_API void xo_spawn_opts_init(xo_spawn_opts_t *opts);
@@ -378,6 +414,7 @@ XO_API int xo_destroy(xo_ref_t ref);
 typedef struct xo_actor_stats {
     uint64_t handled;      /* messages whose handler returned */
     uint64_t failed;       /* of those, handlers that returned < 0 */
+    uint64_t restarts;     /* incarnations after the first */
     unsigned pool;         /* home pool index */
 } xo_actor_stats_t;
 
@@ -583,6 +620,18 @@ XO_API xo_request_t *xo_request_defer(xo_request_t *req);
 XO_API int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Fail the actor: once the handler returns, the actor is restarted or
+ * ends, as its restart policy says; `code` (negative) and the message are
+ * its failure's reason, and a call being handled gets them as its error.
+ * From any handler, on_create included (there, the restart's on_create
+ * fails). Returns code, as in `return xo_crash(ctx, XO_EINVAL, "bad %d",
+ * k);`; XO_EINVAL (and nothing happens) for a code >= 0 or a context
+ * that is not a stateful actor's handler.
+ */
+XO_API int xo_crash(xo_ctx_t *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ------------------------------------------------------------------ */
 /* Handler context                                                     */
 /* ------------------------------------------------------------------ */
@@ -592,6 +641,174 @@ XO_API xo_ref_t xo_self(const xo_ctx_t *ctx);
 XO_API xo_runtime_t *xo_ctx_runtime(const xo_ctx_t *ctx);
 /* Index of the actor's pool (on_create too: the pool it will live in). */
 XO_API unsigned xo_ctx_pool(const xo_ctx_t *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Recovery: monitors, links, supervisors (docs/recovery.md)          */
+/* ------------------------------------------------------------------ */
+
+/* Tags from XO_TAG_RESERVED up are the runtime's own: a tell, call or
+   message made with one is refused (XO_EINVAL). */
+#define XO_TAG_RESERVED 0xFFFFFF00u
+/* A monitored actor ended (xo_monitor): the payload is an xo_down_t. */
+#define XO_TAG_DOWN 0xFFFFFF01u
+/* A linked actor failed and this actor traps exits (trap_exits): the
+   payload is an xo_down_t (monitor 0). */
+#define XO_TAG_EXIT 0xFFFFFF02u
+
+/* Why an actor ended (or, in an EXIT, failed). */
+typedef enum xo_exit_reason {
+    XO_EXIT_DESTROYED = 1,     /* xo_destroy, by another actor or itself */
+    XO_EXIT_FAILED,            /* a failure it was not restarted after:
+                                  code and message say what it was (a
+                                  linked actor's failure: XO_ELINKED) */
+    XO_EXIT_RESTART_INTENSITY, /* it failed once more than restart_max
+                                  times within restart_period_ns: the last
+                                  failure's code and message */
+    XO_EXIT_POOL_REMOVED,      /* its home pool was removed */
+    XO_EXIT_STOPPING,          /* the runtime stops */
+    XO_EXIT_NODE_LOST,         /* it lived on a node that is gone */
+    XO_EXIT_NO_SUCH_ACTOR,     /* it was gone already when monitored */
+} xo_exit_reason_t;
+
+XO_API const char *xo_exit_reason_name(xo_exit_reason_t reason);
+
+/* The payload of a DOWN or EXIT message; `size` covers the message's
+   text, which is always NUL-terminated (empty when there is none). */
+typedef struct xo_down {
+    xo_ref_t actor;            /* the actor that ended or failed */
+    uint64_t monitor;          /* DOWN: the monitor's id; EXIT: 0 */
+    xo_exit_reason_t reason;
+    int code;                  /* FAILED, RESTART_INTENSITY: the failure's
+                                  (negative); 0 otherwise */
+    char message[];            /* its reason message */
+} xo_down_t;
+
+typedef struct xo_monitor {
+    xo_ref_t target;
+    uint64_t id;               /* never 0 */
+} xo_monitor_t;
+
+/*
+ * Monitor `target` on behalf of `watcher` (a stateful actor of the same
+ * runtime): when the target ends, the watcher receives one message with
+ * tag XO_TAG_DOWN (sender: the target), exactly once per monitor. Several
+ * monitors of one pair are independent. A target that is gone already
+ * gives DOWN at once, with XO_EXIT_NO_SUCH_ACTOR. A restart does not end
+ * an actor: its monitors stay. From any thread. Errors: XO_EINVAL (a
+ * stateless or foreign watcher, or a ref of another runtime), XO_ENOTEXIST
+ * (the watcher is gone), XO_ECLOSED, XO_ENOMEM.
+ */
+XO_API int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out);
+/* Remove a monitor: once this returns 0, its DOWN is not handed to the
+   watcher any more (unless the watcher's handler is running it just now).
+   XO_ENOTEXIST: its DOWN was handed over already, or it was removed. */
+XO_API int xo_demonitor(const xo_monitor_t *mon);
+
+/*
+ * Link two stateful actors (Erlang's link): when one fails, the other
+ * fails too, with XO_ELINKED ("a linked actor failed"), unless it traps
+ * exits (trap_exits): then it receives an XO_TAG_EXIT message instead.
+ * A failure ends the failing incarnation's links, restarted or not (the
+ * new incarnation starts unlinked, as a new Erlang process does), so a
+ * failure travels along a chain of links once. Ending without failing
+ * (xo_destroy, pool removal, stop) does not propagate: the links just go.
+ * Linking a pair twice is one link. Errors: XO_EINVAL (same actor,
+ * stateless, other runtimes), XO_ENOTEXIST (either is gone), XO_ECLOSED,
+ * XO_ENOMEM.
+ */
+XO_API int xo_link(xo_ref_t a, xo_ref_t b);
+/* XO_ENOTEXIST: not linked. */
+XO_API int xo_unlink(xo_ref_t a, xo_ref_t b);
+
+/* ---- supervisors ---- */
+
+typedef enum xo_sup_strategy {
+    XO_SUP_ONE_FOR_ONE = 0,  /* restart the child that failed */
+    XO_SUP_ONE_FOR_ALL,      /* restart every child */
+    XO_SUP_REST_FOR_ONE,     /* restart it and the children started
+                                after it */
+} xo_sup_strategy_t;
+
+typedef enum xo_child_restart {
+    XO_CHILD_PERMANENT = 0,  /* restarted after a failure, and after it
+                                destroys itself */
+    XO_CHILD_TRANSIENT,      /* restarted after a failure only */
+    XO_CHILD_TEMPORARY,      /* never restarted: a failure removes it */
+} xo_child_restart_t;
+
+/* The longest child name. */
+#define XO_CHILD_NAME_MAX 63u
+
+typedef struct xo_child_spec {
+    const char *name;        /* unique among its siblings, 1 to
+                                XO_CHILD_NAME_MAX bytes, copied */
+    const xo_actor_def_t *def; /* stateful */
+    /* How to spawn it (uid, placement, capacity, argument: copied); the
+       recovery fields are the supervisor's business and must be left at
+       their defaults, except backoff_*, crash_on_error and trap_exits,
+       which apply. */
+    xo_spawn_opts_t opts;
+    xo_child_restart_t restart;
+    /* How long the supervisor waits for the child's on_destroy when it
+       stops it, before it goes on (a child cannot be killed in one
+       process: it still ends once its handler returns). 0: 5 s. */
+    uint64_t shutdown_ns;
+} xo_child_spec_t;
+
+typedef struct xo_sup_spec {
+    xo_sup_strategy_t strategy;
+    /* At most `intensity` restarts of children within period_ns (defaults
+       3 in 5 s, as xo_spawn_opts_init sets): one more and the supervisor
+       stops its children and fails itself (XO_EXIT_RESTART_INTENSITY
+       seen from its monitors), which its own supervisor, if it has one,
+       handles as a child's failure. */
+    unsigned intensity;      /* 1 to XO_RESTART_MAX; 0: 3 */
+    uint64_t period_ns;      /* 0: 5 s */
+    const xo_child_spec_t *children; /* started in this order */
+    size_t nchildren;        /* up to XO_SUP_CHILDREN_MAX */
+} xo_sup_spec_t;
+
+#define XO_SUP_CHILDREN_MAX 4096u
+
+/*
+ * Start a supervisor: spawn it (opts as for xo_spawn: uid, placement, its
+ * own restart policy; NULL for defaults; its arg is the spec),
+ * then its children, in order, each once the one before has run its
+ * on_create. If a child fails to start, the ones started are stopped in
+ * reverse order, the supervisor ends, and the child's error is returned.
+ * At its end (xo_destroy, xo_runtime_stop) a supervisor stops its children
+ * in reverse order, each within its shutdown_ns, and then itself. From
+ * any thread or handler; add, remove and children are calls to the
+ * supervisor, so not from its own children's on_create. Errors: those of
+ * xo_spawn, XO_EINVAL (a bad spec), a child's on_create error.
+ */
+XO_API int xo_supervisor_start(xo_runtime_t *rt, const xo_sup_spec_t *spec,
+                               const xo_spawn_opts_t *opts, xo_ref_t *out);
+/* The supervisor's definition, for a supervisor that is itself a child:
+   its child spec's opts.arg is an xo_sup_spec_t (arg_size its size), whose
+   children array must then outlive it (a restart reads it again). */
+XO_API const xo_actor_def_t *xo_supervisor_def(void);
+/* Start one more child, last in order. Errors: XO_EEXIST (the name is
+   taken), XO_EINVAL, XO_ENOTEXIST (not a live supervisor), the child's
+   spawn error. */
+XO_API int xo_supervisor_add(xo_ref_t sup, const xo_child_spec_t *child,
+                             xo_ref_t *out);
+/* Stop a child (within its shutdown_ns) and forget it: it is not
+   restarted. Errors: XO_ENOTEXIST (no child of that name), XO_ETIMEDOUT
+   (its on_destroy had not returned by shutdown_ns: it goes on ending). */
+XO_API int xo_supervisor_remove(xo_ref_t sup, const char *name);
+
+typedef struct xo_child_info {
+    char name[XO_CHILD_NAME_MAX + 1];
+    xo_ref_t ref;            /* the same across its restarts */
+    xo_child_restart_t restart;
+    uint64_t restarts;       /* its restarts by this supervisor */
+} xo_child_info_t;
+
+/* The children, in start order: up to `cap` of them into out, how many
+   there are into *count. */
+XO_API int xo_supervisor_children(xo_ref_t sup, xo_child_info_t *out,
+                                  size_t cap, size_t *count);
 
 /* ------------------------------------------------------------------ */
 /* Pools                                                               */
