@@ -83,6 +83,11 @@ struct bench_done {
     /* The first failure's reason and code; NULL/0 while all is well. */
     _Atomic(const char *) why;
     _Atomic int err;
+    /* A code the benchmark's handlers fail with on purpose (the restart
+       benchmark's crashes): counted in expected_seen, not a failed run.
+       0: none. */
+    int expected_err;
+    _Atomic uint64_t expected_seen;
 };
 
 void bench_done_reset(struct bench_done *d);
@@ -173,6 +178,8 @@ typedef int (*bench_fn)(const struct bench_opts *opts, const uint64_t *args,
                         struct bench_result *out);
 
 int bench_hw(const struct bench_opts *, const uint64_t *, struct bench_result *);
+int bench_restart(const struct bench_opts *, const uint64_t *,
+                  struct bench_result *);
 int bench_pingpong(const struct bench_opts *, const uint64_t *,
                    struct bench_result *);
 int bench_threadring(const struct bench_opts *, const uint64_t *,

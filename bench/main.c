@@ -74,6 +74,9 @@ static const struct bench_def benches[] = {
     { "batch", bench_batch, 2, { "n", "rounds" }, { "1000", "500" }, { 1, 1 },
       "n waited calls against one xo_call_batch of n, with and without "
       "on_batch" },
+    { "restart", bench_restart, 1, { "restarts" }, { "1000" }, { 1 },
+      "a supervised actor crashes on each \"crash\"; its new incarnation "
+      "tells the driver it started; restarts/s" },
 };
 #define NBENCH (sizeof(benches) / sizeof(benches[0]))
 
