@@ -397,10 +397,13 @@ static void fill_down(struct xi_envelope *env, size_t off, xo_ref_t actor,
     env->msg.sender = actor;
 }
 
-/* Under the lock: send m's DOWN. */
+/* Under the lock: send m's DOWN. A watcher that is gone drops it, and
+   its node goes too if empty, unless it is `keep` (a node the caller is
+   walking; NULL: trim none, the caller trims after its walk). */
 static void fire_monitor(xo_runtime_t *rt, struct xi_mon *m,
                          xo_exit_reason_t reason, int code,
-                         const char *message, enum push_mode mode)
+                         const char *message, enum push_mode mode,
+                         bool trim, struct xi_rnode *keep)
 {
     struct xi_envelope *env = m->down;
     m->down = NULL;
@@ -415,7 +418,7 @@ static void fire_monitor(xo_runtime_t *rt, struct xi_mon *m,
         hmap_remove(&rt->rel.monitors, &m->h);
         struct xi_rnode *w = node_find(&rt->rel, m->watcher);
         xi_mem_free(&rt->mem, m, sizeof(*m));
-        if (w != NULL)
+        if (trim && w != NULL && w != keep)
             node_trim(rt, w);
     }
 }
@@ -477,7 +480,11 @@ int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out)
         *out = (xo_monitor_t){ target, m->h.key };
         if (t == NULL) {
             /* Gone already (or remote, with no node layer to ask). */
-            fire_monitor(rt, m, XO_EXIT_NO_SUCH_ACTOR, 0, NULL, PUSH_OPEN);
+            fire_monitor(rt, m, XO_EXIT_NO_SUCH_ACTOR, 0, NULL, PUSH_OPEN,
+                         false, NULL);
+            wn = node_find(&rt->rel, watcher.id);
+            if (wn != NULL)
+                node_trim(rt, wn);
         } else {
             m->t_next = tn->targeted;
             if (tn->targeted != NULL)
@@ -683,7 +690,7 @@ void xi_recovery_exit(xo_runtime_t *rt, struct xi_cell *c,
                                                         : why->code)
                                  : 0,
                              n->fail_msg != NULL ? n->fail_msg : why->message,
-                             locked_mode(rt));
+                             locked_mode(rt), true, n);
             while (n->held != NULL) {
                 struct xi_mon *m = n->held;
                 list_unlink_w(m);
@@ -714,6 +721,8 @@ void xi_recovery_exit(xo_runtime_t *rt, struct xi_cell *c,
         struct xi_recovery *r = xi_cell_recovery(c);
         struct xi_envelope *env = r->gone;
         r->gone = NULL;
+        if (env == NULL)
+            return;
         struct xi_sig_child *s = env->msg.data;
         *s = (struct xi_sig_child){ id, xi_cell_incarnation(c), why->code,
                                     false };
@@ -731,7 +740,16 @@ void xi_recovery_stopping(xo_runtime_t *rt)
             struct xi_rnode *n = (struct xi_rnode *)e;
             while (n->targeted != NULL)
                 fire_monitor(rt, n->targeted, XO_EXIT_STOPPING, 0, NULL,
-                             PUSH_PRE_SWEEP);
+                             PUSH_PRE_SWEEP, false, NULL);
+        }
+    }
+    /* Then the nodes left empty (not during the walk: a trim unlinks). */
+    for (size_t i = 0; i <= nodes->mask; i++) {
+        struct xi_hent *e = nodes->b[i];
+        while (e != NULL) {
+            struct xi_hent *next = e->next;
+            node_trim(rt, (struct xi_rnode *)e);
+            e = next;
         }
     }
     rt->rel.swept = true;
@@ -805,7 +823,9 @@ static void end_failed(struct xo_ctx *ctx, xo_exit_reason_t reason, int code,
             message = NULL;
         }
     }
-    if (!xi_rt_closing(rt))
+    /* While stopping, the sweep ends it; a supervised child, which the
+       sweep leaves to its supervisor, ends now all the same. */
+    if (!xi_rt_closing(rt) || (xi_cell_rflags(c) & XI_CF_SUPERVISED))
         (void)xi_cell_end(rt, c, (enum xi_exit_kind)reason, code);
     pthread_mutex_unlock(&rt->rel.lock);
     xi_rcu_unlock(&rt->rcu_sync);
@@ -1063,6 +1083,15 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
     if (after & XI_AFTER_REPORT) {
         report = r->report;
         r->report = NULL;
+        /* Its last report went stale in a group restart and was dropped:
+           make another. Without memory, it cannot be decided about: it
+           ends (below). */
+        if (report == NULL &&
+            xi_signal_new(rt, XI_TAG_CHILD, sizeof(struct xi_sig_child),
+                          &report) != 0)
+            report = NULL;
+    }
+    if (report != NULL) {
         struct xi_sig_child *s = report->msg.data;
         *s = (struct xi_sig_child){ id, xi_cell_incarnation(c), r->fail_code,
                                     r->reported_exit };
@@ -1076,9 +1105,9 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
         xi_future_complete_item(hold_f, 0, 0, NULL, NULL, true);
         xi_future_unref(hold_f);
     }
-    if (report == NULL)
+    if (!(after & XI_AFTER_REPORT))
         return;
-    if (xi_signal_push(rt, sup, report, true) == 0)
+    if (report != NULL && xi_signal_push(rt, sup, report, true) == 0)
         return;
     /* Its supervisor is gone or going: nobody will decide, so end. Unless
        that supervisor claimed c meanwhile (its own end stops c). */
@@ -1091,7 +1120,7 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
         r->pending = XI_RESUME_EXIT;
         xi_cell_set_rflags(c, XI_CF_PENDING);
         xi_schedule(c);
-    } else {
+    } else if (report != NULL) {
         /* c may be running already: the report envelope goes. */
         xi_envelope_free(rt, report);
     }
@@ -1111,7 +1140,7 @@ void xi_recovery_signal(struct xo_ctx *ctx, struct xi_envelope *env)
         xi_envelope_free(rt, env);
         if (atomic_load_explicit(&r->hold_f, memory_order_acquire) == NULL)
             return; /* settled by a failure already */
-        if (!c->created && (xi_cell_rflags(c) & XI_CF_FAILED)) {
+        if (!c->created) { /* ending (or never started): nothing to hold */
             struct xo_future *f = atomic_exchange_explicit(
                 &r->hold_f, NULL, memory_order_acq_rel);
             if (f != NULL) {

@@ -54,6 +54,18 @@ static __attribute__((noinline)) int outcome(struct xo_ctx *ctx,
     return rc;
 }
 
+/* A tell queued behind the failure that ended its actor is refused: the
+   config's hook hears of it (XO_ENOTEXIST), as of a tell's error. */
+static __attribute__((noinline)) void dropped_tell(struct xo_ctx *ctx,
+                                                   uint32_t tag)
+{
+    xo_runtime_t *rt = ctx->rt;
+    if ((xi_cell_rflags(ctx->cell) & XI_CF_FAILED) &&
+        rt->cfg.on_handler_error != NULL)
+        rt->cfg.on_handler_error(rt, xi_cell_ref(ctx->cell), tag,
+                                 XO_ENOTEXIST, rt->cfg.on_handler_error_user);
+}
+
 /* The handler failed the actor: the recovery layer decides (it takes the
    error message with it). */
 static __attribute__((noinline)) void crashed(struct xo_ctx *ctx)
@@ -112,10 +124,12 @@ handle(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     struct xi_cell *c = ctx->cell;
     int rc = 0;
-    if (!c->created)
+    if (!c->created) {
         rc = XO_ENOTEXIST; /* on_create failed, or the actor did: answer
                               calls, drop tells */
-    else if (c->def->on_message != NULL) {
+        if (env->item.kind == XI_K_TELL)
+            dropped_tell(ctx, env->msg.tag);
+    } else if (c->def->on_message != NULL) {
         ctx->msg = &env->msg;
         rc = c->def->on_message(ctx, c->state, &env->msg);
         ctx->msg = NULL;

@@ -456,6 +456,41 @@ Test(recovery, a_crash_without_a_restart_policy_ends_the_actor_with_failed)
     cr_assert_eq(atomic_load(&destroys), 1);
 }
 
+static atomic_int told_crash, told_dropped;
+
+static void count_errors(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag,
+                         int err, void *user)
+{
+    (void)rt;
+    (void)actor;
+    (void)user;
+    if (err == E_BOOM && tag == T_GATED_CRASH)
+        atomic_fetch_add(&told_crash, 1);
+    if (err == XO_ENOTEXIST && tag == T_INC)
+        atomic_fetch_add(&told_dropped, 1);
+}
+
+Test(recovery, tells_queued_behind_a_fatal_failure_are_reported_as_refused)
+{
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 1;
+    cfg.spin_ns = 5000;
+    cfg.on_handler_error = count_errors;
+    xo_runtime_t *rt;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    xo_ref_t r = spawn_counter(rt, XO_RESTART_NEVER, NULL, 0, NULL);
+    cr_assert_eq(xo_tell(r, T_GATED_CRASH, NULL, 0), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(xo_tell(r, T_INC, NULL, 0), 0);
+    atomic_store(&gate, 1);
+    while (atomic_load(&told_dropped) < 3)
+        sleep_ms(1);
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&told_crash), 1, "the crash itself");
+    cr_assert_eq(atomic_load(&told_dropped), 3, "each tell behind it");
+}
+
 Test(recovery, always_restarts_an_actor_that_destroys_itself_and_on_failure_does_not)
 {
     xo_runtime_t *rt = start_runtime(1);
