@@ -635,7 +635,7 @@ int xo_fail(xo_ctx_t *ctx, int err, const char *fmt, ...)
 void xi_ctx_set_fail(struct xo_ctx *ctx, const char *text)
 {
     if (ctx->fail_msg)
-        xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+        xi_ctx_free_fail(ctx);
     ctx->fail_msg = copy_error(ctx->rt, text);
 }
 

@@ -5,8 +5,9 @@
  * Everything queued starts with an item: the queue link and what the node
  * is. Run queues carry actors (ACTOR), stateless actors' reap requests
  * (REAP), messages to stateless actors run as tasks (TELL/CALL), function
- * items (FUNC: work another thread hands to a worker, a timer among them)
- * and the exit request (EXIT). Mailboxes carry messages (TELL/CALL/CONT),
+ * items (FUNC: work another thread hands to a worker, a timer among them),
+ * a suspended actor's resumption (RESUME, recovery.h) and the exit request
+ * (EXIT). Mailboxes carry messages (TELL/CALL/CONT),
  * the runtime's signals (SIGNAL: a DOWN, a link's failure, a supervisor's
  * business; recovery.h) and a destroyed actor's reap marker (REAP).
  */
@@ -30,6 +31,7 @@ enum xi_kind {
     XI_K_FUNC,
     XI_K_EXIT,
     XI_K_SIGNAL,
+    XI_K_RESUME,
 };
 
 /* Mailbox kinds above XI_K_CALL (CONT, SIGNAL) are the runtime's own: one

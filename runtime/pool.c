@@ -373,6 +373,9 @@ static void rehome_leftovers(xo_runtime_t *rt, struct xi_worker *w)
         case XI_K_ACTOR:
             xi_schedule(xi_container_of(it, struct xi_cell, run));
             break;
+        case XI_K_RESUME:
+            xi_schedule_item(xi_recovery_item_cell(it), it);
+            break;
         case XI_K_TELL:
         case XI_K_CALL:
             xi_runq_push(xi_task_worker(rt), it);

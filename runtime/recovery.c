@@ -4,7 +4,7 @@
  *
  * Nothing here is on the send path. A turn calls in only when a handler
  * failed the actor, when a SIGNAL envelope reaches the front of a mailbox,
- * or when the cell's PENDING flag says it was suspended; the exit point
+ * or when a suspended actor is resumed (its RESUME item); the exit point
  * only for cells whose WATCHED or SUPERVISED flag is set.
  *
  * What must not be lost is made in advance: a monitor's DOWN envelope is
@@ -103,6 +103,7 @@ void xi_recovery_init(struct xi_cell *c, const xo_spawn_opts_t *o,
         r->backoff_t.timer.drop = backoff_drop;
         r->backoff_t.timer.urgent = backoff_urgent;
         r->backoff_t.cell = c;
+        r->resume_item.kind = XI_K_RESUME;
         if (sup_id != 0)
             fl |= XI_CF_SUPERVISED;
     }
@@ -883,8 +884,6 @@ static void suspend(struct xo_ctx *ctx, enum xi_resume next, uint8_t after)
     struct xi_recovery *r = xi_cell_recovery(ctx->cell);
     r->pending = (uint8_t)next;
     r->after |= after;
-    if (next != XI_RESUME_NONE)
-        xi_cell_set_rflags(ctx->cell, XI_CF_PENDING);
     ctx->suspend = true;
 }
 
@@ -965,6 +964,8 @@ static void start_incarnation(struct xo_ctx *ctx, bool retry)
     }
     char *message = ctx->fail_msg;
     ctx->fail_msg = NULL;
+    if (message == xi_crash_no_text)
+        message = NULL;
     if (f != NULL) {
         xi_future_complete_item(f, 0, rc, message, NULL, true);
         xi_future_unref(f);
@@ -999,8 +1000,6 @@ void xi_recovery_resume(struct xo_ctx *ctx)
 {
     struct xi_cell *c = ctx->cell;
     struct xi_recovery *r = xi_cell_recovery(c);
-    atomic_fetch_and_explicit(&c->rflags, (uint8_t)~XI_CF_PENDING,
-                              memory_order_relaxed);
     enum xi_resume what = (enum xi_resume)r->pending;
     r->pending = XI_RESUME_NONE;
     switch (what) {
@@ -1039,7 +1038,7 @@ static void backoff_fire(struct xi_timer *t, struct xi_worker *w)
     (void)w;
     struct xi_backoff_timer *b = xi_container_of(t, struct xi_backoff_timer,
                                                  timer);
-    xi_schedule(b->cell);
+    xi_recovery_wake(b->cell);
 }
 
 /* The heap could not take it: restart without the wait rather than never.
@@ -1050,7 +1049,7 @@ static void backoff_drop(struct xi_timer *t, xo_runtime_t *rt, int why)
     (void)why;
     struct xi_backoff_timer *b = xi_container_of(t, struct xi_backoff_timer,
                                                  timer);
-    xi_schedule(b->cell);
+    xi_recovery_wake(b->cell);
 }
 
 /* A stop, or its pool leaving, does not wait for a backoff. */
@@ -1073,7 +1072,7 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
         return;
     }
     if (after & XI_AFTER_RESCHEDULE) {
-        xi_schedule(c);
+        xi_recovery_wake(c);
         return;
     }
     /* Held: from the moment `hold` says so, the supervisor may resume c
@@ -1118,8 +1117,7 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
                                                 memory_order_acquire)) {
         r->report = report;
         r->pending = XI_RESUME_EXIT;
-        xi_cell_set_rflags(c, XI_CF_PENDING);
-        xi_schedule(c);
+        xi_recovery_wake(c);
     } else if (report != NULL) {
         /* c may be running already: the report envelope goes. */
         xi_envelope_free(rt, report);
@@ -1252,14 +1250,20 @@ int xo_crash(xo_ctx_t *ctx, int code, const char *fmt, ...)
 {
     if (ctx == NULL || ctx->cell == NULL || ctx->cell->stateless || code >= 0)
         return XO_EINVAL;
+    char buf[512];
     if (fmt != NULL) {
         va_list ap;
         va_start(ap, fmt);
-        char buf[512];
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        xi_ctx_set_fail(ctx, buf);
+    } else {
+        snprintf(buf, sizeof(buf), "the actor crashed: %s",
+                 xo_strerror(code));
     }
+    xi_ctx_set_fail(ctx, buf);
+    /* The turn learns of a crash from the message it leaves: always one. */
+    if (ctx->fail_msg == NULL)
+        ctx->fail_msg = xi_crash_no_text;
     ctx->crash = code;
     return code;
 }

@@ -34,6 +34,7 @@
 #include "xoscar/xoscar.h"
 #include "cell.h"
 #include "timer.h"
+#include "worker.h"
 
 struct xo_ctx;
 struct xi_exit;
@@ -48,7 +49,6 @@ enum {
     XI_CF_SUPERVISED = 8u,   /* a supervisor's child */
     XI_CF_TRAP = 16u,        /* trap_exits */
     XI_CF_CRASH = 32u,       /* crash_on_error */
-    XI_CF_PENDING = 64u,     /* suspended: rec->pending says what next */
     XI_CF_SELF_DESTROY = 128u, /* it destroyed itself */
 };
 
@@ -112,8 +112,11 @@ struct xi_recovery {
     /* Supervised: the report of its next failure and the notice of its
        end, made in advance (a failure never waits for memory). */
     struct xi_envelope *report, *gone;
-    /* Armed by the turn that suspended it; its firing schedules it. */
+    /* Armed by the turn that suspended it; its firing resumes it. */
     struct xi_backoff_timer backoff_t;
+    /* What resumes a suspended actor (kind RESUME): scheduled in place of
+       its run item, so that a turn never tests whether it was suspended. */
+    struct xi_item resume_item;
     uint64_t ring[];        /* the last `max` restart times */
 };
 
@@ -135,6 +138,21 @@ static inline uint8_t xi_cell_rflags(const struct xi_cell *c)
 static inline void xi_cell_set_rflags(struct xi_cell *c, uint8_t bits)
 {
     atomic_fetch_or_explicit(&c->rflags, bits, memory_order_relaxed);
+}
+
+/* The actor a RESUME item belongs to. */
+static inline struct xi_cell *xi_recovery_item_cell(struct xi_item *it)
+{
+    return xi_container_of(it, struct xi_recovery, resume_item)
+        ->backoff_t.cell;
+}
+
+/* Resume a suspended actor (its `pending` set): whoever resumes it (its
+   timer, its supervisor, the turn that decided a retry) owns it until
+   then. */
+static inline void xi_recovery_wake(struct xi_cell *c)
+{
+    xi_schedule_item(c, &xi_cell_recovery(c)->resume_item);
 }
 
 /* The incarnation: restarts so far (0 for an actor without a record). */
@@ -167,7 +185,7 @@ void xi_recovery_failed(struct xo_ctx *ctx, int code, char *message);
    past its intensity), as xo_crash would. */
 void xi_recovery_fail_now(struct xo_ctx *ctx, int reason, int code,
                           const char *text);
-/* The turn starts with XI_CF_PENDING set: carry out rec->pending. */
+/* The turn of a resumed actor starts: carry out rec->pending. */
 void xi_recovery_resume(struct xo_ctx *ctx);
 /* A SIGNAL envelope reached the front of the mailbox (consumed). */
 void xi_recovery_signal(struct xo_ctx *ctx, struct xi_envelope *env);

@@ -214,8 +214,7 @@ static int stop_child(struct xo_ctx *ctx, struct sup_child *ch)
         if (claimed) {
             /* Nothing to run but its mailbox (refused) and its end. */
             r->pending = XI_RESUME_NONE;
-            xi_cell_set_rflags(c, XI_CF_PENDING);
-            xi_schedule(c);
+            xi_recovery_wake(c);
         }
     }
     xi_rcu_unlock(&rt->rcu_sync);
@@ -236,8 +235,7 @@ static int stop_child(struct xo_ctx *ctx, struct sup_child *ch)
             break;
         /* It was failing as we stopped it: let it run to its end. */
         xi_cell_recovery(held)->pending = XI_RESUME_NONE;
-        xi_cell_set_rflags(held, XI_CF_PENDING);
-        xi_schedule(held);
+        xi_recovery_wake(held);
     }
     xo_future_release(f);
     return rc;
@@ -255,8 +253,7 @@ static void resume(struct xi_cell *c, enum xi_resume what, struct xo_future *f)
     struct xi_recovery *r = xi_cell_recovery(c);
     r->pending = (uint8_t)what;
     r->resume_f = f;
-    xi_cell_set_rflags(c, XI_CF_PENDING);
-    xi_schedule(c);
+    xi_recovery_wake(c);
 }
 
 /* Hold a running child (phase one of a group restart): it handles what it

@@ -12,9 +12,14 @@ __thread struct xo_ctx *xi_tls_ctx __attribute__((tls_model("initial-exec")));
 
 /* ---- the handler context -------------------------------------------- */
 
+/* What xo_crash leaves when its message could not be copied: a crash
+   always leaves a message (handle() tests for one), never freed. */
+char xi_crash_no_text[] = "the actor crashed (out of memory for its message)";
+
 void xi_ctx_free_fail(struct xo_ctx *ctx)
 {
-    xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
+    if (ctx->fail_msg != xi_crash_no_text)
+        xi_mem_free(&ctx->rt->mem, ctx->fail_msg, strlen(ctx->fail_msg) + 1);
     ctx->fail_msg = NULL;
 }
 
@@ -73,6 +78,8 @@ static __attribute__((noinline)) void crashed(struct xo_ctx *ctx)
     int code = ctx->crash;
     char *message = ctx->fail_msg;
     ctx->fail_msg = NULL;
+    if (message == xi_crash_no_text)
+        message = NULL;
     xi_recovery_failed(ctx, code, message);
 }
 
@@ -99,13 +106,20 @@ static bool continuation_stale(struct xi_cell *c, struct xi_envelope *env)
     return f->then_incarnation != xi_cell_incarnation(c);
 }
 
-static __attribute__((noinline)) void
+/* What a delivery consumed, once it is over: one envelope, and whether
+   the actor is now suspended. */
+static inline unsigned consumed(const struct xo_ctx *ctx)
+{
+    return ctx->suspend ? 1u | XI_TURN_STOP : 1u;
+}
+
+static __attribute__((noinline)) unsigned
 deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     struct xi_cell *c = ctx->cell;
     if (!c->created || continuation_stale(c, env)) {
         xi_drop_continuation(ctx->rt, env);
-        return;
+        return 1;
     }
     int rc = xi_run_continuation(ctx, env);
     xi_envelope_free(ctx->rt, env);
@@ -115,11 +129,31 @@ deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
         crashed(ctx);
     xi_ctx_end_run(ctx); /* not the next call's error text */
     xi_bump(&c->handled, 1);
+    return consumed(ctx);
+}
+
+/* The handler returned an error or left a message (xo_fail, xo_crash:
+   a crash always leaves one, so the common path tests one word for
+   both): report, answer, fail the actor if it crashed. */
+static __attribute__((noinline)) unsigned
+handled_slow(struct xo_ctx *ctx, struct xi_envelope *env, int rc)
+{
+    if (rc < 0 || ctx->crash != 0)
+        rc = outcome(ctx, env->item.kind == XI_K_CALL, env->msg.tag, rc);
+    if (env->msg.request != NULL)
+        xi_request_finish(ctx, &env->msg, rc);
+    if (ctx->crash != 0)
+        crashed(ctx);
+    xi_ctx_end_run(ctx);
+    xi_envelope_free(ctx->rt, env);
+    return consumed(ctx);
 }
 
 /* on_message for one envelope that may start, answer what it left
-   unanswered, free it. */
-static inline __attribute__((always_inline)) void
+   unanswered, free it. Between handler runs the context holds no error
+   message (each run's is freed when it ends), so a message here is this
+   run's. */
+static inline __attribute__((always_inline)) unsigned
 handle(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     struct xi_cell *c = ctx->cell;
@@ -134,38 +168,35 @@ handle(struct xo_ctx *ctx, struct xi_envelope *env)
         rc = c->def->on_message(ctx, c->state, &env->msg);
         ctx->msg = NULL;
         xi_bump(&c->handled, 1);
-        if (__builtin_expect(rc < 0 || ctx->crash != 0, 0))
-            rc = outcome(ctx, env->item.kind == XI_K_CALL, env->msg.tag, rc);
+        if (__builtin_expect(rc < 0 || ctx->fail_msg != NULL, 0))
+            return handled_slow(ctx, env, rc);
     }
     if (env->msg.request != NULL) /* tells, the common case, skip both */
         xi_request_finish(ctx, &env->msg, rc);
-    if (__builtin_expect(ctx->crash != 0, 0))
-        crashed(ctx);
-    xi_ctx_end_run(ctx);
     xi_envelope_free(ctx->rt, env);
+    return 1;
 }
 
-void xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env)
+unsigned xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env)
 {
-    handle(ctx, env);
+    return handle(ctx, env);
 }
 
 /* Deliver one envelope of the mailbox (or a task). The context's cell is
-   the actor's. */
-static void deliver(struct xo_ctx *ctx, struct xi_envelope *env)
+   the actor's. Returns what it consumed (see XI_TURN_STOP). */
+static unsigned deliver(struct xo_ctx *ctx, struct xi_envelope *env)
 {
     if (__builtin_expect(env->item.kind > XI_K_CALL, 0)) {
         if (env->item.kind == XI_K_CONT)
-            deliver_continuation(ctx, env);
-        else
-            xi_recovery_signal(ctx, env);
-        return;
+            return deliver_continuation(ctx, env);
+        xi_recovery_signal(ctx, env);
+        return consumed(ctx);
     }
     if (!call_may_start(env)) {
         xi_envelope_free(ctx->rt, env);
-        return;
+        return 1;
     }
-    handle(ctx, env);
+    return handle(ctx, env);
 }
 
 /* The next message of a stateful actor (the stash first). */
@@ -271,21 +302,29 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
     }
     if (msgs != local)
         xi_mem_free(&rt->mem, msgs, cap * sizeof(*msgs));
-    return consumed;
+    return ctx->suspend ? consumed | XI_TURN_STOP : consumed;
 }
 
 /* ---- turns ------------------------------------------------------------- */
 
-enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
+/* A turn: up to cfg.batch messages. `resume`: the actor was suspended and
+   is resumed for what its recovery record says, first. */
+static inline __attribute__((always_inline)) enum xi_turn_end
+turn(struct xi_worker *w, struct xi_cell *c, bool resume)
 {
     xo_runtime_t *rt = w->rt;
     unsigned batch = rt->cfg.batch, n = 0;
     struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
     enum xi_turn_end end = XI_TURN_MORE;
     xi_ctx_enter(&ctx);
-    if (__builtin_expect(xi_cell_rflags(c) & XI_CF_PENDING, 0))
-        xi_recovery_resume(&ctx); /* it was suspended */
-    while (n < batch && !ctx.suspend) {
+    if (resume) {
+        xi_recovery_resume(&ctx);
+        if (ctx.suspend)
+            n = XI_TURN_STOP; /* suspended again (a backoff) */
+    }
+    /* A suspension sets XI_TURN_STOP in what a delivery returns, which
+       ends the loop with no test of its own. */
+    while (n < batch) {
         struct xi_envelope *e = next_message(c);
         if (e == NULL)
             break;
@@ -294,27 +333,39 @@ enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
                 end = XI_TURN_GONE;
                 break;
             }
+            if (ctx.suspend) { /* a permanent actor's restart is held */
+                n |= XI_TURN_STOP;
+                break;
+            }
             continue; /* it lives on: on_destroy refused, or a restart */
         }
         if (c->def->on_batch != NULL && c->created &&
-            e->item.kind <= XI_K_CALL) {
+            e->item.kind <= XI_K_CALL)
             n += deliver_batch(&ctx, e, batch - n);
-        } else {
-            deliver(&ctx, e);
-            n++;
-        }
+        else
+            n += deliver(&ctx, e);
     }
     xi_ctx_leave(&ctx);
-    xi_bump(&w->handled, n);
+    xi_bump(&w->handled, n & ~XI_TURN_STOP);
     if (end == XI_TURN_GONE)
         return end;
-    if (__builtin_expect(ctx.suspend, 0)) {
+    if (__builtin_expect(n & XI_TURN_STOP, 0)) {
         /* The last touch of c by this turn: from here on a timer or a
            supervisor may schedule it. */
         xi_recovery_after_turn(w, c);
         return XI_TURN_SUSPENDED;
     }
     return n < batch && c->stash == NULL ? XI_TURN_EMPTY : XI_TURN_MORE;
+}
+
+enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
+{
+    return turn(w, c, false);
+}
+
+enum xi_turn_end xi_turn_resume(struct xi_worker *w, struct xi_cell *c)
+{
+    return turn(w, c, true);
 }
 
 void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)

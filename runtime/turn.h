@@ -67,6 +67,7 @@ static inline struct xo_ctx xi_ctx_make(struct xi_cell *c, xo_runtime_t *rt,
 }
 
 void xi_ctx_free_fail(struct xo_ctx *ctx);
+extern char xi_crash_no_text[] __attribute__((visibility("hidden")));
 
 /* One handler run is over: its xo_fail message (if any) goes. */
 static inline void xi_ctx_end_run(struct xo_ctx *ctx)
@@ -112,13 +113,20 @@ enum xi_turn_end { XI_TURN_EMPTY, XI_TURN_MORE, XI_TURN_GONE,
                    XI_TURN_SUSPENDED };
 
 enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c);
+/* A suspended actor was resumed (its RESUME item): carry out what it was
+   resumed for (recovery.h), then run its turn. */
+enum xi_turn_end xi_turn_resume(struct xi_worker *w, struct xi_cell *c);
 /* A message to a stateless actor, run as a task on w. */
 void xi_turn_task(struct xi_worker *w, struct xi_envelope *env);
 /* A stateless actor's reap request reached w. */
 void xi_turn_reap(struct xi_worker *w, struct xi_cell *c);
+/* What delivering one envelope consumed: 1, with XI_TURN_STOP when the
+   actor was suspended and the turn must end there. */
+#define XI_TURN_STOP (1u << 31)
+
 /* Run on_message for env as a turn does (failure handling included), then
    free it: for signals that become messages (recovery.c). */
-void xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env);
+unsigned xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env);
 
 /*
  * The one failure path. Every failure the runtime reports about an actor

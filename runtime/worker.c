@@ -110,6 +110,11 @@ static struct xi_worker *parked_worker(xo_runtime_t *rt, struct xi_worker *not)
 
 void xi_schedule(struct xi_cell *c)
 {
+    xi_schedule_item(c, &c->run);
+}
+
+void xi_schedule_item(struct xi_cell *c, struct xi_item *it)
+{
     struct xi_worker *home = xi_pool_worker(c->rt, c->pool);
     /* A movable actor whose home is busy goes to a parked worker: the turn
        runs there, the actor keeps its home. relaxed: hints. The choice and
@@ -119,11 +124,11 @@ void xi_schedule(struct xi_cell *c)
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
         struct xi_reader *sect = xi_section_enter(&c->rt->rcu_sync);
         struct xi_worker *idle = parked_worker(c->rt, home);
-        xi_runq_push(idle != NULL ? idle : home, &c->run);
+        xi_runq_push(idle != NULL ? idle : home, it);
         xi_section_leave(&c->rt->rcu_sync, sect);
         return;
     }
-    xi_runq_push(home, &c->run);
+    xi_runq_push(home, it);
 }
 
 struct xi_worker *xi_task_worker(xo_runtime_t *rt)
@@ -469,6 +474,11 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
     case XI_K_CALL:
         xi_turn_task(w, (struct xi_envelope *)it);
         return true;
+    case XI_K_RESUME: {
+        struct xi_cell *c = xi_recovery_item_cell(it);
+        after_turn(w, c, xi_turn_resume(w, c));
+        return true;
+    }
     case XI_K_FUNC: {
         struct xi_func *f = (struct xi_func *)it;
         f->fn(f, w);

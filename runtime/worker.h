@@ -141,6 +141,8 @@ void xi_worker_wake(struct xi_worker *w);
 
 /* Make an actor runnable on its home pool, waking the worker if asleep. */
 void xi_schedule(struct xi_cell *c);
+/* The same with another of its items (a suspended actor's RESUME). */
+void xi_schedule_item(struct xi_cell *c, struct xi_item *it);
 /* A worker for a stateless task: spreads tasks over the pools. */
 struct xi_worker *xi_task_worker(xo_runtime_t *rt);
 
