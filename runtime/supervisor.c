@@ -184,16 +184,40 @@ static int wait_or_held(xo_runtime_t *rt, struct xo_future *f, uint64_t id,
     }
 }
 
+/* Without memory for a future to wait on, a child is still stopped (a
+   child left running would outlive its supervisor: nothing else ends a
+   supervised child), only not waited for. */
+static int stop_unwaited(xo_runtime_t *rt, struct sup_child *ch)
+{
+    enum xi_exit_kind why = xi_rt_closing(rt) ? XI_EXIT_STOPPING
+                                              : XI_EXIT_DESTROYED;
+    xi_rcu_lock();
+    struct xi_cell *c = xi_resolve(&rt->slots, ch->ref.id);
+    if (c != NULL) {
+        uint32_t held = XI_HOLD_HELD;
+        bool claimed = atomic_compare_exchange_strong_explicit(
+            &xi_cell_recovery(c)->hold, &held, XI_HOLD_RUNNING,
+            memory_order_acq_rel, memory_order_acquire);
+        (void)xi_cell_stop(rt, c, NULL, why);
+        if (claimed) {
+            xi_cell_recovery(c)->pending = XI_RESUME_NONE;
+            xi_recovery_wake(c);
+        }
+    }
+    xi_rcu_unlock(&rt->rcu_sync);
+    return XO_ENOMEM;
+}
+
 /* Stop one child and wait up to its shutdown time for its end. A child
    held by a failure (suspended, its old incarnation gone) is claimed and
    let run to its end. */
 static int stop_child(struct xo_ctx *ctx, struct sup_child *ch)
 {
     xo_runtime_t *rt = ctx->rt;
-    struct xo_future *f;
+    struct xo_future *f = NULL;
     int rc = xi_future_new(rt, ch->ref.id, 1, &f);
     if (rc != 0)
-        return rc;
+        return stop_unwaited(rt, ch);
     /* relaxed: the cell's reference, as xo_destroy's. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     enum xi_exit_kind why = xi_rt_closing(rt) ? XI_EXIT_STOPPING

@@ -952,3 +952,86 @@ Test(recovery, exit_reasons_have_names)
                      "unknown exit reason");
     cr_assert_str_eq(xo_strerror(XO_ELINKED), "a linked actor failed");
 }
+
+/* ---- out of memory ------------------------------------------------------- */
+
+/* Fail allocation k of op, k = 1, 2, ... until it succeeds with the hook
+   still armed: each failure must be XO_ENOMEM. Returns how many failed. */
+static int fail_each_allocation(xo_runtime_t *rt, int (*op)(void *),
+                                void *arg)
+{
+    int failures = 0;
+    for (long k = 1;; k++) {
+        xi_mem_fail_after(&rt->mem, k);
+        int rc = op(arg);
+        xi_mem_fail_after(&rt->mem, 0);
+        if (rc == 0)
+            return failures;
+        cr_assert_eq(rc, XO_ENOMEM, "allocation %ld: %s", k, xo_strerror(rc));
+        failures++;
+        cr_assert_lt(k, 20);
+    }
+}
+
+struct pair {
+    xo_ref_t a, b;
+    xo_monitor_t mon;
+};
+
+static int monitor_op(void *arg)
+{
+    struct pair *p = arg;
+    return xo_monitor(p->a, p->b, &p->mon);
+}
+
+static int link_op(void *arg)
+{
+    struct pair *p = arg;
+    return xo_link(p->a, p->b);
+}
+
+Test(recovery, each_failed_allocation_of_monitor_and_link_gives_enomem_and_leaves_nothing)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    struct pair p = { spawn_on(rt, &watcher_def, 0),
+                      spawn_on(rt, &counting_def, 0), { XO_REF_NONE, 0 } };
+    cr_assert_geq(fail_each_allocation(rt, monitor_op, &p), 2,
+                  "the monitor and its DOWN");
+    cr_assert_geq(fail_each_allocation(rt, link_op, &p), 2,
+                  "two link ends and their signals");
+    cr_assert_eq(xo_unlink(p.a, p.b), 0, "the one that succeeded is there");
+    cr_assert_eq(xo_unlink(p.a, p.b), XO_ENOTEXIST, "and only that one");
+    cr_assert_eq(xo_destroy(p.b), 0);
+    wait_downs(1);
+    stop_runtime(rt);
+    cr_assert_eq(atomic_load(&downs), 1, "the failed monitors left no DOWN");
+}
+
+static int restartable_spawn_op(void *arg)
+{
+    xo_runtime_t *rt = arg;
+    xo_spawn_opts_t o;
+    xo_spawn_opts_init(&o);
+    o.restart = XO_RESTART_ON_FAILURE;
+    o.uid = "oom";
+    int a = 7;
+    o.arg = &a;
+    o.arg_size = sizeof(a);
+    xo_ref_t r;
+    return xo_spawn(rt, &counter_def, &o, &r);
+}
+
+Test(recovery, a_restartable_spawn_out_of_memory_gives_enomem_and_the_one_made_restarts)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    cr_assert_geq(fail_each_allocation(rt, restartable_spawn_op, rt), 2);
+    xo_ref_t r;
+    cr_assert_eq(xo_lookup(rt, "oom", &r), 0);
+    cr_assert_eq(xo_tell(r, T_CRASH, NULL, 0), 0);
+    int n;
+    cr_assert_eq(get_count(r, &n), 0);
+    cr_assert_eq(restarts_of(r), 1);
+    cr_assert_eq(create_args[atomic_load(&creates) - 1], 7,
+                 "its kept argument survived the failed attempts");
+    stop_runtime(rt);
+}

@@ -8,6 +8,8 @@
 #include "support.h"
 
 #include <ctype.h>
+
+#include "runtime/runtime.h"
 #include <string.h>
 
 enum { T_CRASH = 1, T_SELF_DESTROY, T_PING };
@@ -434,5 +436,44 @@ Test(supervisors, bad_specs_and_misuse_are_refused)
     cr_assert_eq(xo_future_result(f, 0, &res), XO_EINVAL,
                  "a supervisor takes no user messages");
     xo_future_release(f);
+    stop_runtime(rt);
+}
+
+Test(supervisors, a_supervisor_start_out_of_memory_gives_enomem_and_leaves_no_child)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_sup_spec_t spec = three_kids(XO_SUP_ONE_FOR_ONE);
+    int failures = 0;
+    xo_ref_t sup;
+    for (long k = 1;; k++) {
+        xi_mem_fail_after(&rt->mem, k);
+        int rc = xo_supervisor_start(rt, &spec, NULL, &sup);
+        xi_mem_fail_after(&rt->mem, 0);
+        if (rc == 0)
+            break;
+        cr_assert_eq(rc, XO_ENOMEM, "allocation %ld: %s", k, xo_strerror(rc));
+        failures++;
+        cr_assert_lt(k, 200);
+    }
+    cr_assert_geq(failures, 6, "the supervisor's and each child's");
+    /* Every child a failed start made was stopped: each upper case letter
+       of the trail before the last "ABC" has its lower case one. */
+    const char *t = trail_str();
+    size_t len = strlen(t);
+    cr_assert_geq(len, 3);
+    cr_assert_str_eq(t + len - 3, "ABC");
+    int open[3] = { 0, 0, 0 };
+    for (size_t i = 0; i + 3 < len; i++) {
+        char c = t[i];
+        if (c >= 'A' && c <= 'C')
+            open[c - 'A']++;
+        else
+            open[c - 'a']--;
+    }
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(open[i], 0, "child %c was started and not stopped", 'A' + i);
+    xo_ref_t b = child(sup, 1, NULL);
+    cr_assert_eq(xo_tell(b, T_CRASH, NULL, 0), 0);
+    cr_assert_eq(ping(b), 'b', "the tree works");
     stop_runtime(rt);
 }
