@@ -143,6 +143,9 @@ static bool unpublish(xo_runtime_t *rt, struct xi_cell *c,
     c->reap.size = (uint32_t)code;
     if (c->name != NULL)
         xi_registry_remove(&rt->names, c->name);
+    /* One that may be waiting out a restart backoff need not wait. */
+    if (__builtin_expect(xi_cell_rflags(c) & XI_CF_RECOVERY, 0))
+        xi_worker_hurry(xi_pool_worker(rt, c->pool));
     /* TSan cannot see call_rcu's hand-off to its thread: say it. */
     XI_TSAN_RELEASE(&c->rcu);
     xi_rcu_defer(&c->rcu, after_grace_period);
@@ -266,7 +269,9 @@ static int publish(xo_runtime_t *rt, struct xi_cell *c)
 static void withdraw(xo_runtime_t *rt, struct xi_cell *c, int rc)
 {
     xi_rcu_lock();
-    if (!xi_rt_closing(rt))
+    /* A supervised child is never swept: it must go now, stopping or not
+       (its end goes through a grace period like any unpublish). */
+    if (!xi_rt_closing(rt) || (xi_cell_rflags(c) & XI_CF_SUPERVISED))
         (void)unpublish(rt, c, NULL, XI_EXIT_FAILED, rc);
     xi_rcu_unlock(&rt->rcu_sync);
 }
@@ -574,10 +579,23 @@ bool xi_cell_reap(struct xi_cell *c, struct xo_ctx *ctx)
                            (int)c->reap.size, NULL };
     if (c->created && c->def->on_destroy != NULL) {
         rc = c->def->on_destroy(ctx, c->state);
-        ctx->crash = 0; /* it ends anyway */
+        if (__builtin_expect(ctx->crash != 0, 0)) {
+            /* A crash in on_destroy does not keep the actor: it ends
+               anyway; the crash is reported. */
+            xi_actor_failed(rt, c, xi_cell_ref(c), 0, ctx->crash,
+                            ctx->fail_msg == xi_crash_no_text
+                                ? NULL
+                                : ctx->fail_msg);
+            ctx->crash = 0;
+            rc = 0;
+        }
     }
-    uint8_t fl = xi_cell_rflags(c);
-    if (__builtin_expect((fl & XI_CF_SELF_DESTROY) && rc >= 0 &&
+    /* The self-destroy mark holds for this reap only (a revive after a
+       refusal must not leave it for a later destroyer's). */
+    uint8_t fl = atomic_fetch_and_explicit(&c->rflags,
+                                           (uint8_t)~XI_CF_SELF_DESTROY,
+                                           memory_order_relaxed);
+    if (__builtin_expect((fl & XI_CF_SELF_DESTROY) && rc >= 0 && f == NULL &&
                              (fl & XI_CF_RECOVERY) &&
                              xi_cell_recovery(c)->policy == XO_RESTART_ALWAYS,
                          0)) {

@@ -816,7 +816,14 @@ static void end_failed(struct xo_ctx *ctx, xo_exit_reason_t reason, int code,
     xi_cell_set_rflags(c, XI_CF_FAILED);
     xi_rcu_lock();
     pthread_mutex_lock(&rt->rel.lock);
-    if (xi_cell_rflags(c) & XI_CF_WATCHED) {
+    /* While stopping, the sweep ends it; a supervised child, which the
+       sweep leaves to its supervisor, ends now all the same. Its DOWNs
+       carry this failure only if this is the end that won (not an
+       xo_destroy or a pool's removal that came first). */
+    bool ours = (!xi_rt_closing(rt) ||
+                 (xi_cell_rflags(c) & XI_CF_SUPERVISED)) &&
+                xi_cell_end(rt, c, (enum xi_exit_kind)reason, code);
+    if (ours && (xi_cell_rflags(c) & XI_CF_WATCHED)) {
         struct xi_rnode *n = node_find(&rt->rel, xi_cell_ref(c).id);
         if (n != NULL && n->fail_msg == NULL) {
             n->fail_code = code;
@@ -824,10 +831,6 @@ static void end_failed(struct xo_ctx *ctx, xo_exit_reason_t reason, int code,
             message = NULL;
         }
     }
-    /* While stopping, the sweep ends it; a supervised child, which the
-       sweep leaves to its supervisor, ends now all the same. */
-    if (!xi_rt_closing(rt) || (xi_cell_rflags(c) & XI_CF_SUPERVISED))
-        (void)xi_cell_end(rt, c, (enum xi_exit_kind)reason, code);
     pthread_mutex_unlock(&rt->rel.lock);
     xi_rcu_unlock(&rt->rcu_sync);
     xi_mem_free_str(&rt->mem, message);
@@ -843,13 +846,20 @@ static bool intensity_reached(struct xi_recovery *r, uint64_t now)
     return now - r->ring[r->next] < r->period_ns;
 }
 
-static void record_restart(struct xi_recovery *r, uint64_t now)
+/* Restarts in a row, each within a period of the last, double the
+   backoff (a supervised child's period is its supervisor's). */
+static void note_restart_time(struct xi_recovery *r, uint64_t now)
 {
     if (r->last_ns != 0 && now - r->last_ns < r->period_ns)
         r->backoff_step++;
     else
         r->backoff_step = 0;
     r->last_ns = now;
+}
+
+static void record_restart(struct xi_recovery *r, uint64_t now)
+{
+    note_restart_time(r, now);
     r->ring[r->next] = now;
     r->next = r->next + 1 == r->max ? 0 : r->next + 1;
     if (r->filled < r->max)
@@ -1003,7 +1013,8 @@ void xi_recovery_resume(struct xo_ctx *ctx)
     enum xi_resume what = (enum xi_resume)r->pending;
     r->pending = XI_RESUME_NONE;
     switch (what) {
-    case XI_RESUME_RESTART: {
+    case XI_RESUME_RESTART: { /* a supervisor's decision */
+        note_restart_time(r, xi_now_ns());
         uint64_t delay = backoff_delay(r);
         if (delay != 0) {
             r->backoff_t.timer.deadline = xi_deadline_after(delay);
@@ -1057,8 +1068,12 @@ static bool backoff_urgent(struct xi_timer *t)
 {
     struct xi_backoff_timer *b = xi_container_of(t, struct xi_backoff_timer,
                                                  timer);
-    xo_runtime_t *rt = b->cell->rt;
-    return xi_rt_closing(rt) || !xi_pool_running(xi_pool_at(rt, b->cell->pool));
+    struct xi_cell *c = b->cell;
+    xo_runtime_t *rt = c->rt;
+    bool dying = false; /* destroyed while it waits: no need to wait */
+    (void)xi_slot_cell(&rt->slots, c->index, &dying);
+    return dying || xi_rt_closing(rt) ||
+           !xi_pool_running(xi_pool_at(rt, c->pool));
 }
 
 void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
@@ -1068,7 +1083,10 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
     uint8_t after = r->after;
     r->after = 0;
     if (after & XI_AFTER_TIMER) {
-        xi_worker_arm(w, &r->backoff_t.timer); /* c is the timer's now */
+        /* On its home worker (whom a destroy hurries), whichever ran the
+           turn. c is the timer's now. */
+        (void)w;
+        xi_worker_arm(xi_pool_worker(rt, c->pool), &r->backoff_t.timer);
         return;
     }
     if (after & XI_AFTER_RESCHEDULE) {
@@ -1096,18 +1114,26 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
                                     r->reported_exit };
         r->reported_exit = false;
     }
-    struct xo_future *hold_f = atomic_exchange_explicit(&r->hold_f, NULL,
-                                                        memory_order_acq_rel);
+    struct xo_future *hold_f = r->hold_taken;
+    r->hold_taken = NULL;
+    if (hold_f == NULL) /* a failure settles a hold asked meanwhile */
+        hold_f = atomic_exchange_explicit(&r->hold_f, NULL,
+                                          memory_order_acq_rel);
+    /* Once `hold` says HELD, the supervisor may resume c on another
+       worker, where it may end and be freed: the section keeps the cell
+       until this function is done with it. */
+    xi_rcu_lock();
     /* release: the supervisor's CAS (acquire) sees the record settled. */
     atomic_store_explicit(&r->hold, XI_HOLD_HELD, memory_order_release);
     if (hold_f != NULL) {
         xi_future_complete_item(hold_f, 0, 0, NULL, NULL, true);
         xi_future_unref(hold_f);
     }
-    if (!(after & XI_AFTER_REPORT))
+    if (!(after & XI_AFTER_REPORT) ||
+        (report != NULL && xi_signal_push(rt, sup, report, true) == 0)) {
+        xi_rcu_unlock(&rt->rcu_sync);
         return;
-    if (report != NULL && xi_signal_push(rt, sup, report, true) == 0)
-        return;
+    }
     /* Its supervisor is gone or going: nobody will decide, so end. Unless
        that supervisor claimed c meanwhile (its own end stops c). */
     uint32_t held = XI_HOLD_HELD;
@@ -1122,6 +1148,7 @@ void xi_recovery_after_turn(struct xi_worker *w, struct xi_cell *c)
         /* c may be running already: the report envelope goes. */
         xi_envelope_free(rt, report);
     }
+    xi_rcu_unlock(&rt->rcu_sync);
 }
 
 /* ---- signals ------------------------------------------------------------- */
@@ -1136,17 +1163,18 @@ void xi_recovery_signal(struct xo_ctx *ctx, struct xi_envelope *env)
     if (tag == XI_TAG_HOLD) {
         struct xi_recovery *r = xi_cell_recovery(c);
         xi_envelope_free(rt, env);
-        if (atomic_load_explicit(&r->hold_f, memory_order_acquire) == NULL)
-            return; /* settled by a failure already */
+        /* Taken now: from here on the supervisor cannot take its request
+           back, and knows this child is about to be held. */
+        struct xo_future *f = atomic_exchange_explicit(&r->hold_f, NULL,
+                                                       memory_order_acq_rel);
+        if (f == NULL)
+            return; /* settled by a failure, or taken back */
         if (!c->created) { /* ending (or never started): nothing to hold */
-            struct xo_future *f = atomic_exchange_explicit(
-                &r->hold_f, NULL, memory_order_acq_rel);
-            if (f != NULL) {
-                xi_future_complete_item(f, 0, XO_ENOTEXIST, NULL, NULL, true);
-                xi_future_unref(f);
-            }
+            xi_future_complete_item(f, 0, XO_ENOTEXIST, NULL, NULL, true);
+            xi_future_unref(f);
             return;
         }
+        r->hold_taken = f;
         drop_incarnation(ctx);
         suspend(ctx, XI_RESUME_NONE, XI_AFTER_HELD);
         return;
@@ -1212,8 +1240,6 @@ bool xi_recovery_reap_restart(struct xo_ctx *ctx)
     struct xi_recovery *r = xi_cell_recovery(c);
     if (!xi_cell_revive(ctx->rt, c))
         return false;
-    atomic_fetch_and_explicit(&c->rflags, (uint8_t)~XI_CF_SELF_DESTROY,
-                              memory_order_relaxed);
     c->created = false;
     memset(c->state, 0, c->def->state_size);
     if (xi_cell_rflags(c) & XI_CF_SUPERVISED) {

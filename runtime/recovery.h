@@ -109,6 +109,7 @@ struct xi_recovery {
     /* A supervisor's hold request, completed by the hold or a failure. */
     _Atomic(struct xo_future *) hold_f;
     struct xo_future *resume_f; /* completed once a START is done */
+    struct xo_future *hold_taken; /* a hold being settled by this turn */
     /* Supervised: the report of its next failure and the notice of its
        end, made in advance (a failure never waits for memory). */
     struct xi_envelope *report, *gone;

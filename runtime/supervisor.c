@@ -115,14 +115,15 @@ static void remove_at(struct sup_state *s, size_t i)
 /* ---- children ---------------------------------------------------------- */
 
 static int start_child(struct xo_ctx *ctx, const xo_child_spec_t *spec,
-                       struct sup_child *out)
+                       uint64_t period_ns, struct sup_child *out)
 {
     xo_spawn_opts_t o = spec->opts;
     o.restart = spec->restart == XO_CHILD_PERMANENT   ? XO_RESTART_ALWAYS
                 : spec->restart == XO_CHILD_TRANSIENT ? XO_RESTART_ON_FAILURE
                                                       : XO_RESTART_NEVER;
-    o.restart_max = 1;       /* the supervisor's intensity counts */
-    o.restart_period_ns = 1;
+    o.restart_max = 1;       /* the supervisor's intensity counts; its
+                                period spaces the child's backoff steps */
+    o.restart_period_ns = period_ns;
     memset(out, 0, sizeof(*out));
     memcpy(out->name, spec->name, strlen(spec->name) + 1);
     out->def = spec->def;
@@ -133,133 +134,148 @@ static int start_child(struct xo_ctx *ctx, const xo_child_spec_t *spec,
                           xi_cell_ref(ctx->cell).id, &out->ref);
 }
 
-/* Claim a held child: it is ours to resume. The cell stays valid after
-   the section: a claimed child cannot end until it is resumed. */
+/* Claim a held child, inside a read-side section: it is ours to resume.
+   The cell stays valid after the section: a claimed child cannot end
+   until it is resumed. *dying: it is being destroyed (by xo_destroy, its
+   pool's removal): it is to end, not to restart. */
+static struct xi_cell *claim_in(xo_runtime_t *rt, uint64_t id,
+                                uint64_t incarnation, bool check_incarnation,
+                                bool *dying)
+{
+    struct xi_cell *c = xi_resolve(&rt->slots, id);
+    *dying = c == NULL;
+    if (c == NULL)
+        c = xi_resolve_dying(&rt->slots, id); /* ending: may still be held */
+    if (c == NULL)
+        return NULL;
+    struct xi_recovery *r = xi_cell_recovery(c);
+    uint32_t held = XI_HOLD_HELD;
+    if ((check_incarnation && xi_cell_incarnation(c) != incarnation) ||
+        !atomic_compare_exchange_strong_explicit(&r->hold, &held,
+                                                 XI_HOLD_RUNNING,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return NULL;
+    return c;
+}
+
 static struct xi_cell *claim(xo_runtime_t *rt, uint64_t id,
-                             uint64_t incarnation, bool check_incarnation)
+                             uint64_t incarnation, bool check_incarnation,
+                             bool *dying)
 {
     xi_rcu_lock();
-    struct xi_cell *c = xi_resolve(&rt->slots, id);
-    if (c == NULL)
-        c = xi_resolve_dying(&rt->slots, id); /* ending: still held */
-    if (c != NULL) {
-        struct xi_recovery *r = xi_cell_recovery(c);
-        uint32_t held = XI_HOLD_HELD;
-        if ((check_incarnation && xi_cell_incarnation(c) != incarnation) ||
-            !atomic_compare_exchange_strong_explicit(
-                &r->hold, &held, XI_HOLD_RUNNING, memory_order_acq_rel,
-                memory_order_acquire))
-            c = NULL;
-    }
+    struct xi_cell *c = claim_in(rt, id, incarnation, check_incarnation,
+                                 dying);
     xi_rcu_unlock(&rt->rcu_sync);
     return c;
 }
 
+static void resume(struct xi_cell *c, enum xi_resume what, struct xo_future *f)
+{
+    struct xi_recovery *r = xi_cell_recovery(c);
+    r->pending = (uint8_t)what;
+    r->resume_f = f;
+    xi_recovery_wake(c);
+}
+
+/* A claimed child that is to end: nothing to run but its mailbox (what is
+   queued is refused, tells reported) and its end. */
+static void let_end(struct xi_cell *c)
+{
+    xi_cell_set_rflags(c, XI_CF_FAILED);
+    resume(c, XI_RESUME_NONE, NULL);
+}
+
+enum waited { W_DONE, W_HELD, W_FAILED };
+
 /*
  * Wait for f, up to timeout_ns (-1: no limit), or until the child is held
  * by a failure of its own (then its report is on its way to this
- * supervisor, which is busy here: waiting for f would never end). Returns
- * f's outcome, XO_ETIMEDOUT, or 1 with *held set (claimed).
+ * supervisor, which is busy here: waiting for f would never end). W_DONE:
+ * f completed, *rc its status; W_HELD: *held claimed; W_FAILED: the wait
+ * failed (*rc: XO_ETIMEDOUT, XO_EDEADLK, XO_EDEPTH).
  */
-static int wait_or_held(xo_runtime_t *rt, struct xo_future *f, uint64_t id,
-                        int64_t timeout_ns, struct xi_cell **held)
+static enum waited wait_or_held(xo_runtime_t *rt, struct xo_future *f,
+                                uint64_t id, int64_t timeout_ns,
+                                struct xi_cell **held, int *rc)
 {
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX
                                        : xi_deadline_after((uint64_t)timeout_ns);
     int64_t slice = 100000; /* 0.1 ms, growing to 10 ms */
     for (;;) {
         uint64_t now = xi_now_ns();
-        if (now >= deadline)
-            return XO_ETIMEDOUT;
+        if (now >= deadline) {
+            *rc = XO_ETIMEDOUT;
+            return W_FAILED;
+        }
         int64_t left = deadline - now > (uint64_t)slice ? slice
                                                         : (int64_t)(deadline -
                                                                     now);
-        int rc = xi_future_wait_internal(f, left);
-        if (rc != XO_ETIMEDOUT)
-            return rc == 0 ? f->items[0].status : rc;
-        if ((*held = claim(rt, id, 0, false)) != NULL)
-            return 1;
+        int w = xi_future_wait_internal(f, left);
+        if (w == 0) {
+            *rc = f->items[0].status;
+            return W_DONE;
+        }
+        if (w != XO_ETIMEDOUT) {
+            *rc = w;
+            return W_FAILED;
+        }
+        bool dying;
+        if ((*held = claim(rt, id, 0, false, &dying)) != NULL)
+            return W_HELD;
         if (slice < 10000000)
             slice *= 2;
     }
 }
 
-/* Without memory for a future to wait on, a child is still stopped (a
-   child left running would outlive its supervisor: nothing else ends a
-   supervised child), only not waited for. */
-static int stop_unwaited(xo_runtime_t *rt, struct sup_child *ch)
-{
-    enum xi_exit_kind why = xi_rt_closing(rt) ? XI_EXIT_STOPPING
-                                              : XI_EXIT_DESTROYED;
-    xi_rcu_lock();
-    struct xi_cell *c = xi_resolve(&rt->slots, ch->ref.id);
-    if (c != NULL) {
-        uint32_t held = XI_HOLD_HELD;
-        bool claimed = atomic_compare_exchange_strong_explicit(
-            &xi_cell_recovery(c)->hold, &held, XI_HOLD_RUNNING,
-            memory_order_acq_rel, memory_order_acquire);
-        (void)xi_cell_stop(rt, c, NULL, why);
-        if (claimed) {
-            xi_cell_recovery(c)->pending = XI_RESUME_NONE;
-            xi_recovery_wake(c);
-        }
-    }
-    xi_rcu_unlock(&rt->rcu_sync);
-    return XO_ENOMEM;
-}
-
-/* Stop one child and wait up to its shutdown time for its end. A child
-   held by a failure (suspended, its old incarnation gone) is claimed and
-   let run to its end. */
+/* Stop one child and wait up to its shutdown time for its end (without
+   memory for the future: not waited for; a child left running would
+   outlive its supervisor, since nothing else ends a supervised child). A
+   child held by a failure (suspended, its old incarnation gone) is
+   claimed and let run to its end, even one that is being destroyed
+   already. */
 static int stop_child(struct xo_ctx *ctx, struct sup_child *ch)
 {
     xo_runtime_t *rt = ctx->rt;
     struct xo_future *f = NULL;
     int rc = xi_future_new(rt, ch->ref.id, 1, &f);
-    if (rc != 0)
-        return stop_unwaited(rt, ch);
-    /* relaxed: the cell's reference, as xo_destroy's. */
-    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    bool waited = rc == 0;
+    if (waited) /* relaxed: the cell's reference, as xo_destroy's. */
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     enum xi_exit_kind why = xi_rt_closing(rt) ? XI_EXIT_STOPPING
                                               : XI_EXIT_DESTROYED;
+    rc = 0;
     xi_rcu_lock();
-    struct xi_cell *c = xi_resolve(&rt->slots, ch->ref.id);
-    bool claimed = false;
-    if (c == NULL) {
-        rc = XO_ENOTEXIST;
-    } else {
-        uint32_t held = XI_HOLD_HELD;
-        struct xi_recovery *r = xi_cell_recovery(c);
-        claimed = atomic_compare_exchange_strong_explicit(
-            &r->hold, &held, XI_HOLD_RUNNING, memory_order_acq_rel,
-            memory_order_acquire);
-        if (!xi_cell_stop(rt, c, f, why))
-            rc = XO_ENOTEXIST;
-        if (claimed) {
-            /* Nothing to run but its mailbox (refused) and its end. */
-            r->pending = XI_RESUME_NONE;
-            xi_recovery_wake(c);
-        }
-    }
+    bool dying;
+    struct xi_cell *held = claim_in(rt, ch->ref.id, 0, false, &dying);
+    struct xi_cell *c = held != NULL ? held : xi_resolve(&rt->slots,
+                                                         ch->ref.id);
+    if (c == NULL || !xi_cell_stop(rt, c, f, why))
+        rc = XO_ENOTEXIST; /* gone, or another end came first */
+    if (held != NULL)
+        let_end(held);
     xi_rcu_unlock(&rt->rcu_sync);
+    if (!waited)
+        return XO_ENOMEM;
     if (rc != 0) {
         xi_future_unref(f); /* the cell's, never handed over */
         xo_future_release(f);
         return rc;
     }
-    uint64_t deadline = xi_deadline_after(ch->shutdown_ns);
+    int64_t timeout = (int64_t)(ch->shutdown_ns > INT64_MAX ? INT64_MAX
+                                                            : ch->shutdown_ns);
+    uint64_t deadline = xi_deadline_after((uint64_t)timeout);
     for (;;) {
         uint64_t now = xi_now_ns();
-        struct xi_cell *held = NULL;
-        rc = now >= deadline
-                 ? XO_ETIMEDOUT
-                 : wait_or_held(rt, f, ch->ref.id, (int64_t)(deadline - now),
-                                &held);
-        if (rc != 1)
+        if (now >= deadline) {
+            rc = XO_ETIMEDOUT;
             break;
-        /* It was failing as we stopped it: let it run to its end. */
-        xi_cell_recovery(held)->pending = XI_RESUME_NONE;
-        xi_recovery_wake(held);
+        }
+        enum waited w = wait_or_held(rt, f, ch->ref.id,
+                                     (int64_t)(deadline - now), &held, &rc);
+        if (w != W_HELD)
+            break;
+        let_end(held); /* it was failing as we stopped it */
     }
     xo_future_release(f);
     return rc;
@@ -272,23 +288,40 @@ static void stop_all(struct xo_ctx *ctx, struct sup_state *s)
     s->n = 0;
 }
 
-static void resume(struct xi_cell *c, enum xi_resume what, struct xo_future *f)
+/* Take back a hold request the child has not taken: true if it was still
+   there (the HOLD signal left behind finds none and is ignored). */
+static bool take_back(xo_runtime_t *rt, uint64_t id, struct xo_future *f)
 {
-    struct xi_recovery *r = xi_cell_recovery(c);
-    r->pending = (uint8_t)what;
-    r->resume_f = f;
-    xi_recovery_wake(c);
+    bool back = false;
+    xi_rcu_lock();
+    struct xi_cell *c = xi_resolve_dying(&rt->slots, id);
+    if (c != NULL) {
+        struct xo_future *mine = f;
+        back = atomic_compare_exchange_strong_explicit(
+            &xi_cell_recovery(c)->hold_f, &mine, NULL, memory_order_acq_rel,
+            memory_order_acquire);
+    }
+    xi_rcu_unlock(&rt->rcu_sync);
+    if (back)
+        xi_future_unref(f); /* the child's reference, never taken */
+    return back;
 }
 
 /* Hold a running child (phase one of a group restart): it handles what it
    has queued, lets its incarnation go and is held. Returns its cell,
-   claimed, or NULL (it ended meanwhile). */
+   claimed, or NULL (it ended or is ending, or the hold could not be
+   made: then it goes on unrestarted). */
 static struct xi_cell *hold_child(struct xo_ctx *ctx, struct sup_child *ch)
 {
     xo_runtime_t *rt = ctx->rt;
-    struct xi_cell *c = claim(rt, ch->ref.id, 0, false);
-    if (c != NULL)
-        return c; /* held by a failure already: its report is stale now */
+    bool dying;
+    struct xi_cell *c = claim(rt, ch->ref.id, 0, false, &dying);
+    if (c != NULL) { /* held by a failure already: its report is stale now */
+        if (!dying)
+            return c;
+        let_end(c);
+        return NULL;
+    }
     struct xo_future *f;
     if (xi_future_new(rt, ch->ref.id, 1, &f) != 0)
         return NULL;
@@ -303,35 +336,48 @@ static struct xi_cell *hold_child(struct xo_ctx *ctx, struct sup_child *ch)
     xi_rcu_lock();
     struct xi_cell *live = xi_resolve(&rt->slots, ch->ref.id);
     if (live != NULL) {
-        atomic_store_explicit(&xi_cell_recovery(live)->hold_f, f,
-                              memory_order_release);
+        struct xo_future *old = atomic_exchange_explicit(
+            &xi_cell_recovery(live)->hold_f, f, memory_order_acq_rel);
+        if (old != NULL)
+            xi_future_unref(old); /* cannot be: each hold is settled */
         sent = xi_signal_push(rt, ch->ref.id, sig, true) == 0;
-        if (!sent) {
-            struct xo_future *back = atomic_exchange_explicit(
-                &xi_cell_recovery(live)->hold_f, NULL, memory_order_acq_rel);
-            if (back != NULL)
-                xi_future_unref(back);
-        }
-    } else {
-        xi_future_unref(f);
     }
     xi_rcu_unlock(&rt->rcu_sync);
-    if (!sent)
+    if (!sent) {
         xi_envelope_free(rt, sig);
+        if (live == NULL || !take_back(rt, ch->ref.id, f))
+            xi_future_unref(f);
+        xo_future_release(f);
+        return NULL;
+    }
     struct xi_cell *held = NULL;
-    int rc = sent ? wait_or_held(rt, f, ch->ref.id, -1, &held)
-                  : XO_ENOTEXIST;
-    if (rc == 1) {
-        /* Held by its own failure first: our request is void (the HOLD
-           signal left behind finds no request and is ignored). */
-        struct xo_future *back = atomic_exchange_explicit(
-            &xi_cell_recovery(held)->hold_f, NULL, memory_order_acq_rel);
-        if (back != NULL)
-            xi_future_unref(back);
-    } else if (rc == 0) {
-        held = claim(rt, ch->ref.id, 0, false);
+    int rc = 0;
+    switch (wait_or_held(rt, f, ch->ref.id, -1, &held, &rc)) {
+    case W_DONE: /* settled: held (0), or ending (an error) */
+        if (rc == 0)
+            held = claim(rt, ch->ref.id, 0, false, &dying);
+        break;
+    case W_HELD: /* by its own failure first: our request is void */
+        (void)take_back(rt, ch->ref.id, f);
+        dying = false;
+        break;
+    case W_FAILED:
+        /* The wait cannot go on (a cycle, a depth): take the request
+           back; if the child took it already, it is being held now. */
+        if (take_back(rt, ch->ref.id, f))
+            break;
+        while ((held = claim(rt, ch->ref.id, 0, false, &dying)) == NULL) {
+            if (xo_future_done(f) && f->items[0].status != 0)
+                break; /* it was ending: nothing to hold */
+            sched_yield();
+        }
+        break;
     }
     xo_future_release(f);
+    if (held != NULL && dying) {
+        let_end(held);
+        return NULL;
+    }
     return held;
 }
 
@@ -410,7 +456,8 @@ static void on_child_failed(struct xo_ctx *ctx, struct sup_state *s,
 {
     xo_runtime_t *rt = ctx->rt;
     struct xi_sig_child sig = *(const struct xi_sig_child *)env->msg.data;
-    struct xi_cell *c = claim(rt, sig.child, sig.incarnation, true);
+    bool dying;
+    struct xi_cell *c = claim(rt, sig.child, sig.incarnation, true, &dying);
     if (c == NULL) {
         xi_envelope_free(rt, env); /* stale: a group restart took it */
         return;
@@ -420,6 +467,10 @@ static void on_child_failed(struct xo_ctx *ctx, struct sup_state *s,
         r->report = env; /* for its next failure */
     else
         xi_envelope_free(rt, env);
+    if (dying) { /* destroyed meanwhile: it ends, it is not restarted */
+        let_end(c);
+        return;
+    }
     size_t at;
     struct sup_child *ch = ctx->cell->created ? find_ref(s, sig.child, &at)
                                               : NULL;
@@ -513,7 +564,8 @@ static int sup_create(xo_ctx_t *ctx, void *state, const void *arg,
     for (size_t i = 0; i < spec->nchildren; i++) {
         rc = grow(ctx->rt, s);
         if (rc == 0)
-            rc = start_child(ctx, &spec->children[i], &s->v[s->n]);
+            rc = start_child(ctx, &spec->children[i], s->period_ns,
+                             &s->v[s->n]);
         if (rc != 0) {
             stop_all(ctx, s);
             free_state(ctx->rt, s);
@@ -532,18 +584,108 @@ static int sup_destroy(xo_ctx_t *ctx, void *state)
     return 0;
 }
 
-struct sup_list_req {
-    xo_child_info_t *out;
-    size_t cap;
+struct list_reply {
+    uint64_t total;
+    xo_child_info_t v[];
 };
+
+/*
+ * An added child's spec travels by value, with the strings and the
+ * argument it points to: the caller may stop waiting before the
+ * supervisor gets to it (a cycle of waits), and then nothing of the
+ * caller's may be read. Offsets into `bytes`, UINT32_MAX for none.
+ */
+#define XI_NONE UINT32_MAX
+
+struct add_req {
+    xo_child_spec_t spec;
+    uint32_t name_at, uid_at, label_at, mark_at, arg_at;
+    alignas(16) unsigned char bytes[];
+};
+
+static size_t room(size_t n)
+{
+    return (n + 15u) & ~(size_t)15u;
+}
+
+static size_t str_room(const char *p)
+{
+    return p != NULL ? room(strlen(p) + 1) : 0;
+}
+
+static uint32_t put(unsigned char *bytes, size_t *at, const void *p,
+                    size_t n)
+{
+    if (p == NULL)
+        return XI_NONE;
+    uint32_t where = (uint32_t)*at;
+    memcpy(bytes + *at, p, n);
+    *at += room(n);
+    return where;
+}
+
+/* A packed copy of child (xi_mem: free with its size). */
+static struct add_req *add_pack(xo_runtime_t *rt, const xo_child_spec_t *c,
+                                size_t *size)
+{
+    size_t arg = c->opts.arg_size;
+    size_t n = sizeof(struct add_req) + room(arg) + str_room(c->name) +
+               str_room(c->opts.uid) + str_room(c->opts.place.label) +
+               str_room(c->opts.place.mark);
+    if (n > XO_MSG_MAX_SIZE)
+        return NULL;
+    struct add_req *q = xi_mem_zalloc(&rt->mem, n);
+    if (q == NULL)
+        return NULL;
+    q->spec = *c;
+    size_t at = 0;
+    q->arg_at = arg > 0 ? put(q->bytes, &at, c->opts.arg, arg) : XI_NONE;
+    q->name_at = put(q->bytes, &at, c->name, strlen(c->name) + 1);
+    q->uid_at = c->opts.uid != NULL
+                    ? put(q->bytes, &at, c->opts.uid, strlen(c->opts.uid) + 1)
+                    : XI_NONE;
+    q->label_at = c->opts.place.label != NULL
+                      ? put(q->bytes, &at, c->opts.place.label,
+                            strlen(c->opts.place.label) + 1)
+                      : XI_NONE;
+    q->mark_at = c->opts.place.mark != NULL
+                     ? put(q->bytes, &at, c->opts.place.mark,
+                           strlen(c->opts.place.mark) + 1)
+                     : XI_NONE;
+    *size = n;
+    return q;
+}
+
+static const void *at_or_null(struct add_req *q, uint32_t at)
+{
+    return at == XI_NONE ? NULL : q->bytes + at;
+}
+
+/* The spec of an ADD call, its pointers into the message (valid while
+   the handler runs: the spawn copies what it keeps). */
+static const xo_child_spec_t *add_unpack(const xo_msg_t *m,
+                                         xo_child_spec_t *out)
+{
+    if (m->size < sizeof(struct add_req))
+        return NULL;
+    struct add_req *q = m->data;
+    *out = q->spec;
+    out->name = at_or_null(q, q->name_at);
+    out->opts.uid = at_or_null(q, q->uid_at);
+    out->opts.place.label = at_or_null(q, q->label_at);
+    out->opts.place.mark = at_or_null(q, q->mark_at);
+    out->opts.arg = at_or_null(q, q->arg_at);
+    return out->name != NULL ? out : NULL;
+}
 
 static int sup_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     struct sup_state *s = state;
     switch (m->tag) {
     case XI_TAG_SUP_ADD: {
-        const xo_child_spec_t *spec = *(const xo_child_spec_t *const *)m->data;
-        int rc = check_child(spec);
+        xo_child_spec_t copy;
+        const xo_child_spec_t *spec = add_unpack(m, &copy);
+        int rc = spec != NULL ? check_child(spec) : XO_EINVAL;
         if (rc != 0)
             return rc;
         if (find_name(s, spec->name) != NULL)
@@ -552,7 +694,7 @@ static int sup_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
             return XO_EINVAL;
         if ((rc = grow(ctx->rt, s)) != 0)
             return rc;
-        rc = start_child(ctx, spec, &s->v[s->n]);
+        rc = start_child(ctx, spec, s->period_ns, &s->v[s->n]);
         if (rc != 0)
             return rc;
         xo_ref_t ref = s->v[s->n++].ref;
@@ -568,17 +710,26 @@ static int sup_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
         return stop_child(ctx, &copy);
     }
     case XI_TAG_SUP_LIST: {
-        const struct sup_list_req *q = m->data;
-        size_t k = s->n < q->cap ? s->n : q->cap;
+        /* The answer travels in the reply: the caller may have stopped
+           waiting (a cycle of waits), so its memory is not ours. */
+        uint64_t cap = m->size == sizeof(uint64_t) ? *(const uint64_t *)m->data
+                                                   : 0;
+        size_t k = s->n < cap ? s->n : (size_t)cap;
+        size_t size = sizeof(struct list_reply) + k * sizeof(xo_child_info_t);
+        struct list_reply *out = xi_mem_zalloc(&ctx->rt->mem, size);
+        if (out == NULL)
+            return XO_ENOMEM;
+        out->total = s->n;
         for (size_t i = 0; i < k; i++) {
-            xo_child_info_t *o = &q->out[i];
+            xo_child_info_t *o = &out->v[i];
             memcpy(o->name, s->v[i].name, sizeof(o->name));
             o->ref = s->v[i].ref;
             o->restart = s->v[i].restart;
             o->restarts = s->v[i].restarts;
         }
-        uint64_t n = s->n;
-        return xo_reply(m->request, 0, &n, sizeof(n));
+        int rc = xo_reply(m->request, 0, out, size);
+        xi_mem_free(&ctx->rt->mem, out, size);
+        return rc;
     }
     default:
         return XO_EINVAL; /* a supervisor takes no user messages */
@@ -613,34 +764,34 @@ int xo_supervisor_start(xo_runtime_t *rt, const xo_sup_spec_t *spec,
         o = *opts;
     else
         xo_spawn_opts_init(&o);
+    /* Its spec is the caller's, read at start only: a restart would read
+       it again. A supervisor that restarts is a child of another, whose
+       spec outlives it (xo_supervisor_def). */
+    if (o.restart != XO_RESTART_NEVER)
+        return XO_EINVAL;
     o.arg = spec;
     o.arg_size = sizeof(*spec);
     return xo_spawn(rt, &sup_def, &o, out);
 }
 
-/* A call to the supervisor, waited for; its reply copied into out. */
+/* A call to the supervisor, waited for. 0 with *out (the caller releases
+   it) when it answered without an error. */
 static int sup_call(xo_ref_t sup, uint32_t tag, const void *data,
-                    size_t size, void *out, size_t out_size)
+                    size_t size, xo_future_t **out, xo_result_t *res)
 {
-    if (sup.rt == NULL)
-        return XO_EINVAL;
     xo_future_t *f;
     int rc = xi_call_internal(sup, tag, data, size, &f);
     if (rc != 0)
         return rc;
     rc = xo_future_wait(f, -1);
-    if (rc == 0) {
-        xo_result_t res;
-        rc = xo_future_result(f, 0, &res);
-        if (rc == 0 && out != NULL) {
-            if (res.size != out_size)
-                rc = XO_EINVAL;
-            else
-                memcpy(out, res.data, out_size);
-        }
+    if (rc == 0)
+        rc = xo_future_result(f, 0, res);
+    if (rc != 0) {
+        xo_future_release(f);
+        return rc;
     }
-    xo_future_release(f);
-    return rc;
+    *out = f;
+    return 0;
 }
 
 /* Is ref a supervisor? Checked before a call, so a user actor never sees
@@ -670,12 +821,23 @@ int xo_supervisor_add(xo_ref_t sup, const xo_child_spec_t *child,
         return rc;
     if ((rc = check_child(child)) != 0)
         return rc;
-    xo_ref_t ref;
-    rc = sup_call(sup, XI_TAG_SUP_ADD, &child, sizeof(child), &ref,
-                  sizeof(ref));
-    if (rc == 0 && out != NULL)
-        *out = ref;
-    return rc;
+    if (child->opts.arg == NULL && child->opts.arg_size > 0)
+        return XO_EINVAL;
+    size_t size;
+    struct add_req *q = add_pack(sup.rt, child, &size);
+    if (q == NULL)
+        return child->opts.arg_size > XO_MSG_MAX_SIZE / 2 ? XO_EINVAL
+                                                          : XO_ENOMEM;
+    xo_future_t *f;
+    xo_result_t res;
+    rc = sup_call(sup, XI_TAG_SUP_ADD, q, size, &f, &res);
+    xi_mem_free(&sup.rt->mem, q, size);
+    if (rc != 0)
+        return rc;
+    if (res.size == sizeof(xo_ref_t) && out != NULL)
+        memcpy(out, res.data, sizeof(*out));
+    xo_future_release(f);
+    return 0;
 }
 
 int xo_supervisor_remove(xo_ref_t sup, const char *name)
@@ -688,7 +850,12 @@ int xo_supervisor_remove(xo_ref_t sup, const char *name)
     size_t len = strnlen(name, XO_CHILD_NAME_MAX + 1);
     if (len == 0 || len > XO_CHILD_NAME_MAX)
         return XO_EINVAL;
-    return sup_call(sup, XI_TAG_SUP_REMOVE, name, len + 1, NULL, 0);
+    xo_future_t *f;
+    xo_result_t res;
+    rc = sup_call(sup, XI_TAG_SUP_REMOVE, name, len + 1, &f, &res);
+    if (rc == 0)
+        xo_future_release(f);
+    return rc;
 }
 
 int xo_supervisor_children(xo_ref_t sup, xo_child_info_t *out, size_t cap,
@@ -699,10 +866,23 @@ int xo_supervisor_children(xo_ref_t sup, xo_child_info_t *out, size_t cap,
         return rc;
     if (count == NULL || (out == NULL && cap > 0))
         return XO_EINVAL;
-    struct sup_list_req q = { out, cap };
-    uint64_t n = 0;
-    rc = sup_call(sup, XI_TAG_SUP_LIST, &q, sizeof(q), &n, sizeof(n));
-    if (rc == 0)
-        *count = (size_t)n;
-    return rc;
+    uint64_t want = cap;
+    xo_future_t *f;
+    xo_result_t res;
+    rc = sup_call(sup, XI_TAG_SUP_LIST, &want, sizeof(want), &f, &res);
+    if (rc != 0)
+        return rc;
+    const struct list_reply *r = res.data;
+    if (res.size < sizeof(*r)) {
+        xo_future_release(f);
+        return XO_EINVAL;
+    }
+    size_t k = (res.size - sizeof(*r)) / sizeof(xo_child_info_t);
+    if (k > cap)
+        k = cap;
+    if (k > 0)
+        memcpy(out, r->v, k * sizeof(*out));
+    *count = (size_t)r->total;
+    xo_future_release(f);
+    return 0;
 }

@@ -150,6 +150,10 @@ struct xi_worker *xi_task_worker(xo_runtime_t *rt)
 /* The heap could not take t: its owner says so (docs/errors.md). */
 static void file_timer(struct xi_worker *w, struct xi_timer *t)
 {
+    /* One armed after a hurry (a backoff decided while stopping) is cut
+       short too: the hurry and the filing run on this worker. */
+    if (t->urgent != NULL && t->urgent(t))
+        t->deadline = 0;
     if (xi_heap_insert(&w->rt->mem, &w->timers, t) != 0)
         t->drop(t, w->rt, XO_ENOMEM);
 }

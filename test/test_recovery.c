@@ -1035,3 +1035,97 @@ Test(recovery, a_restartable_spawn_out_of_memory_gives_enomem_and_the_one_made_r
                  "its kept argument survived the failed attempts");
     stop_runtime(rt);
 }
+
+/* ---- ends that must not be kept waiting or undone ------------------------- */
+
+static int crashing_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)state;
+    atomic_fetch_add(&destroys, 1);
+    return xo_crash(ctx, E_BOOM, "crash in on_destroy");
+}
+
+static const xo_actor_def_t crashing_destroy_def = {
+    .name = "crashes in on_destroy",
+    .state_size = sizeof(struct counter),
+    .on_message = counter_message,
+    .on_destroy = crashing_destroy,
+};
+
+Test(recovery, a_crash_in_on_destroy_does_not_keep_the_actor)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t r = spawn_on(rt, &crashing_destroy_def, 0);
+    cr_assert_eq(xo_destroy(r), 0, "the destroy is not refused");
+    cr_assert_not(xo_ref_alive(r));
+    cr_assert_eq(atomic_load(&destroys), 1);
+    stop_runtime(rt);
+}
+
+static int refusing_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    return atomic_fetch_add(&destroys, 1) == 0 ? XO_EINVAL : 0;
+}
+
+static const xo_actor_def_t refusing_def = {
+    .name = "refuses its first destroy",
+    .state_size = sizeof(struct counter),
+    .on_create = counter_create,
+    .on_message = counter_message,
+    .on_destroy = refusing_destroy,
+};
+
+Test(recovery, a_destroy_from_outside_after_a_refused_self_destroy_ends_a_permanent_actor)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_spawn_opts_t o;
+    xo_spawn_opts_init(&o);
+    o.restart = XO_RESTART_ALWAYS;
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &refusing_def, &o, &r), 0);
+    cr_assert_eq(xo_tell(r, T_SELF_DESTROY, NULL, 0), 0);
+    while (atomic_load(&destroys) < 1)
+        sleep_ms(1);
+    int n;
+    while (get_count(r, &n) != 0) /* revived after the refusal */
+        sleep_ms(1);
+    cr_assert_eq(xo_destroy(r), 0, "returns, and ends it");
+    cr_assert_not(xo_ref_alive(r));
+    cr_assert_eq(atomic_load(&creates), 1, "never restarted");
+    stop_runtime(rt);
+}
+
+static void hour_backoff_few_restarts(xo_spawn_opts_t *o)
+{
+    o->backoff_min_ns = UINT64_C(3600000000000);
+    o->restart_max = 5;
+}
+
+Test(recovery, stop_cuts_short_every_backoff_of_a_crash_loop_not_only_the_first)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t r = spawn_counter(rt, XO_RESTART_ON_FAILURE, NULL, 0,
+                               hour_backoff_few_restarts);
+    atomic_store(&create_fails_left, 1000); /* each restart fails again */
+    cr_assert_eq(xo_tell(r, T_CRASH, NULL, 0), 0);
+    while (atomic_load(&destroys) < 1)
+        sleep_ms(1);
+    stop_runtime(rt); /* each new backoff is an hour: a hang here */
+    cr_assert_eq(atomic_load(&creates), 1 + 5,
+                 "the retries ran at once, up to the intensity");
+}
+
+Test(recovery, destroying_an_actor_that_waits_out_a_backoff_does_not_wait)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_ref_t r = spawn_counter(rt, XO_RESTART_ON_FAILURE, NULL, 0,
+                               hour_backoff);
+    cr_assert_eq(xo_tell(r, T_CRASH, NULL, 0), 0);
+    while (atomic_load(&destroys) < 1)
+        sleep_ms(1);
+    cr_assert_eq(xo_destroy(r), 0); /* an hour's backoff would hang here */
+    cr_assert_not(xo_ref_alive(r));
+    stop_runtime(rt);
+}

@@ -477,3 +477,230 @@ Test(supervisors, a_supervisor_start_out_of_memory_gives_enomem_and_leaves_no_ch
     cr_assert_eq(ping(b), 'b', "the tree works");
     stop_runtime(rt);
 }
+
+/* ---- ends and holds that must not hang ------------------------------------ */
+
+/* An on_create that fails once the runtime is stopping (its own tells are
+   refused with XO_ECLOSED from then on). */
+static atomic_int creating;
+
+static int fail_when_stopping(xo_ctx_t *ctx, void *state, const void *arg,
+                              size_t size)
+{
+    (void)state;
+    (void)arg;
+    (void)size;
+    atomic_store(&creating, 1);
+    while (xo_tell(xo_self(ctx), T_PING, NULL, 0) != XO_ECLOSED)
+        sleep_ms(1);
+    return xo_fail(ctx, XO_EINVAL, "stopping");
+}
+
+static const xo_actor_def_t stopping_kid_def = {
+    .name = "fails when stopping", .state_size = sizeof(struct kid),
+    .on_create = fail_when_stopping, .on_message = kid_message,
+};
+
+static xo_runtime_t *starting_rt;
+static atomic_int start_rc = 1;
+
+static void *start_one(void *arg)
+{
+    (void)arg;
+    static xo_child_spec_t k;
+    k = (xo_child_spec_t){ .name = "k", .def = &stopping_kid_def };
+    xo_spawn_opts_init(&k.opts);
+    xo_sup_spec_t spec = { .children = &k, .nchildren = 1 };
+    xo_ref_t sup;
+    atomic_store(&start_rc, xo_supervisor_start(starting_rt, &spec, NULL,
+                                                &sup));
+    return NULL;
+}
+
+Test(supervisors, stop_while_a_childs_first_on_create_fails_still_ends)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    starting_rt = rt;
+    pthread_t th;
+    pthread_create(&th, NULL, start_one, NULL);
+    while (!atomic_load(&creating))
+        sleep_ms(1);
+    stop_runtime(rt); /* the child, never swept, would be left: a hang */
+    pthread_join(th, NULL);
+    cr_assert_eq(atomic_load(&start_rc), XO_EINVAL);
+}
+
+static atomic_int gate_open, slow_started;
+
+static int slow_create(xo_ctx_t *ctx, void *state, const void *arg,
+                       size_t size)
+{
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    (void)size;
+    atomic_store(&slow_started, 1);
+    while (!atomic_load(&gate_open))
+        sleep_ms(1);
+    return 0;
+}
+
+static const xo_actor_def_t slow_def = {
+    .name = "slow", .state_size = sizeof(struct kid),
+    .on_create = slow_create, .on_message = kid_message,
+};
+
+static xo_ref_t busy_sup, doomed;
+static atomic_int destroy_rc = 1;
+
+static void *add_slow(void *arg)
+{
+    (void)arg;
+    xo_child_spec_t s = { .name = "slow", .def = &slow_def,
+                          .restart = XO_CHILD_PERMANENT };
+    xo_spawn_opts_init(&s.opts);
+    (void)xo_supervisor_add(busy_sup, &s, NULL);
+    return NULL;
+}
+
+static void *destroy_doomed(void *arg)
+{
+    (void)arg;
+    atomic_store(&destroy_rc, xo_destroy(doomed));
+    return NULL;
+}
+
+Test(supervisors, a_held_child_destroyed_before_its_supervisor_decides_is_not_restarted)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    kids[0] = kid_spec(0, XO_CHILD_PERMANENT);
+    kids[0].opts.pool = 1;
+    xo_sup_spec_t spec = { .children = kids, .nchildren = 1 };
+    xo_spawn_opts_t so;
+    xo_spawn_opts_init(&so);
+    so.pool = 0;
+    cr_assert_eq(xo_supervisor_start(rt, &spec, &so, &busy_sup), 0);
+    doomed = child(busy_sup, 0, NULL);
+    pthread_t adder, destroyer;
+    pthread_create(&adder, NULL, add_slow, NULL); /* the supervisor is busy */
+    while (!atomic_load(&slow_started))
+        sleep_ms(1);
+    cr_assert_eq(xo_tell(doomed, T_CRASH, NULL, 0), 0);
+    wait_trail(2); /* "Aa": held, its report queued behind the add */
+    pthread_create(&destroyer, NULL, destroy_doomed, NULL);
+    while (xo_ref_alive(doomed)) /* unpublished */
+        sleep_ms(1);
+    atomic_store(&gate_open, 1);
+    pthread_join(adder, NULL);
+    pthread_join(destroyer, NULL);
+    cr_assert_eq(atomic_load(&destroy_rc), 0);
+    cr_assert_str_eq(trail_str(), "Aa", "never started again");
+    stop_runtime(rt);
+}
+
+/* A group restart that cannot hold a child without closing a cycle of
+   waits (the child waits on a call whose handler runs above it on the
+   same worker, where the supervisor decides) leaves it running, never
+   stuck. */
+static xo_ref_t echo_ref;
+static atomic_int blocked_call_rc = 1;
+
+static int echo_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    return xo_reply(m->request, 0, NULL, 0);
+}
+
+static const xo_actor_def_t echo_def = {
+    .name = "echo", .on_message = echo_message,
+};
+
+static int caller_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    if (m->tag != T_SELF_DESTROY + 10)
+        return kid_message(ctx, state, m);
+    xo_future_t *f;
+    int rc = xo_call(echo_ref, 1, NULL, 0, &f);
+    if (rc == 0) {
+        rc = xo_future_wait(f, -1);
+        xo_future_release(f);
+    }
+    atomic_store(&blocked_call_rc, rc);
+    return 0;
+}
+
+static const xo_actor_def_t caller_kid_def = {
+    .name = "caller kid", .state_size = sizeof(struct kid),
+    .on_create = kid_create, .on_message = caller_message,
+    .on_destroy = kid_destroy,
+};
+
+Test(supervisors, a_group_restart_never_leaves_a_child_it_could_not_hold_stuck)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    echo_ref = spawn_on(rt, &echo_def, 0);
+    kids[0] = kid_spec(0, XO_CHILD_PERMANENT);
+    kids[0].def = &caller_kid_def;
+    kids[1] = kid_spec(1, XO_CHILD_PERMANENT);
+    xo_sup_spec_t spec = { .strategy = XO_SUP_ONE_FOR_ALL, .children = kids,
+                           .nchildren = 2 };
+    xo_ref_t sup = start_sup(rt, &spec);
+    xo_ref_t a = child(sup, 0, NULL), b = child(sup, 1, NULL);
+    cr_assert_eq(xo_tell(b, T_CRASH, NULL, 0), 0);
+    cr_assert_eq(xo_tell(a, T_SELF_DESTROY + 10, NULL, 0), 0);
+    while (atomic_load(&blocked_call_rc) == 1)
+        sleep_ms(1);
+    cr_assert_eq(atomic_load(&blocked_call_rc), 0);
+    cr_assert_eq(ping(a), 'a', "A answers: not held forever");
+    cr_assert_eq(ping(b), 'b');
+    uint64_t rb;
+    (void)child(sup, 1, &rb);
+    cr_assert_eq(rb, 1);
+    stop_runtime(rt);
+}
+
+static atomic_long start_ns[8];
+static atomic_int starts;
+
+static int stamped_create(xo_ctx_t *ctx, void *state, const void *arg,
+                          size_t size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int i = atomic_fetch_add(&starts, 1);
+    if (i < 8)
+        atomic_store(&start_ns[i], ts.tv_sec * 1000000000L + ts.tv_nsec);
+    return kid_create(ctx, state, arg, size);
+}
+
+static const xo_actor_def_t stamped_kid_def = {
+    .name = "stamped kid", .state_size = sizeof(struct kid),
+    .on_create = stamped_create, .on_message = kid_message,
+};
+
+Test(supervisors, a_supervised_childs_backoff_doubles_for_restarts_in_a_row)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    kids[0] = kid_spec(0, XO_CHILD_PERMANENT);
+    kids[0].def = &stamped_kid_def;
+    kids[0].opts.backoff_min_ns = 20000000; /* 20 ms */
+    kids[0].opts.backoff_max_ns = 1000000000;
+    xo_sup_spec_t spec = { .intensity = 10, .children = kids,
+                           .nchildren = 1 };
+    xo_ref_t sup = start_sup(rt, &spec);
+    xo_ref_t a = child(sup, 0, NULL);
+    for (int i = 1; i <= 3; i++) {
+        cr_assert_eq(xo_tell(a, T_CRASH, NULL, 0), 0);
+        cr_assert_eq(ping(a), 'a');
+        cr_assert_eq(atomic_load(&starts), i + 1);
+    }
+    /* Restarts 1, 2, 3 waited at least 20, 40 and 80 ms after their
+       crash, which came after the start before. */
+    for (int i = 1; i <= 3; i++) {
+        long gap = atomic_load(&start_ns[i]) - atomic_load(&start_ns[i - 1]);
+        cr_assert_geq(gap, 20000000L << (i - 1), "restart %d: %ld ns", i,
+                      gap);
+    }
+    stop_runtime(rt);
+}

@@ -679,7 +679,9 @@ typedef struct xo_down {
     uint64_t monitor;          /* DOWN: the monitor's id; EXIT: 0 */
     xo_exit_reason_t reason;
     int code;                  /* FAILED, RESTART_INTENSITY: the failure's
-                                  (negative); 0 otherwise */
+                                  (negative; 0 when the restarts were of a
+                                  permanent actor destroying itself); 0
+                                  otherwise */
     char message[];            /* its reason message */
 } xo_down_t;
 
@@ -771,8 +773,10 @@ typedef struct xo_sup_spec {
 #define XO_SUP_CHILDREN_MAX 4096u
 
 /*
- * Start a supervisor: spawn it (opts as for xo_spawn: uid, placement, its
- * own restart policy; NULL for defaults; its arg is the spec),
+ * Start a supervisor: spawn it (opts as for xo_spawn: uid, placement; NULL
+ * for defaults; its restart policy must stay XO_RESTART_NEVER, since the
+ * spec is read at start only: a supervisor that restarts is a child of
+ * another, see xo_supervisor_def),
  * then its children, in order, each once the one before has run its
  * on_create. If a child fails to start, the ones started are stopped in
  * reverse order, the supervisor ends, and the child's error is returned.
