@@ -790,7 +790,8 @@ XO_API int xo_supervisor_start(xo_runtime_t *rt, const xo_sup_spec_t *spec,
                                const xo_spawn_opts_t *opts, xo_ref_t *out);
 /* The supervisor's definition, for a supervisor that is itself a child:
    its child spec's opts.arg is an xo_sup_spec_t (arg_size its size), whose
-   children array must then outlive it (a restart reads it again). */
+   children array, and what it points to, must then outlive it (a restart
+   reads it again; children added later are not in it). */
 XO_API const xo_actor_def_t *xo_supervisor_def(void);
 /* Start one more child, last in order. Errors: XO_EEXIST (the name is
    taken), XO_EINVAL, XO_ENOTEXIST (not a live supervisor), the child's
