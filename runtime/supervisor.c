@@ -828,7 +828,7 @@ int xo_supervisor_add(xo_ref_t sup, const xo_child_spec_t *child,
     if (q == NULL)
         return child->opts.arg_size > XO_MSG_MAX_SIZE / 2 ? XO_EINVAL
                                                           : XO_ENOMEM;
-    xo_future_t *f;
+    xo_future_t *f = NULL;
     xo_result_t res;
     rc = sup_call(sup, XI_TAG_SUP_ADD, q, size, &f, &res);
     xi_mem_free(&sup.rt->mem, q, size);
@@ -850,7 +850,7 @@ int xo_supervisor_remove(xo_ref_t sup, const char *name)
     size_t len = strnlen(name, XO_CHILD_NAME_MAX + 1);
     if (len == 0 || len > XO_CHILD_NAME_MAX)
         return XO_EINVAL;
-    xo_future_t *f;
+    xo_future_t *f = NULL;
     xo_result_t res;
     rc = sup_call(sup, XI_TAG_SUP_REMOVE, name, len + 1, &f, &res);
     if (rc == 0)
@@ -867,7 +867,7 @@ int xo_supervisor_children(xo_ref_t sup, xo_child_info_t *out, size_t cap,
     if (count == NULL || (out == NULL && cap > 0))
         return XO_EINVAL;
     uint64_t want = cap;
-    xo_future_t *f;
+    xo_future_t *f = NULL;
     xo_result_t res;
     rc = sup_call(sup, XI_TAG_SUP_LIST, &want, sizeof(want), &f, &res);
     if (rc != 0)
