@@ -209,8 +209,10 @@ static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
     return 0;
 }
 
-static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
-                    xo_future_t **out)
+/* own_tag: one of the runtime's tags (a supervisor's calls), which the
+   envelope would refuse a user: it is set after. */
+static int call_one_tagged(xo_ref_t to, uint32_t tag, bool own_tag,
+                           const void *data, size_t size, xo_future_t **out)
 {
     if (to.rt == NULL || out == NULL || (data == NULL && size > 0))
         return XO_EINVAL;
@@ -219,8 +221,10 @@ static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
     if (rc != 0)
         return rc;
     struct xi_envelope *env;
-    rc = call_envelope(to.rt, f, 0, tag, data, size, &env);
+    rc = call_envelope(to.rt, f, 0, own_tag ? 0 : tag, data, size, &env);
     if (rc == 0) {
+        if (own_tag)
+            env->msg.tag = tag;
         rc = xi_enqueue(to, env);
         if (rc != 0)
             xi_envelope_free(to.rt, env);
@@ -233,29 +237,16 @@ static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
     return 0;
 }
 
+static int call_one(xo_ref_t to, uint32_t tag, const void *data, size_t size,
+                    xo_future_t **out)
+{
+    return call_one_tagged(to, tag, false, data, size, out);
+}
+
 int xi_call_internal(xo_ref_t to, uint32_t tag, const void *data,
                      size_t size, xo_future_t **out)
 {
-    if (to.rt == NULL || out == NULL || (data == NULL && size > 0))
-        return XO_EINVAL;
-    struct xo_future *f;
-    int rc = xi_future_new(to.rt, to.id, 1, &f);
-    if (rc != 0)
-        return rc;
-    struct xi_envelope *env;
-    rc = call_envelope(to.rt, f, 0, 0, data, size, &env);
-    if (rc == 0) {
-        env->msg.tag = tag; /* a runtime's own tag, refused to users */
-        rc = xi_enqueue(to, env);
-        if (rc != 0)
-            xi_envelope_free(to.rt, env);
-    }
-    if (rc != 0) {
-        xi_future_unref(f);
-        return rc;
-    }
-    *out = f;
-    return 0;
+    return call_one_tagged(to, tag, true, data, size, out);
 }
 
 /* Calls count toward a handler's yield like tells (see cfg.yield_sends),
