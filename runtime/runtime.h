@@ -90,6 +90,12 @@ struct xo_runtime {
     void *exit_hook_arg;
     /* Monitors and links (recovery.h). */
     struct xi_relations rel;
+    /* Observability (obs.h): the watchdog, the /metrics server, the
+       shared-memory snapshot, the trace. NULL: not running. */
+    struct xi_watchdog *watchdog;
+    struct xi_http *http;
+    struct xi_shm *shm;
+    uint64_t start_ns;          /* xi_now_ns at start */
     /* TSan model of RCU's guarantee (see rcu.h); never read. */
     alignas(XI_CACHELINE) char rcu_sync;
 };

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +127,54 @@ typedef void (*xo_error_fn)(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag,
                             int err, void *user);
 
 /*
+ * Watchdog alerts (docs/observability.md says what each means and what to
+ * do about it). One struct for every kind; the fields a kind does not use
+ * are zero.
+ */
+typedef enum xo_alert_kind {
+    XO_ALERT_SLOW_HANDLER = 1, /* one handler run past cfg.slow_handler_ns */
+    XO_ALERT_STUCK_TURN,       /* one turn keeps its worker past
+                                  cfg.stuck_turn_ns */
+    XO_ALERT_SLOW_CALL,        /* a blocking wait past cfg.slow_call_ns */
+    XO_ALERT_MAILBOX_DEPTH,    /* a mailbox deeper than
+                                  cfg.mailbox_depth_alert */
+    XO_ALERT_MAILBOX_AGE,      /* a mailbox whose oldest message waited
+                                  past cfg.mailbox_age_ns */
+} xo_alert_kind_t;
+
+#define XO_ALERT_KINDS 6       /* kinds are 1 .. XO_ALERT_KINDS - 1 */
+#define XO_ALERT_CHAIN_MAX 8
+
+typedef struct xo_alert {
+    xo_alert_kind_t kind;
+    /* The actor: the slow handler's, the stuck turn's, the waiting
+       caller's (XO_REF_NONE: a thread outside the runtime), the
+       backlogged mailbox's. */
+    xo_ref_t actor;
+    const char *definition; /* its definition's name ("?" when unnamed) */
+    const char *uid;        /* its uid, or NULL */
+    unsigned pool;          /* the pool it runs on (a caller outside the
+                               runtime: 0) */
+    uint32_t tag;           /* slow handler, stuck turn: the message's tag */
+    /* Slow handler, stuck turn: time in it so far; slow call: time waited;
+       mailbox age: the oldest message's age; mailbox depth: 0. */
+    uint64_t elapsed_ns;
+    uint64_t threshold_ns;  /* the threshold crossed (depth: in messages) */
+    unsigned multiple;      /* 1 at the threshold, 2 at twice it, ... */
+    uint64_t depth;         /* mailbox alerts: messages waiting */
+    double growth_per_s;    /* mailbox alerts: depth change per second
+                               since the watchdog's last look */
+    /* Slow call: the chain of waits from the caller on: chain[0] is the
+       callee, chain[1] what the callee itself waits for (or the actor
+       whose turn holds it down on its worker), and so on. */
+    unsigned chain_len;
+    xo_ref_t chain[XO_ALERT_CHAIN_MAX];
+} xo_alert_t;
+
+typedef void (*xo_alert_fn)(xo_runtime_t *rt, const xo_alert_t *alert,
+                            void *user);
+
+/*
  * A pool is the unit of placement: a kind of worker and its labels. A CPU
  * pool is one worker thread pinned to one core; a GPU pool (the GPU layer;
  * this build answers XO_ENOSYS) one host thread owning one device stream.
@@ -196,6 +245,48 @@ typedef struct xo_config {
        negative code. NULL: the failure is only counted (xo_actor_stats). */
     xo_error_fn on_handler_error;
     void *on_handler_error_user;
+
+    /* ---- observability (docs/observability.md) ---- */
+    /* The watchdog: a thread of the runtime that looks at every worker
+       each watch_tick_ns and at every actor each tenth tick. Default
+       10 ms; 0: no watchdog (no alerts, no oldest-message ages, no shared
+       memory snapshot). Each threshold below: 0 turns its alert off. */
+    uint64_t watch_tick_ns;
+    /* One handler run longer than this: XO_ALERT_SLOW_HANDLER, once at the
+       threshold and again at each multiple. Default 100 ms. */
+    uint64_t slow_handler_ns;
+    /* One turn that keeps its worker longer than this (a handler that never
+       lets the worker go): XO_ALERT_STUCK_TURN, once per turn. Default 1 s. */
+    uint64_t stuck_turn_ns;
+    /* A blocking wait for a call (or a destroy, a stream part) longer than
+       this: XO_ALERT_SLOW_CALL, at the threshold and each multiple.
+       Default 10 s, as Xoscar's debug mode. */
+    uint64_t slow_call_ns;
+    /* A mailbox with more messages waiting than this:
+       XO_ALERT_MAILBOX_DEPTH. Default 10000. */
+    uint64_t mailbox_depth_alert;
+    /* A mailbox whose oldest message waited longer than this:
+       XO_ALERT_MAILBOX_AGE. Default 1 s. */
+    uint64_t mailbox_age_ns;
+    /* Where alerts go, on the watchdog's thread. NULL: one line each to
+       stderr (xo_alert_format). */
+    xo_alert_fn on_alert;
+    void *on_alert_user;
+    /* Handler times: each worker times every handler run of one turn in
+       this many (the histogram in xo_actor_stats_t). Default 64; 1: every
+       turn; 0: none. */
+    unsigned handler_sample;
+    /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
+       TCP port, from a thread of the runtime. 0 (default): no server. */
+    unsigned metrics_port;
+    /* The address it binds: default (NULL) "127.0.0.1". */
+    const char *metrics_addr;
+    /* Publish a read-only snapshot of the stats in shared memory for
+       xoscar-top, refreshed every stats_shm_ns (default 500 ms) by the
+       watchdog: /dev/shm/xoscar-<pid> (a second runtime of the process
+       adds -<n>). Default false. */
+    bool stats_shm;
+    uint64_t stats_shm_ns;
 } xo_config_t;
 
 XO_API void xo_config_init(xo_config_t *cfg);
@@ -411,15 +502,44 @@ XO_API bool xo_ref_alive(xo_ref_t ref);
  */
 XO_API int xo_destroy(xo_ref_t ref);
 
+/* Handler-time histograms: bucket b counts runs of [2^b, 2^(b+1)) ns;
+   bucket 0 also holds shorter ones, the last also longer ones (2^31 ns,
+   about 2.1 s, and more). */
+#define XO_HIST_BUCKETS 32
+
 typedef struct xo_actor_stats {
     uint64_t handled;      /* messages whose handler returned */
     uint64_t failed;       /* of those, handlers that returned < 0 */
     uint64_t restarts;     /* incarnations after the first */
     unsigned pool;         /* home pool index */
+    bool stateless;
+    uint64_t turns;        /* turns run (a stateless actor: tasks) */
+    /* Messages waiting in the mailbox now, and the most seen waiting at
+       the start of a turn. Exact for a bounded mailbox or one sender at a
+       time; with senders racing it may read a few low until the mailbox
+       next empties. 0 for stateless actors (no mailbox). */
+    uint64_t mailbox_depth;
+    uint64_t mailbox_high;
+    /* How long the oldest waiting message has waited, as the watchdog saw
+       it at its last look (to within a tick of its actor scan); 0: none
+       waiting, or no watchdog. */
+    uint64_t oldest_age_ns;
+    uint64_t alerts;       /* watchdog alerts about this actor */
+    /* Handler times of the sampled turns (cfg.handler_sample). */
+    uint64_t handler_samples;
+    uint64_t handler_sum_ns;
+    uint64_t handler_hist[XO_HIST_BUCKETS];
 } xo_actor_stats_t;
 
 /* Counters of a live actor (read while it runs: a recent snapshot). */
 XO_API int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out);
+
+/* The upper bound of a histogram bucket in ns (UINT64_MAX for the last),
+   and the q-quantile (0 <= q <= 1) of a histogram: the upper bound of the
+   bucket it falls in (0 for an empty histogram). */
+XO_API uint64_t xo_hist_upper_ns(unsigned bucket);
+XO_API uint64_t xo_hist_quantile_ns(const uint64_t hist[XO_HIST_BUCKETS],
+                                    double q);
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                            */
@@ -838,6 +958,13 @@ typedef struct xo_pool_info {
     uint64_t handled;  /* messages handled by this pool's worker */
     uint64_t busy_ns;  /* time its worker was not waiting for work
                           (coarse clock: milliseconds of resolution) */
+    uint64_t up_ns;    /* time since its worker started (busy ratio:
+                          busy_ns / up_ns) */
+    uint64_t turns;    /* turns and tasks its worker ran */
+    uint64_t shared;   /* of those, turns of other pools' movable actors */
+    uint64_t parks;    /* times its worker went to sleep */
+    uint64_t wakes;    /* times another thread woke it */
+    uint64_t runq_depth; /* items in its run queue now (approximate) */
 } xo_pool_info_t;
 
 /* Pool indexes ever used (removed pools keep theirs). */
@@ -864,6 +991,76 @@ XO_API int xo_pool_add(xo_runtime_t *rt, const xo_pool_spec_t *spec,
  * (XO_ENOTEXIST).
  */
 XO_API int xo_pool_remove(xo_runtime_t *rt, unsigned index);
+
+/* ------------------------------------------------------------------ */
+/* Observability (docs/observability.md)                               */
+/* ------------------------------------------------------------------ */
+
+/* "slow_handler", "stuck_turn", "slow_call", "mailbox_depth",
+   "mailbox_age"; "?" for anything else. */
+XO_API const char *xo_alert_kind_name(xo_alert_kind_t kind);
+
+/* The line the default alert handler writes (without its newline), into
+   buf (size bytes, NUL-terminated, truncated if need be). Returns the
+   length the whole line has, as snprintf does. */
+XO_API int xo_alert_format(const xo_alert_t *alert, char *buf, size_t size);
+
+typedef struct xo_runtime_stats {
+    uint64_t up_ns;               /* since xo_runtime_start */
+    uint64_t actors;              /* live actors */
+    unsigned pools;               /* pools running */
+    uint64_t watchdog_ticks;
+    uint64_t alerts[XO_ALERT_KINDS]; /* by kind; [0]: all kinds */
+} xo_runtime_stats_t;
+
+XO_API int xo_runtime_stats(const xo_runtime_t *rt, xo_runtime_stats_t *out);
+
+/* What xo_actors_each shows of one actor. The strings are valid during
+   the visit only. */
+typedef struct xo_actor_info {
+    xo_ref_t ref;
+    const char *definition; /* "?" when the definition has no name */
+    const char *uid;        /* NULL: none */
+    xo_actor_stats_t stats;
+} xo_actor_info_t;
+
+/* Return nonzero to stop the walk (xo_actors_each then returns it). */
+typedef int (*xo_actor_visit_fn)(const xo_actor_info_t *info, void *user);
+
+/* Visit every live actor of rt, in slot order, from any thread (also a
+   handler: the visit must not wait for an actor). An actor spawned or
+   destroyed during the walk may or may not be seen. Returns 0 after the
+   last, XO_ECLOSED once the runtime stops, or what visit returned. */
+XO_API int xo_actors_each(xo_runtime_t *rt, xo_actor_visit_fn visit,
+                          void *user);
+
+/* The page to read when something is stuck: each pool's state (what its
+   worker runs, for how long), the wait-for graph (who waits on whom, and
+   since when: actors and outside threads), and the busiest mailboxes.
+   Plain text to out. Any thread. */
+XO_API int xo_runtime_dump(xo_runtime_t *rt, FILE *out);
+
+/* Every stat in the Prometheus text exposition format (version 0.0.4):
+   xoscar_actor_* per actor, xoscar_pool_* per pool, xoscar_runtime_*.
+   Any thread. Errors: XO_EINVAL, XO_ECLOSED, or XO_ENOMEM. */
+XO_API int xo_metrics_write(xo_runtime_t *rt, FILE *out);
+
+/* The address the /metrics server listens on (cfg.metrics_port; a port of
+   0 in the config picks none, so this is XO_ENOTEXIST then). */
+XO_API int xo_metrics_port(const xo_runtime_t *rt, unsigned *port);
+
+/*
+ * The trace: a ring of events per worker (sends with a flow id, turns,
+ * parks and wakes, calls issued and completed, failures, alerts). Off
+ * until xo_trace_start, which sizes each worker's ring (0: 65536 events);
+ * a full ring overwrites its oldest events. xo_trace_stop ends recording
+ * and keeps what was recorded; xo_trace_write writes it as Chrome
+ * trace-event JSON ({"traceEvents": [...]}), which Perfetto's UI and
+ * chrome://tracing open. Any thread outside the runtime's handlers.
+ */
+XO_API int xo_trace_start(xo_runtime_t *rt, size_t events_per_worker);
+XO_API int xo_trace_stop(xo_runtime_t *rt);
+XO_API int xo_trace_write(xo_runtime_t *rt, FILE *out);
 
 #ifdef __cplusplus
 }
