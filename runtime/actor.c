@@ -69,6 +69,7 @@ static void free_cell(xo_runtime_t *rt, struct xi_cell *c)
     if (c->name != NULL)
         free_name(c->name, rt);
     xi_recovery_cell_free(c);
+    xi_obs_free(rt, c);
     xi_mem_free(&rt->mem, c, cell_size(c->def, c->arg_size, cell_rec_size(c)));
 }
 
@@ -441,28 +442,6 @@ int xo_destroy(xo_ref_t ref)
     if (rc == 0)
         rc = f->items[0].status;
     xo_future_release(f);
-    return rc;
-}
-
-int xo_actor_stats(xo_ref_t ref, xo_actor_stats_t *out)
-{
-    if (ref.rt == NULL || out == NULL)
-        return XO_EINVAL;
-    int rc = 0;
-    xi_rcu_lock();
-    struct xi_cell *c = xi_rt_closing(ref.rt) ? NULL
-                                              : xi_resolve(&ref.rt->slots,
-                                                           ref.id);
-    if (c == NULL) {
-        rc = XO_ENOTEXIST;
-    } else {
-        /* relaxed: snapshot of single-writer counters. */
-        out->handled = atomic_load_explicit(&c->handled, memory_order_relaxed);
-        out->failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
-        out->restarts = xi_cell_incarnation(c);
-        out->pool = c->pool;
-    }
-    xi_rcu_unlock(&ref.rt->rcu_sync);
     return rc;
 }
 

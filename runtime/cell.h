@@ -69,6 +69,7 @@ static inline uint32_t xi_ref_gen(uint64_t id)
 
 struct xi_claim;
 struct xi_name;
+struct xi_obs;
 struct xo_future;
 
 /*
@@ -84,7 +85,8 @@ struct xo_future;
  *           actor and schedule it, and what a restart needs (def, pool,
  *           capacity, movable, the argument's size);
  *   line 2, written by the worker running the actor: the mailbox's
- *           consumer's end and the per-message counters.
+ *           consumer's end, the per-message counter and the stats block
+ *           (stats.h: the rest of the counters, made by the first turn).
  * With the consumer's words beside the producers', every send would first
  * have to take the line back from a worker draining the mailbox (counting:
  * 27 M against 44 M msgs/s here, docs/performance.md).
@@ -101,8 +103,16 @@ struct xi_cell {
        before pushing, the consumer subtracts as it takes (relaxed: a
        count, the queue itself orders the messages). */
     _Atomic uint32_t queued;
-    /* Stateless only: see XI_INFLIGHT_DEAD. */
-    _Atomic uint64_t inflight;
+    union {
+        /* Stateless only: see XI_INFLIGHT_DEAD. */
+        _Atomic uint64_t inflight;
+        /* Stateful only: envelopes the push point put in the mailbox. A
+           relaxed load and store, not an atomic add, on the line the
+           sender's exchange has just taken: two senders racing may lose
+           one count, so the worker puts it back to `handled` each time
+           the mailbox goes idle (stats.h). */
+        _Atomic uint64_t sent;
+    };
 
     /* ---- line 1: read-mostly ---- */
     xo_runtime_t *rt;
@@ -133,13 +143,18 @@ struct xi_cell {
     struct xi_envelope *stash;
     /* Written by the worker running the actor only; read by xo_actor_stats
        from any thread. relaxed: counters, no ordering with other data. */
-    _Atomic uint64_t handled, failed;
+    _Atomic uint64_t handled;
+    /* The rest of the actor's stats (stats.h), made by its first turn (or
+       failure), freed with the cell: an actor that never runs (the spawn
+       benchmark's children) keeps to its three lines. */
+    _Atomic(struct xi_obs *) obs;
     /* The id of what a blocking wait in this actor's handler waits for
        (0: none). seq_cst: see wait.c. */
     _Atomic uint64_t waiting_for;
     /* Set by the destroyer that wins; completed by the reap. */
     struct xo_future *destroy_f;
     struct rcu_head rcu;
+
     alignas(16) unsigned char state[];
 };
 

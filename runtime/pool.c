@@ -490,5 +490,15 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
     uint64_t idle = atomic_load_explicit(&w->idle_ns, memory_order_relaxed);
     uint64_t up = xi_coarse_ns() - w->start_ns;
     out->busy_ns = up > idle ? up - idle : 0;
+    out->up_ns = up;
+    out->turns = atomic_load_explicit(&w->obs.turns, memory_order_relaxed);
+    out->shared = atomic_load_explicit(&w->obs.shared, memory_order_relaxed);
+    out->parks = atomic_load_explicit(&w->obs.parks, memory_order_relaxed);
+    out->wakes = atomic_load_explicit(&w->obs.wakes, memory_order_relaxed);
+    uint64_t pushed = atomic_load_explicit(&w->runq_pushed,
+                                           memory_order_relaxed);
+    uint64_t taken = atomic_load_explicit(&w->obs.runq_taken,
+                                          memory_order_relaxed);
+    out->runq_depth = pushed > taken ? pushed - taken : 0;
     return 0;
 }

@@ -37,6 +37,14 @@ void xo_config_init(xo_config_t *cfg)
     cfg->spin_ns = 50000;
     cfg->yield_sends = 256;
     cfg->stack_size = (size_t)8 << 20;
+    cfg->watch_tick_ns = 10000000;        /* 10 ms */
+    cfg->slow_handler_ns = 100000000;     /* 100 ms */
+    cfg->stuck_turn_ns = 1000000000;      /* 1 s */
+    cfg->slow_call_ns = 10000000000ull;   /* 10 s */
+    cfg->mailbox_depth_alert = 10000;
+    cfg->mailbox_age_ns = 1000000000;     /* 1 s */
+    cfg->handler_sample = 64;
+    cfg->stats_shm_ns = 500000000;        /* 500 ms */
 }
 
 static void release_tables(xo_runtime_t *rt);
@@ -57,6 +65,10 @@ static bool config_valid(const xo_config_t *cfg)
         return false;
     if (cfg->pool_specs != NULL && cfg->pools == 0)
         return false; /* per-pool specs need an explicit pool count */
+    if (cfg->metrics_port > 65535)
+        return false;
+    if (cfg->stats_shm && (cfg->watch_tick_ns == 0 || cfg->stats_shm_ns == 0))
+        return false; /* the watchdog publishes the snapshot */
     return true; /* each spec is checked as its pool is made */
 }
 
@@ -78,6 +90,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
     memset(rt, 0, sizeof(*rt));
     rt->cfg = *cfg;
     rt->cfg.pool_specs = NULL; /* the caller's array is read at start only */
+    rt->start_ns = xi_now_ns();
     atomic_init(&rt->state, XI_RT_RUNNING);
     xi_mem_init(&rt->mem);
     pthread_mutex_init(&rt->stop_lock, NULL);
@@ -98,6 +111,10 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         release_tables(rt);
         xi_relations_fini(rt, &rt->rel);
         goto fail_slots;
+    }
+    if ((rc = xi_watchdog_start(rt)) != 0) {
+        xo_runtime_free(rt);
+        return rc;
     }
     *out = rt;
     return 0;
@@ -187,6 +204,8 @@ int xo_runtime_stop(xo_runtime_t *rt)
     while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
     pthread_mutex_unlock(&rt->stop_lock);
+    /* It reads the workers: it goes before them. */
+    xi_watchdog_stop(rt);
     xi_pools_join(rt);
     /* The reaped cells' memory goes after a grace period (actor.c). */
     xi_rcu_barrier(&rt->rcu_sync);
@@ -221,6 +240,7 @@ int xo_runtime_free(xo_runtime_t *rt)
         wait_stopped(rt);
     release_tables(rt);
     xi_relations_fini(rt, &rt->rel);
+    xi_watchdog_free(rt);
     /* The workers' cached blocks went to the allocator's depot when they
        exited: give them back to the backend. */
     xi_mem_trim();

@@ -44,9 +44,11 @@
 #include "recovery.h"
 #include "registry.h"
 #include "slots.h"
+#include "stats.h"
 #include "timer.h"
 #include "turn.h"
 #include "wait.h"
+#include "watchdog.h"
 #include "worker.h"
 
 enum { XI_RT_RUNNING = 0, XI_RT_CLOSING = 1, XI_RT_STOPPED = 2 };

@@ -162,14 +162,26 @@ static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
             xi_cpu_relax();
         }
     }
+    /* From here on it sleeps: the watchdog may see it (slow calls). */
+    struct xi_outside_wait ow;
+    bool registered = false;
+    int rc;
     for (;;) {
         /* acquire: pairs with the completer's release RMW. */
         uint32_t v = atomic_load_explicit(&f->flags, memory_order_acquire);
-        if ((v ^ seen) & mask)
-            return 0;
+        if ((v ^ seen) & mask) {
+            rc = 0;
+            break;
+        }
         uint64_t now = xi_now_ns();
-        if (timeout_ns == 0 || (deadline != 0 && now >= deadline))
-            return XO_ETIMEDOUT;
+        if (timeout_ns == 0 || (deadline != 0 && now >= deadline)) {
+            rc = XO_ETIMEDOUT;
+            break;
+        }
+        if (!registered && f->callee_id != 0) {
+            xi_outside_wait_begin(f->rt, &ow, f->callee_id);
+            registered = true;
+        }
         if (!(v & XI_FUT_WAITERS)) {
             /* acq_rel: announce the sleeper before sleeping; the
                completer's RMW sees it. */
@@ -179,6 +191,25 @@ static int wait_outside(struct xo_future *f, uint32_t seen, uint32_t mask,
         }
         xi_futex_wait(&f->flags, v, deadline ? deadline - now : 0);
     }
+    if (registered)
+        xi_outside_wait_end(f->rt, &ow);
+    return rc;
+}
+
+/* The watchdog's view of w while a handler waits: no handler runs (the
+   turns nested meanwhile name their own actors), and the handler's time
+   starts again when it resumes. relaxed: samples (stats.h). */
+static void waiting_starts(struct xi_worker *w)
+{
+    atomic_store_explicit(&w->obs.actor, 0, memory_order_relaxed);
+    xi_bump(&w->obs.seq, 1);
+}
+
+static void waiting_ends(struct xi_worker *w, struct xi_cell *self)
+{
+    atomic_store_explicit(&w->obs.actor, xi_cell_ref(self).id,
+                          memory_order_relaxed);
+    xi_bump(&w->obs.seq, 1);
 }
 
 int xi_wait_change(struct xo_future *f, uint32_t seen, uint32_t mask,
@@ -199,12 +230,25 @@ int xi_wait_change(struct xo_future *f, uint32_t seen, uint32_t mask,
     /* seq_cst: see the wait-for graph above. */
     if (edges)
         atomic_store(&self->waiting_for, f->callee_id);
-    if (edges && walk_closes_cycle(rt, xi_cell_ref(self).id, f->callee_id))
+    if (edges && walk_closes_cycle(rt, xi_cell_ref(self).id, f->callee_id)) {
         rc = XO_EDEADLK;
-    else if (w != NULL)
-        rc = block(w, f, seen, mask, deadline_of(timeout_ns));
-    else
-        rc = wait_outside(f, seen, mask, timeout_ns);
+    } else {
+        /* The watchdog's slow-call check reads when it began; a handler
+           waiting is no slow handler (stats.h). */
+        struct xi_obs *o = xi_obs_make(rt, self);
+        if (o != NULL)
+            atomic_store_explicit(&o->wait_since, xi_now_ns(),
+                                  memory_order_relaxed);
+        if (w != NULL) {
+            waiting_starts(w);
+            rc = block(w, f, seen, mask, deadline_of(timeout_ns));
+            waiting_ends(w, self);
+        } else {
+            rc = wait_outside(f, seen, mask, timeout_ns);
+        }
+        if (o != NULL)
+            atomic_store_explicit(&o->wait_since, 0, memory_order_relaxed);
+    }
     /* seq_cst: waiting ended; walkers stop at us from now on. */
     if (edges)
         atomic_store(&self->waiting_for, 0);
@@ -253,4 +297,5 @@ void xi_turn_yield(struct xo_ctx *ctx)
         ;
     w->block_depth--;
     xi_frame_pop(w);
+    waiting_ends(w, ctx->cell); /* the yielding handler runs on */
 }

@@ -79,6 +79,11 @@ void xi_worker_wake(struct xi_worker *w)
 
 void xi_runq_push(struct xi_worker *w, struct xi_item *it)
 {
+    /* relaxed: a count on the line the exchange below takes (stats.h). */
+    atomic_store_explicit(&w->runq_pushed,
+                          atomic_load_explicit(&w->runq_pushed,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (xi_mpscq_push(&w->runq, &it->node))
         w->pool->ops->wake(w->pool);
 }
@@ -258,6 +263,18 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
     atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
     if (!xi_mpscq_mark_idle(&w->runq, w->runq_tail))
         return; /* work is on its way */
+    /* Empty now: the count of queued items starts again from here
+       (relaxed: see runq_pushed). */
+    atomic_store_explicit(&w->runq_pushed,
+                          atomic_load_explicit(&w->obs.runq_taken,
+                                               memory_order_relaxed),
+                          memory_order_relaxed);
+    xi_bump(&w->obs.parks, 1);
+    /* Asleep, it runs no handler (one waiting in a handler is the
+       watchdog's slow call, not a slow handler). relaxed: stats.h. */
+    uint64_t running = atomic_load_explicit(&w->obs.actor,
+                                            memory_order_relaxed);
+    atomic_store_explicit(&w->obs.actor, 0, memory_order_relaxed);
     bool sleep = f == NULL || sleep_on_future(w, f, seen, mask, &until);
     /* acquire: pairs with xi_worker_wake's release store. */
     while (sleep && atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
@@ -270,6 +287,11 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
         }
         xi_futex_wait(&w->wake, 0, timeout);
     }
+    /* acquire: as above. */
+    if (atomic_load_explicit(&w->wake, memory_order_acquire) != 0)
+        xi_bump(&w->obs.wakes, 1);
+    xi_bump(&w->obs.seq, 1);
+    atomic_store_explicit(&w->obs.actor, running, memory_order_relaxed);
     if (f != NULL) {
         struct xi_worker *me = w;
         /* relaxed: a completer that still loads w only wakes us once for
@@ -359,12 +381,21 @@ static bool watch(struct xi_worker *w, struct xi_cell *c)
 /* One poll: the run queue and the watched mailboxes, alternately first,
    so that neither a busy run queue nor busy watched actors keep the other
    waiting for more than one turn. */
+/* A pop of the run queue, counted. */
+static inline struct xi_qnode *runq_pop(struct xi_worker *w)
+{
+    struct xi_qnode *n = xi_mpscq_pop(&w->runq, &w->runq_tail);
+    if (n != NULL)
+        xi_bump(&w->obs.runq_taken, 1);
+    return n;
+}
+
 static struct xi_qnode *poll_once(struct xi_worker *w)
 {
     struct xi_qnode *n;
     struct xi_cell *c;
     if (w->last_watched) {
-        if ((n = xi_mpscq_pop(&w->runq, &w->runq_tail)) != NULL) {
+        if ((n = runq_pop(w)) != NULL) {
             w->last_watched = false;
             return n;
         }
@@ -375,7 +406,7 @@ static struct xi_qnode *poll_once(struct xi_worker *w)
         w->last_watched = true;
         return &c->run.node;
     }
-    return xi_mpscq_pop(&w->runq, &w->runq_tail);
+    return runq_pop(w);
 }
 
 /* Whether a worker that may run on w's CPU is awake (not parked): while
@@ -454,9 +485,17 @@ static void after_turn(struct xi_worker *w, struct xi_cell *c,
 {
     if (end == XI_TURN_GONE || end == XI_TURN_SUSPENDED)
         return; /* not ours to touch any more */
-    if (end == XI_TURN_EMPTY &&
-        (watch(w, c) || xi_mpscq_mark_idle(&c->mbox, c->mbox_tail)))
+    if (end == XI_TURN_EMPTY && watch(w, c))
         return;
+    if (end == XI_TURN_EMPTY && xi_mpscq_mark_idle(&c->mbox, c->mbox_tail)) {
+        /* The mailbox is empty: its count starts again from here (the
+           CAS has just taken the line; relaxed: stats.h). */
+        atomic_store_explicit(&c->sent,
+                              atomic_load_explicit(&c->handled,
+                                                   memory_order_relaxed),
+                              memory_order_relaxed);
+        return;
+    }
     /* Still has work (or a send is mid-way). */
     if (c->pool == w->pool->index)
         xi_runq_push(w, &c->run);
@@ -471,6 +510,8 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
     switch (it->kind) {
     case XI_K_ACTOR: {
         struct xi_cell *c = xi_container_of(it, struct xi_cell, run);
+        if (__builtin_expect(c->pool != w->pool->index, 0))
+            xi_bump(&w->obs.shared, 1);
         after_turn(w, c, xi_turn_run(w, c));
         return true;
     }
@@ -498,7 +539,7 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
 
 bool xi_worker_run_lent(struct xi_worker *w)
 {
-    struct xi_qnode *n = xi_mpscq_pop(&w->runq, &w->runq_tail);
+    struct xi_qnode *n = runq_pop(w);
     if (n == NULL)
         return false;
     if (((struct xi_item *)n)->kind == XI_K_EXIT)
@@ -544,6 +585,7 @@ void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
     w->core = core;
     w->exit_item.kind = XI_K_EXIT;
     w->start_ns = xi_coarse_ns();
+    w->obs.sample_in = rt->cfg.handler_sample;
     xi_mpscq_init(&w->runq, &w->runq_tail, false);
 }
 

@@ -24,6 +24,7 @@
 #include "envelope.h"
 #include "mpscq.h"
 #include "rcu.h"
+#include "stats.h"
 #include "timer.h"
 
 /* Actors one worker watches at most ("Watching", worker.c). */
@@ -38,6 +39,11 @@ struct xi_worker {
     /* The run queue's producers' end, alone on its line; the consumer's
        end is runq_tail (mpscq.h, "Layout"). */
     alignas(XI_CACHELINE) struct xi_mpscq runq;
+    /* Items pushed onto the run queue, beside the head the pushers
+       exchange: a relaxed load and store (stats.h says why that is
+       enough); the worker puts it back to obs.runq_taken when it marks
+       the queue idle. */
+    _Atomic uint64_t runq_pushed;
     /* Futex word: 0 while asleep and not yet woken. The waker stores 1
        (release) after taking the run queue's idle mark, or a future's
        completer after seeing this worker registered as its sleeper; the
@@ -94,6 +100,8 @@ struct xi_worker {
     /* Counters, relaxed; single writer (the worker). */
     _Atomic uint64_t handled;
     _Atomic uint64_t idle_ns;
+    /* What the watchdog samples, and the pool's stats (stats.h). */
+    struct xi_wobs obs;
 };
 
 _Static_assert(offsetof(struct xi_worker, runq_tail) >=

@@ -1,0 +1,89 @@
+/*
+ * stats.h -- what the runtime counts about its actors and workers, kept
+ * cheap enough to stay on (docs/observability.md, "Cost").
+ *
+ * Per actor: `handled` on the cell's worker line (every handler run), the
+ * mailbox's `sent` on the senders' line (every push), and the rest in a
+ * stats block (struct xi_obs) that the actor's first turn makes: failures,
+ * turns, the deepest mailbox seen at a turn start, what the watchdog
+ * measured (the oldest message's age, alerts), when a blocking wait began,
+ * and the sampled handler-time histogram (its own block, made by the first
+ * sampled turn). An actor that never runs keeps to its three lines.
+ *
+ * Mailbox depth is sent - handled, read at a turn's start and by the
+ * watchdog. `sent` is bumped by a relaxed load and store, not an atomic
+ * add (which costs every send a locked instruction): two senders racing
+ * may lose a count, and a call skipped unstarted is never handled, so the
+ * worker puts `sent` back to `handled` each time it marks the mailbox idle
+ * (the only moment it knows the depth is 0). A bounded mailbox uses its
+ * exact `queued` count instead.
+ *
+ * Per worker (struct xi_wobs, its own line, the worker writes it): turns,
+ * turns of other pools' actors, parks, wakes, run-queue items taken, and
+ * what the watchdog samples: a sequence number bumped at each handler
+ * run's start and at each turn's start, the running actor and the tag of
+ * its message. The watchdog needs no clock on the hot path: a sequence
+ * that has not moved between two of its looks is a handler (or turn) that
+ * has run at least that long.
+ */
+#ifndef XI_RUNTIME_STATS_H
+#define XI_RUNTIME_STATS_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xoscar/xoscar.h"
+#include "common.h"
+
+struct xi_cell;
+struct xi_worker;
+
+struct xi_hist {
+    _Atomic uint64_t samples, sum_ns;
+    _Atomic uint64_t b[XO_HIST_BUCKETS];
+};
+
+struct xi_obs {
+    _Atomic uint64_t failed;
+    _Atomic uint64_t turns;
+    _Atomic uint64_t mbox_high;
+    _Atomic uint64_t oldest_age_ns; /* the watchdog writes it */
+    _Atomic uint64_t alerts;        /* the watchdog writes it */
+    _Atomic uint64_t wait_since;    /* xi_now_ns at a blocking wait's
+                                       start; 0: none */
+    _Atomic(struct xi_hist *) hist;
+};
+
+/* The watchdog's view of a worker: written by the worker, read by the
+   watchdog (relaxed; it reads seq before and after the rest and drops a
+   look that straddled a change). */
+struct xi_wobs {
+    alignas(XI_CACHELINE) _Atomic uint64_t seq; /* handler run starts */
+    _Atomic uint64_t turn_seq;  /* turn starts */
+    _Atomic uint64_t actor;     /* ref id of the turn's actor; 0: none
+                                   (idle, or waiting in a handler) */
+    _Atomic uint32_t tag;       /* the handler run's message tag */
+    unsigned sample_in;         /* turns until the next timed one */
+    /* Counters (single writer). */
+    _Atomic uint64_t turns, shared, parks, wakes, runq_taken;
+};
+
+/* The stats block of c, made now if need be (NULL when memory is short:
+   the counters it holds are skipped this time). Any thread running c. */
+struct xi_obs *xi_obs_make(xo_runtime_t *rt, struct xi_cell *c);
+/* Add a handler run of ns (count runs of ns/count each: an on_batch
+   run) to o's histogram, made if need be. */
+void xi_hist_add(xo_runtime_t *rt, struct xi_obs *o, uint64_t ns,
+                 unsigned count);
+/* Free c's stats blocks (the cell is going). */
+void xi_obs_free(xo_runtime_t *rt, struct xi_cell *c);
+/* Messages waiting in c's mailbox now (any thread, approximate). */
+uint64_t xi_cell_depth(const struct xi_cell *c);
+/* Fill the stats of a live cell (inside a read-side section). */
+void xi_cell_stats(const struct xi_cell *c, xo_actor_stats_t *out);
+/* The definition's name for reports ("?" when it has none). */
+const char *xi_def_name(const struct xi_cell *c);
+
+#endif /* XI_RUNTIME_STATS_H */
