@@ -191,10 +191,9 @@ static void emit(struct xi_watchdog *wd, const xo_alert_t *a)
         alert_default(a);
 }
 
-static void count_on(struct xi_cell *c)
+static void count_on(xo_runtime_t *rt, struct xi_cell *c)
 {
-    /* acquire: pairs with the CAS that published the block. */
-    struct xi_obs *o = atomic_load_explicit(&c->obs, memory_order_acquire);
+    struct xi_obs *o = xi_obs_make(rt, c);
     if (o != NULL)
         atomic_fetch_add_explicit(&o->alerts, 1, memory_order_relaxed);
 }
@@ -260,7 +259,7 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
         for (unsigned k = 0; k < na; k++) {
             describe(c, &a[k], ubuf);
             a[k].pool = i; /* where it runs (a movable actor's turn) */
-            count_on(c);
+            count_on(rt, c);
         }
     }
     xi_rcu_unlock(&rt->rcu_sync);
@@ -418,6 +417,7 @@ static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
         return false;
     uint64_t id = xi_cell_ref(c).id;
     uint64_t depth = xi_cell_depth(c);
+    xi_note_depth(rt, c, depth);
     /* acquire: pairs with the CAS that published the block. */
     struct xi_obs *o = atomic_load_explicit(&c->obs, memory_order_acquire);
     uint64_t since = o != NULL ? atomic_load_explicit(&o->wait_since,
@@ -470,7 +470,7 @@ static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
                            .threshold_ns = dth, .multiple = 1,
                            .growth_per_s = growth, .elapsed_ns = age };
         describe(c, a, pd->uid[pd->n++]);
-        count_on(c);
+        count_on(rt, c);
     } else if (dth != 0 && depth <= dth / 2) {
         b->depth_alerted = false; /* a new episode may alert again */
     }
@@ -483,7 +483,7 @@ static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
                            .multiple = b->age_reported,
                            .growth_per_s = growth };
         describe(c, a, pd->uid[pd->n++]);
-        count_on(c);
+        count_on(rt, c);
     }
     uint64_t cth = rt->cfg.slow_call_ns;
     uint64_t waited = callee != 0 && now > since ? now - since : 0;
@@ -495,7 +495,7 @@ static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
                            .multiple = b->wait_reported };
         describe(c, a, pd->uid[pd->n++]);
         chain_from(rt, callee, a);
-        count_on(c);
+        count_on(rt, c);
     }
     return true;
 }

@@ -273,8 +273,8 @@ typedef struct xo_config {
     xo_alert_fn on_alert;
     void *on_alert_user;
     /* Handler times: each worker times every handler run of one turn in
-       this many (the histogram in xo_actor_stats_t). Default 64; 1: every
-       turn; 0: none. */
+       this many, rounded up to a power of two (the histogram in
+       xo_actor_stats_t). Default 64; 1: every turn; 0: none. */
     unsigned handler_sample;
     /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
        TCP port, from a thread of the runtime. 0 (default): no server. */
@@ -513,11 +513,11 @@ typedef struct xo_actor_stats {
     uint64_t restarts;     /* incarnations after the first */
     unsigned pool;         /* home pool index */
     bool stateless;
-    uint64_t turns;        /* turns run (a stateless actor: tasks) */
-    /* Messages waiting in the mailbox now, and the most seen waiting at
-       the start of a turn. Exact for a bounded mailbox or one sender at a
-       time; with senders racing it may read a few low until the mailbox
-       next empties. 0 for stateless actors (no mailbox). */
+    /* Messages sent to the actor and not yet handled (the one being
+       handled included), now, and the most seen (by the turns that left a
+       backlog behind them, and the watchdog's scans). Exact with one
+       sender at a time; with senders racing it may read a few low until
+       the mailbox next empties. 0 for stateless actors (no mailbox). */
     uint64_t mailbox_depth;
     uint64_t mailbox_high;
     /* How long the oldest waiting message has waited, as the watchdog saw
