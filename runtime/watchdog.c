@@ -44,7 +44,8 @@ struct table {
 };
 
 struct wstate {
-    uint64_t seq, seq_since;
+    uint64_t seq;
+    _Atomic uint64_t seq_since; /* the dump reads it too (relaxed) */
     uint64_t turn_seq, turn_since;
     unsigned reported;
     bool turn_reported;
@@ -218,7 +219,7 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
         return;
     if (seq != s->seq) {
         s->seq = seq;
-        s->seq_since = now;
+        atomic_store_explicit(&s->seq_since, now, memory_order_relaxed);
         s->reported = 0;
     }
     if (turn != s->turn_seq) {
@@ -231,7 +232,8 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
     xo_alert_t a[2];
     unsigned na = 0;
     uint64_t th = rt->cfg.slow_handler_ns;
-    uint64_t ran = now - s->seq_since;
+    uint64_t ran = now - atomic_load_explicit(&s->seq_since,
+                                              memory_order_relaxed);
     if (th != 0 && ran >= th && ran / th > s->reported) {
         s->reported = (unsigned)(ran / th);
         a[na] = (xo_alert_t){ .kind = XO_ALERT_SLOW_HANDLER, .tag = tag,
@@ -754,9 +756,12 @@ int xo_runtime_dump(xo_runtime_t *rt, FILE *out)
                                                 memory_order_relaxed);
             fprintf(out, "; running %#llx tag %u",
                     (unsigned long long)actor, tag);
-            if (wd != NULL)
-                fprintf(out, " for at least %.1f ms",
-                        ms(now - wd->w[i].seq_since));
+            uint64_t since = wd != NULL ? atomic_load_explicit(
+                                              &wd->w[i].seq_since,
+                                              memory_order_relaxed)
+                                        : 0;
+            if (since != 0 && now > since)
+                fprintf(out, " for at least %.1f ms", ms(now - since));
         }
         fputc('\n', out);
     }
