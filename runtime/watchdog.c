@@ -409,6 +409,37 @@ static void flush(struct xi_watchdog *wd, struct pending *pd)
     pd->n = 0;
 }
 
+/* Whether a worker runs a handler of actor `id` now (its message is in
+   hand, not waiting). */
+static bool in_hand(xo_runtime_t *rt, uint64_t id)
+{
+    unsigned np = xi_pool_slots(rt);
+    for (unsigned i = 0; i < np; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        /* relaxed: a sample. */
+        if (p != NULL && xi_pool_alive(p) &&
+            atomic_load_explicit(&p->worker->obs.actor,
+                                 memory_order_relaxed) == id)
+            return true;
+    }
+    return false;
+}
+
+/* Messages waiting in c's mailbox (the one in hand not counted: running,
+   or waiting in its handler), inside a read-side section. */
+static uint64_t waiting(xo_runtime_t *rt, const struct xi_cell *c,
+                        uint64_t *running)
+{
+    uint64_t depth = xi_cell_depth(c);
+    struct xi_cell *m = (struct xi_cell *)c;
+    /* A handler waiting (for a call, or under a turn nested over it)
+       holds its message as surely as one running. seq_cst: as wait.c. */
+    bool held = !c->stateless && (atomic_load(&m->waiting_for) != 0 ||
+                                  atomic_load(&m->above) != 0);
+    *running = depth > 0 && (held || in_hand(rt, xi_cell_ref(c).id)) ? 1 : 0;
+    return depth - *running;
+}
+
 /* One actor of the scan, inside a read-side section. Returns false when
    the pending alerts are full (flush, then call again for this one). */
 static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
@@ -418,8 +449,9 @@ static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
     if (pd->n + 3 > XI_ALERT_BATCH)
         return false;
     uint64_t id = xi_cell_ref(c).id;
-    uint64_t depth = xi_cell_depth(c);
-    xi_note_depth(rt, c, depth);
+    xi_note_depth(rt, c, xi_cell_depth(c));
+    uint64_t running;
+    uint64_t depth = waiting(rt, c, &running);
     /* acquire: pairs with the CAS that published the block. */
     struct xi_obs *o = atomic_load_explicit(&c->obs, memory_order_acquire);
     uint64_t since = o != NULL ? atomic_load_explicit(&o->wait_since,
@@ -455,9 +487,12 @@ static bool scan_one(struct xi_watchdog *wd, struct xi_cell *c, uint64_t now,
         uint64_t sent = atomic_load_explicit(&c->sent, memory_order_relaxed);
         uint64_t handled = atomic_load_explicit(&c->handled,
                                                 memory_order_relaxed);
-        if (sent < handled + depth)
-            sent = handled + depth;
-        age = age_of(b, sent, handled, now);
+        /* The first waiting message is the one after those handled and
+           the one in hand. */
+        uint64_t taken = handled + running;
+        if (sent < taken + depth)
+            sent = taken + depth;
+        age = age_of(b, sent, taken, now);
         if (o != NULL)
             atomic_store_explicit(&o->oldest_age_ns, age,
                                   memory_order_relaxed);
@@ -775,6 +810,8 @@ int xo_runtime_dump(xo_runtime_t *rt, FILE *out)
         if (c != NULL) {
             xo_actor_stats_t st;
             xi_cell_stats(c, &st);
+            uint64_t running;
+            st.mailbox_depth = waiting(rt, c, &running);
             uint64_t id = xi_cell_ref(c).id;
             uint64_t wf = c->stateless ? 0 : atomic_load(&c->waiting_for);
             uint64_t ab = c->stateless ? 0 : atomic_load(&c->above);
