@@ -248,7 +248,8 @@ typedef struct xo_config {
 
     /* ---- observability (docs/observability.md) ---- */
     /* The watchdog: a thread of the runtime that looks at every worker
-       each watch_tick_ns and at every actor each tenth tick. Default
+       each watch_tick_ns and at every actor each tenth tick (less often
+       when that scan would take over 1 % of a core). Default
        10 ms; 0: no watchdog (no alerts, no oldest-message ages, no shared
        memory snapshot). Each threshold below: 0 turns its alert off. */
     uint64_t watch_tick_ns;
@@ -1010,6 +1011,8 @@ typedef struct xo_runtime_stats {
     uint64_t actors;              /* live actors */
     unsigned pools;               /* pools running */
     uint64_t watchdog_ticks;
+    uint64_t watchdog_scan_ns;    /* how long its last scan of the actors
+                                     took (its own cost) */
     uint64_t alerts[XO_ALERT_KINDS]; /* by kind; [0]: all kinds */
 } xo_runtime_stats_t;
 
