@@ -81,7 +81,10 @@ struct xi_wobs {
        never). */
     uint64_t sample_mask;
     /* Counters (single writer). */
-    _Atomic uint64_t shared, parks, wakes, runq_taken;
+    _Atomic uint64_t parks, wakes, runq_taken;
+    /* Turns of other pools' movable actors sent here (their senders add,
+       atomically: the sharing path only). */
+    _Atomic uint64_t shared;
 };
 
 /* The stats block of c, made now if need be (NULL when memory is short:

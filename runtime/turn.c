@@ -309,15 +309,19 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
 /* ---- stats (stats.h) ---------------------------------------------------- */
 
 /* A turn (or a stateless task) of c starts on w: count it, tell the
-   watchdog. */
-static inline void turn_starts(struct xi_worker *w, struct xi_cell *c)
+   watchdog; returns whether the worker times this one (one turn in
+   cfg.handler_sample, rounded up to a power of two, by the count). */
+static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
 {
     if (!XI_STATS)
-        return;
-    xi_bump(&w->obs.turn_seq, 1);
-    /* relaxed: the watchdog's samples (stats.h). */
-    atomic_store_explicit(&w->obs.actor, xi_cell_ref(c).id,
-                          memory_order_relaxed);
+        return false;
+    /* relaxed: the worker's own counter, and the watchdog's samples
+       (stats.h). */
+    uint64_t t = atomic_load_explicit(&w->obs.turn_seq,
+                                      memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->obs.turn_seq, t, memory_order_relaxed);
+    atomic_store_explicit(&w->obs.actor, c->id, memory_order_relaxed);
+    return (t & w->obs.sample_mask) == 0;
 }
 
 /* A handler run for a message of `tag` starts on w. */
@@ -338,18 +342,6 @@ static inline void turn_ends(struct xi_worker *w)
     /* relaxed: samples (stats.h). */
     atomic_store_explicit(&w->obs.actor, 0, memory_order_relaxed);
 }
-
-/* Whether this turn is one the worker times: one in cfg.handler_sample
-   (rounded up to a power of two), by the turn count just bumped. */
-static inline bool turn_timed(struct xi_worker *w)
-{
-    if (!XI_STATS)
-        return false;
-    /* relaxed: the worker's own counter. */
-    return (atomic_load_explicit(&w->obs.turn_seq, memory_order_relaxed) &
-            w->obs.sample_mask) == 0;
-}
-
 
 /* ---- turns ------------------------------------------------------------- */
 
@@ -381,8 +373,7 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     unsigned batch = rt->cfg.batch, n = 0;
     struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
     enum xi_turn_end end = XI_TURN_MORE;
-    turn_starts(w, c);
-    bool timed = turn_timed(w);
+    bool timed = turn_starts(w, c);
     xi_ctx_enter(&ctx);
     if (resume) {
         xi_recovery_resume(&ctx);
@@ -443,8 +434,7 @@ void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)
 {
     struct xi_cell *c = xi_task_take_cell(env, w->rt);
     struct xo_ctx ctx = xi_ctx_make(c, w->rt, w->pool->index, 0);
-    turn_starts(w, c);
-    bool timed = turn_timed(w);
+    bool timed = turn_starts(w, c);
     xi_ctx_enter(&ctx);
     run_starts(w, env->msg.tag);
     if (__builtin_expect(timed, 0))

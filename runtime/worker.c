@@ -130,6 +130,11 @@ void xi_schedule_item(struct xi_cell *c, struct xi_item *it)
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
         struct xi_reader *sect = xi_section_enter(&c->rt->rcu_sync);
         struct xi_worker *idle = parked_worker(c->rt, home);
+        /* relaxed: a count (senders race on it: an atomic add, on this
+           path only). */
+        if (XI_STATS && idle != NULL)
+            atomic_fetch_add_explicit(&idle->obs.shared, 1,
+                                      memory_order_relaxed);
         xi_runq_push(idle != NULL ? idle : home, it);
         xi_section_leave(&c->rt->rcu_sync, sect);
         return;
@@ -515,8 +520,6 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
     switch (it->kind) {
     case XI_K_ACTOR: {
         struct xi_cell *c = xi_container_of(it, struct xi_cell, run);
-        if (XI_STATS && __builtin_expect(c->pool != w->pool->index, 0))
-            xi_bump(&w->obs.shared, 1);
         after_turn(w, c, xi_turn_run(w, c));
         return true;
     }
