@@ -701,6 +701,12 @@ void xi_watchdog_free(xo_runtime_t *rt)
     xi_mem_free(&rt->mem, wd, sizeof(*wd));
 }
 
+bool xi_watchdog_is_current(xo_runtime_t *rt)
+{
+    struct xi_watchdog *wd = rt->watchdog;
+    return wd != NULL && pthread_equal(pthread_self(), wd->thread);
+}
+
 void xi_watchdog_counts(xo_runtime_t *rt, xo_runtime_stats_t *out)
 {
     struct xi_watchdog *wd = rt->watchdog;

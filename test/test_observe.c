@@ -802,3 +802,32 @@ Test(observe, a_stats_block_that_cannot_be_made_loses_a_count_not_a_report)
     cr_assert_eq(st.failed, 1, "the next failure makes the block");
     stop_runtime(rt);
 }
+
+static atomic_int stop_from_alert = 1;
+static atomic_int free_from_alert = 1;
+
+static void stop_in_alert(xo_runtime_t *rt, const xo_alert_t *a, void *user)
+{
+    (void)a;
+    (void)user;
+    atomic_store(&stop_from_alert, xo_runtime_stop(rt));
+    atomic_store(&free_from_alert, xo_runtime_free(rt));
+}
+
+Test(observe, an_alert_callback_cannot_stop_or_free_its_runtime)
+{
+    xo_config_t cfg;
+    quiet_config(&cfg, 2);
+    cfg.slow_handler_ns = 10000000;
+    cfg.on_alert = stop_in_alert;
+    xo_runtime_t *rt = start_with(&cfg);
+    xo_ref_t r = spawn_obs(rt, 1, NULL, NULL);
+    tell_sleep(r, 50);
+    while (atomic_load(&stop_from_alert) == 1)
+        sleep_ms(1);
+    while (atomic_load(&free_from_alert) == 1)
+        sleep_ms(1);
+    cr_assert_eq(atomic_load(&stop_from_alert), XO_EINVAL);
+    cr_assert_eq(atomic_load(&free_from_alert), XO_EINVAL);
+    stop_runtime(rt); /* from outside, as it should */
+}

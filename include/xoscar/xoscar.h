@@ -269,8 +269,10 @@ typedef struct xo_config {
     /* A mailbox whose oldest message waited longer than this:
        XO_ALERT_MAILBOX_AGE. Default 1 s. */
     uint64_t mailbox_age_ns;
-    /* Where alerts go, on the watchdog's thread. NULL: one line each to
-       stderr (xo_alert_format). */
+    /* Where alerts go, on the watchdog's thread (which runs no other
+       check meanwhile: keep it short; xo_runtime_stop and free refuse
+       from it with XO_EINVAL). NULL: one line each to stderr
+       (xo_alert_format). */
     xo_alert_fn on_alert;
     void *on_alert_user;
     /* Handler times: each worker times every handler run of one turn in
