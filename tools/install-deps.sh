@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages xoscar builds with, if any is missing.
 # Usage: tools/install-deps.sh [--tests] [extra-package ...]
-#   --tests  also what the test suites need (Criterion)
+#   --tests  also what the test suites need (Criterion; Prometheus and
+#            promtool, which the metrics suite runs against the endpoint)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev)
+packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
+          libmicrohttpd-dev)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev)
+    packages+=(libcriterion-dev prometheus)
     shift
 fi
 packages+=("$@")
