@@ -22,6 +22,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,6 +552,25 @@ Test(metrics, each_failed_allocation_gives_enomem_and_writes_nothing)
 
 /* ---- running programs ------------------------------------------------------ */
 
+/* Skip the test, saying why where it shows: Criterion prints its [SKIP]
+   lines only with --verbose, so the reason goes to stderr too (the TSan
+   harness prints its own). */
+static void skip_because(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
+static void skip_because(const char *fmt, ...)
+{
+    char why[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+#ifndef XO_TEST_HARNESS_CRITERION_H
+    fprintf(stderr, "[SKIP] metrics: %s\n", why);
+#endif
+    cr_skip_test("%s", why);
+    abort(); /* not reached */
+}
+
 /* The program `name` on PATH, into path; false when there is none. */
 static bool find_program(const char *name, char *path, size_t cap)
 {
@@ -647,7 +667,7 @@ static void make_scratch(char *dir, size_t cap)
     snprintf(dir, cap, "%s/xoscar-metrics-XXXXXX",
              tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)
-        cr_skip_test("no scratch directory for Prometheus (%s: %s)", dir,
+        skip_because("no scratch directory for Prometheus (%s: %s)", dir,
                      strerror(errno));
 }
 
@@ -657,7 +677,7 @@ Test(metrics, promtool_accepts_the_output)
 {
     char promtool[4096];
     if (!find_program("promtool", promtool, sizeof(promtool)))
-        cr_skip_test("promtool is not installed (Debian: the prometheus "
+        skip_because("promtool is not installed (Debian: the prometheus "
                      "package; tools/install-deps.sh --tests)");
     xo_runtime_t *rt = start_metrics_runtime(2, 0);
     xo_ref_t r = spawn_named(rt, &probe_def, "a \"quote\", a \\ and a\nnewline");
@@ -946,7 +966,7 @@ Test(metrics, the_endpoint_binds_an_ipv6_address)
     if (s >= 0)
         close(s);
     if (!v6)
-        cr_skip_test("this host has no IPv6 loopback (::1)");
+        skip_because("this host has no IPv6 loopback (::1)");
     xo_config_t cfg;
     xo_config_init(&cfg);
     cfg.pools = 1;
@@ -1144,7 +1164,7 @@ Test(metrics, a_prometheus_server_scrapes_the_endpoint_and_answers_a_query)
 {
     char prometheus[4096];
     if (!find_program("prometheus", prometheus, sizeof(prometheus)))
-        cr_skip_test("prometheus is not installed (Debian: the prometheus "
+        skip_because("prometheus is not installed (Debian: the prometheus "
                      "package; tools/install-deps.sh --tests)");
     char dir[256];
     make_scratch(dir, sizeof(dir));
@@ -1159,14 +1179,15 @@ Test(metrics, a_prometheus_server_scrapes_the_endpoint_and_answers_a_query)
     snprintf(logpath, sizeof(logpath), "%s/prometheus.log", dir);
     char *log = read_file(logpath);
     remove_tree(dir);
-    if (!run.ready) {
-        size_t len = strlen(log);
-        cr_skip_test("prometheus did not start (%s); its log ends:\n%s",
-                     run.exited ? "it exited" : "not ready within 60 s",
-                     len > 400 ? log + len - 400 : log);
-    }
-    cr_assert_eq(run.value, PROBE_MESSAGES,
-                 "the query found %g; its last answer: %s", run.value,
-                 run.last);
+    size_t len = strlen(log);
+    char tail[512];
+    snprintf(tail, sizeof(tail), "%s", len > 400 ? log + len - 400 : log);
     free(log);
+    if (!run.ready)
+        skip_because("prometheus did not start (%s); its log ends:\n%s",
+                     run.exited ? "it exited" : "not ready within 60 s",
+                     tail);
+    cr_assert_eq(run.value, PROBE_MESSAGES,
+                 "the query found %g; its last answer: %s\nits log ends:\n%s",
+                 run.value, run.last, tail);
 }
