@@ -6,8 +6,11 @@
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
+# libmicrohttpd (the /metrics endpoint) requires gnutls, whose pkg-config
+# file names -lunistring for a static link (pkg-config --static xoscar),
+# and Debian's libgnutls28-dev does not bring libunistring-dev along.
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
-          libmicrohttpd-dev)
+          libmicrohttpd-dev libunistring-dev)
 if [ "${1:-}" = "--tests" ]; then
     packages+=(libcriterion-dev prometheus)
     shift
