@@ -313,7 +313,10 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
 static inline struct xi_obs *turn_starts(struct xi_worker *w,
                                          struct xi_cell *c)
 {
-    struct xi_obs *o = atomic_load_explicit(&c->obs, memory_order_relaxed);
+    /* acquire: pairs with the release CAS that published the block
+       (xi_obs_make): a stateless actor's tasks run on several workers,
+       and one may find the block another has just made. */
+    struct xi_obs *o = atomic_load_explicit(&c->obs, memory_order_acquire);
     if (__builtin_expect(o == NULL, 0))
         o = xi_obs_make(w->rt, c);
     if (__builtin_expect(o != NULL, 1)) {
