@@ -229,12 +229,13 @@ int main(int argc, char **argv)
     cfg.handler_sample = 1;
     long serve_s = 0, cost_n = 0;
     if (argc == 4 && strcmp(argv[1], "--serve") == 0) {
-        char *end = "";
+        char *end = NULL;
         unsigned long port = XO_METRICS_PORT_ANY;
-        if (strcmp(argv[2], "any") != 0)
+        if (strcmp(argv[2], "any") != 0) {
             port = strtoul(argv[2], &end, 10);
-        if (port == 0 || port > XO_METRICS_PORT_ANY || *end != '\0')
-            return usage();
+            if (port == 0 || port > 65535 || *end != '\0')
+                return usage();
+        }
         cfg.metrics_port = (unsigned)port;
         serve_s = strtol(argv[3], &end, 10);
         if (serve_s <= 0 || *end != '\0')

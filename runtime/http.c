@@ -21,9 +21,10 @@
  * Shutdown. xo_runtime_stop calls xi_http_stop first, once the runtime is
  * marked closing: MHD_stop_daemon closes the socket and joins MHD's
  * thread, so when it returns no request runs, and none can start. A
- * request caught in flight finds the runtime closing and answers 503. The
- * runtime object a request reads outlives the thread (it goes in
- * xo_runtime_free, after the stop).
+ * request caught in flight is finished first: 200 with what it had read,
+ * or 503 when its walk found the runtime closing. The runtime object a
+ * request reads outlives the thread (it goes in xo_runtime_free, after
+ * the stop).
  */
 #include "runtime.h"
 

@@ -5,8 +5,10 @@
  * (both read the pools); a failure on the way frees what was made.
  *
  * Stop, in order:
- *  1. state = CLOSING, and the /metrics server stops (http.c). Every send, spawn, lookup and destroy checks it
- *     inside an RCU read-side section and fails with XO_ECLOSED.
+ *  1. state = CLOSING. Every send, spawn, lookup and destroy checks it
+ *     inside an RCU read-side section and fails with XO_ECLOSED. The
+ *     /metrics server stops (http.c): it only reads, and after this no
+ *     request of it runs.
  *  2. synchronize: every section that saw the runtime open is over, so
  *     every message accepted is in a mailbox and every published actor is
  *     in the slot table.
