@@ -1,9 +1,14 @@
 /*
  * runtime.c -- start and stop.
  *
+ * Start: the tables, the pools, then the watchdog and the /metrics server
+ * (both read the pools); a failure on the way frees what was made.
+ *
  * Stop, in order:
  *  1. state = CLOSING. Every send, spawn, lookup and destroy checks it
- *     inside an RCU read-side section and fails with XO_ECLOSED.
+ *     inside an RCU read-side section and fails with XO_ECLOSED. The
+ *     /metrics server stops (http.c): it only reads, and after this no
+ *     request of it runs.
  *  2. synchronize: every section that saw the runtime open is over, so
  *     every message accepted is in a mailbox and every published actor is
  *     in the slot table.
@@ -65,7 +70,7 @@ static bool config_valid(const xo_config_t *cfg)
         return false;
     if (cfg->pool_specs != NULL && cfg->pools == 0)
         return false; /* per-pool specs need an explicit pool count */
-    if (cfg->metrics_port > 65535)
+    if (cfg->metrics_port > 65535 && cfg->metrics_port != XO_METRICS_PORT_ANY)
         return false;
     if (cfg->stats_shm && (cfg->watch_tick_ns == 0 || cfg->stats_shm_ns == 0))
         return false; /* the watchdog publishes the snapshot */
@@ -112,7 +117,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         xi_relations_fini(rt, &rt->rel);
         goto fail_slots;
     }
-    if ((rc = xi_watchdog_start(rt)) != 0) {
+    if ((rc = xi_watchdog_start(rt)) != 0 || (rc = xi_http_start(rt)) != 0) {
         xo_runtime_free(rt);
         return rc;
     }
@@ -188,6 +193,9 @@ int xo_runtime_stop(xo_runtime_t *rt)
         wait_stopped(rt); /* a second stop returns once the first is done */
         return XO_ECLOSED;
     }
+    /* The /metrics server only reads; once this returns, no request runs
+       (one caught in flight saw the runtime closing). */
+    xi_http_stop(rt);
     xi_grace_wait(rt);
     xi_rcu_barrier(&rt->rcu_sync);
     pthread_mutex_lock(&rt->stop_lock);
@@ -243,6 +251,7 @@ int xo_runtime_free(xo_runtime_t *rt)
     release_tables(rt);
     xi_relations_fini(rt, &rt->rel);
     xi_watchdog_free(rt);
+    xi_http_free(rt);
     /* The workers' cached blocks went to the allocator's depot when they
        exited: give them back to the backend. */
     xi_mem_trim();

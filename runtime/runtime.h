@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "common.h"
 #include "envelope.h"
+#include "http.h"
 #include "mpscq.h"
 #include "pool.h"
 #include "rcu.h"
@@ -92,8 +93,9 @@ struct xo_runtime {
     void *exit_hook_arg;
     /* Monitors and links (recovery.h). */
     struct xi_relations rel;
-    /* Observability (obs.h): the watchdog, the /metrics server, the
-       shared-memory snapshot, the trace. NULL: not running. */
+    /* Observability: the watchdog (watchdog.h), the /metrics server
+       (http.h), the shared-memory snapshot, the trace. NULL: not
+       running. */
     struct xi_watchdog *watchdog;
     struct xi_http *http;
     struct xi_shm *shm;

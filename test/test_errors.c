@@ -13,7 +13,7 @@ Test(errors, every_code_has_a_name_and_a_message)
                           XO_ENOTEXIST, XO_ECLOSED,   XO_ETIMEDOUT,
                           XO_EDEADLK,   XO_ECANCELED, XO_EEOF,
                           XO_ENOSLOT,   XO_EFULL,     XO_EDEPTH,
-                          XO_ENOSYS };
+                          XO_ELINKED,   XO_EADDRINUSE, XO_ENOSYS };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         cr_assert(codes[i] < 0);
         cr_assert(strcmp(xo_strerror(codes[i]), "unknown error") != 0);

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Install the Debian packages xoscar builds with, if any is missing.
 # Usage: tools/install-deps.sh [--tests] [extra-package ...]
-#   --tests  also what the test suites need (Criterion)
+#   --tests  also what the test suites need (Criterion; Prometheus and
+#            promtool, which the metrics suite runs against the endpoint)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev)
+# libmicrohttpd (the /metrics endpoint) requires gnutls, whose pkg-config
+# file names -lunistring for a static link (pkg-config --static xoscar),
+# and Debian's libgnutls28-dev does not bring libunistring-dev along.
+packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
+          libmicrohttpd-dev libunistring-dev)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev)
+    packages+=(libcriterion-dev prometheus)
     shift
 fi
 packages+=("$@")

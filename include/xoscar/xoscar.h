@@ -55,6 +55,7 @@ extern "C" {
     X(EFULL,     -4005, "the actor's mailbox is full")                     \
     X(EDEPTH,    -4006, "blocking waits nested too deep on one worker")    \
     X(ELINKED,   -4007, "a linked actor failed")                           \
+    X(EADDRINUSE, -98,  "the address is in use")                           \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -204,6 +205,9 @@ typedef struct xo_pool_spec {
 /* kind XO_POOL_CPU, cpu and device -1, no labels. */
 XO_API void xo_pool_spec_init(xo_pool_spec_t *spec);
 
+/* cfg.metrics_port: serve on a free port of the system's choosing. */
+#define XO_METRICS_PORT_ANY 65536u
+
 /* Limits of a runtime's config (beyond them, XO_EINVAL at start). */
 #define XO_POOLS_MAX 256u     /* pool indexes, removed pools included */
 #define XO_BATCH_MAX 4096u    /* cfg.batch */
@@ -280,9 +284,15 @@ typedef struct xo_config {
        xo_actor_stats_t). Default 64; 1: every turn; 0: none. */
     unsigned handler_sample;
     /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
-       TCP port, from a thread of the runtime. 0 (default): no server. */
+       TCP port, from a thread of the runtime (docs/metrics.md): 1 to
+       65535, or XO_METRICS_PORT_ANY (a free port the system picks;
+       xo_metrics_port says which). 0 (default): no server. A port that is
+       taken makes xo_runtime_start fail with XO_EADDRINUSE. */
     unsigned metrics_port;
-    /* The address it binds: default (NULL) "127.0.0.1". */
+    /* The address it binds, numeric IPv4 or IPv6 ("0.0.0.0", "::1"):
+       default (NULL) "127.0.0.1". Read at start only. One that is not an
+       address of this host, or a port this process may not bind: XO_EINVAL
+       at start. */
     const char *metrics_addr;
     /* Publish a read-only snapshot of the stats in shared memory for
        xoscar-top, refreshed every stats_shm_ns (default 500 ms) by the
@@ -295,7 +305,8 @@ typedef struct xo_config {
 XO_API void xo_config_init(xo_config_t *cfg);
 
 /* Start a runtime: workers are running when it returns. cfg may be NULL
-   (defaults). Errors: XO_EINVAL (bad config), XO_ENOMEM. */
+   (defaults). Errors: XO_EINVAL (bad config), XO_ENOMEM, XO_EADDRINUSE
+   (cfg.metrics_port is taken). A failed start leaves nothing behind. */
 XO_API int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out);
 
 /*
@@ -1046,12 +1057,18 @@ XO_API int xo_actors_each(xo_runtime_t *rt, xo_actor_visit_fn visit,
 XO_API int xo_runtime_dump(xo_runtime_t *rt, FILE *out);
 
 /* Every stat in the Prometheus text exposition format (version 0.0.4):
-   xoscar_actor_* per actor, xoscar_pool_* per pool, xoscar_runtime_*.
-   Any thread. Errors: XO_EINVAL, XO_ECLOSED, or XO_ENOMEM. */
+   xoscar_actor_* per actor, xoscar_pool_* per pool, xoscar_runtime_*
+   (docs/metrics.md lists each family). The actors are read in one walk
+   first and written after it, so the output is one snapshot, made while
+   the actors run. Any thread, a handler too. Errors: XO_EINVAL (NULL, or
+   writing to out failed), XO_ECLOSED (the runtime stops), XO_ENOMEM (out
+   got nothing then). */
 XO_API int xo_metrics_write(xo_runtime_t *rt, FILE *out);
 
-/* The address the /metrics server listens on (cfg.metrics_port; a port of
-   0 in the config picks none, so this is XO_ENOTEXIST then). */
+/* The TCP port the /metrics server listens on (the one the system picked
+   for XO_METRICS_PORT_ANY). Errors: XO_EINVAL (NULL), XO_ENOTEXIST (no
+   server: cfg.metrics_port was 0), XO_ECLOSED (the runtime stops: the
+   server stopped first). */
 XO_API int xo_metrics_port(const xo_runtime_t *rt, unsigned *port);
 
 /*

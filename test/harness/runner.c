@@ -3,7 +3,8 @@
  * criterion/criterion.h for why). Forks one child per test, in registration
  * order; the parent has no threads, so fork is safe under TSan. Prints one
  * line per test and Criterion's synthesis line, and exits non-zero if any
- * test failed.
+ * test failed. A test that skips (cr_skip_test) exits with XO_HARNESS_SKIP
+ * and is counted apart: neither passed nor failed.
  */
 
 #include "criterion/criterion.h"
@@ -13,7 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The exit code of a skipped test's child (automake's "skipped"). */
+#define XO_HARNESS_SKIP 77
+
 static struct xo_harness_test *head, **tail = &head;
+static const char *current_test = "?";
 
 void xo_harness_register(struct xo_harness_test *t)
 {
@@ -36,6 +41,18 @@ void xo_harness_fail(const char *file, int line, const char *cond,
     _exit(1);
 }
 
+void xo_harness_skip(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[SKIP] %s: %s\n", current_test, msg);
+    fflush(stderr);
+    _exit(XO_HARNESS_SKIP);
+}
+
 void xo_harness_log(const char *fmt, ...)
 {
     va_list ap;
@@ -46,9 +63,11 @@ void xo_harness_log(const char *fmt, ...)
     va_end(ap);
 }
 
-static int run_one(struct xo_harness_test *t)
+/* 0: passed, 1: failed, XO_HARNESS_SKIP: skipped; -1: could not fork. */
+static int run_one(struct xo_harness_test *t, const char *full)
 {
     fflush(NULL);
+    current_test = full;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -67,6 +86,8 @@ static int run_one(struct xo_harness_test *t)
         ;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == XO_HARNESS_SKIP)
+        return XO_HARNESS_SKIP;
     if (WIFSIGNALED(status))
         fprintf(stderr, "[FAIL] %s::%s: killed by signal %d%s\n", t->suite,
                 t->name, WTERMSIG(status),
@@ -83,7 +104,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strncmp(argv[i], "--filter=", 9) == 0)
             filter = argv[i] + 9;
-    int tested = 0, failed = 0;
+    int tested = 0, failed = 0, skipped = 0;
     for (struct xo_harness_test *t = head; t; t = t->next) {
         if (t->disabled)
             continue;
@@ -91,15 +112,21 @@ int main(int argc, char **argv)
         snprintf(full, sizeof(full), "%s/%s", t->suite, t->name);
         if (filter && !strstr(full, filter))
             continue;
+        int rc = run_one(t, full);
+        if (rc == XO_HARNESS_SKIP) {
+            skipped++;
+            continue;
+        }
         tested++;
-        int rc = run_one(t);
         if (rc != 0)
             failed++;
         else
             fprintf(stderr, "[PASS] %s::%s\n", t->suite, t->name);
     }
-    fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n",
-            tested, tested - failed, failed);
-    printf("%d passed, %d failed\n", tested - failed, failed);
-    return failed == 0 && tested > 0 ? 0 : 1;
+    fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d"
+                    " | Skipped: %d\n",
+            tested, tested - failed, failed, skipped);
+    printf("%d passed, %d failed, %d skipped\n", tested - failed, failed,
+           skipped);
+    return failed == 0 && tested + skipped > 0 ? 0 : 1;
 }

@@ -5,7 +5,9 @@
  * of them (upstream Criterion issue 274), so every TSan run would abort
  * before the first test. The suites are written against Criterion's API and
  * compile unchanged against either; this file implements the part they
- * use: Test() with .init/.fini/.timeout, and the cr_assert family.
+ * use: Test() with .init/.fini/.timeout, the cr_assert family, and
+ * cr_skip_test (a test that cannot run here: counted as skipped, with its
+ * reason on stderr).
  *
  * The runner (runner.c) runs every test in its own forked child, like
  * Criterion, so tests keep their isolation: a crash, an assertion, a TSan
@@ -34,6 +36,8 @@ void xo_harness_register(struct xo_harness_test *t);
 void xo_harness_fail(const char *file, int line, const char *cond,
                      const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
+void xo_harness_skip(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
 void xo_harness_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define Test(S, N, ...)                                                      \
@@ -68,6 +72,7 @@ void xo_harness_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
 #define cr_fail(...) xo_harness_fail(__FILE__, __LINE__, "cr_fail", \
                                      XO_HARNESS_MSG_(__VA_ARGS__))
+#define cr_skip_test(...) xo_harness_skip(XO_HARNESS_MSG_(__VA_ARGS__))
 #define cr_log_info(...) xo_harness_log(__VA_ARGS__)
 
 #endif
