@@ -567,6 +567,9 @@ static void *watchdog_main(void *arg)
     xo_runtime_t *rt = wd->rt;
     uint64_t tick = rt->cfg.watch_tick_ns;
     uint64_t next = xi_now_ns() + tick;
+    /* xi_shm_open published the first snapshot: the next is one interval
+       on. */
+    uint64_t shm_next = xi_now_ns() + rt->cfg.stats_shm_ns;
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
         struct timespec ts = { (time_t)(next / 1000000000u),
@@ -586,6 +589,13 @@ static void *watchdog_main(void *arg)
             check_worker(wd, i, now);
         if (t % XI_SCAN_EVERY == 0)
             scan_actors(wd, now);
+        /* relaxed: only whether it is there yet; xi_shm_publish loads it
+           again with acquire. */
+        if (atomic_load_explicit(&rt->shm, memory_order_relaxed) != NULL &&
+            now >= shm_next) {
+            xi_shm_publish(rt);
+            shm_next = now + rt->cfg.stats_shm_ns;
+        }
         pthread_mutex_lock(&wd->lock);
     }
     pthread_mutex_unlock(&wd->lock);
