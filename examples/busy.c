@@ -176,6 +176,7 @@ int main(int argc, char **argv)
     cfg.pin_threads = false;
     cfg.stats_shm = true;
     cfg.on_alert = on_alert;
+    cfg.handler_sample = 1; /* time every turn: report's are few and long */
     xo_runtime_t *rt;
     int rc = xo_runtime_start(&cfg, &rt);
     if (rc != 0) {

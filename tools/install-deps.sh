@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages xoscar builds with, if any is missing.
 # Usage: tools/install-deps.sh [--tests] [extra-package ...]
-#   --tests  also what the test suites need (Criterion)
+#   --tests  also what the test suites need (Criterion; tmux, for the
+#            test that runs xoscar-top on a terminal)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev)
+packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev libncurses-dev)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev)
+    packages+=(libcriterion-dev tmux)
     shift
 fi
 packages+=("$@")

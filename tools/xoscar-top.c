@@ -471,12 +471,18 @@ static void pool_lines(struct frame *f, const struct view *v, size_t max)
         const xo_shm_pool_t *q = b != NULL && i < b->npools
                                      ? xo_shm_pool_at(b, i)
                                      : NULL;
+        /* A worker adds a sleep to its idle time when it wakes: one that
+           sleeps now, having handled nothing since the last snapshot,
+           slept through the interval (its busy time reads high until it
+           wakes). */
         uint64_t busy = p->busy_ns, up = p->up_ns, handled = 0;
         double dt = v->interval_s;
-        if (q != NULL && up > q->up_ns && busy >= q->busy_ns) {
-            busy -= q->busy_ns;
+        if (q != NULL && up > q->up_ns && p->handled >= q->handled) {
+            busy = busy > q->busy_ns ? busy - q->busy_ns : 0;
             up -= q->up_ns;
             handled = p->handled - q->handled;
+            if (handled == 0 && (p->flags & XO_SHM_POOL_PARKED))
+                busy = 0;
         } else {
             dt = 0;
         }
