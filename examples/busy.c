@@ -11,10 +11,16 @@
  * message: a snapshot of many actors (docs/top.md measures its cost so).
  *
  * The main thread is the load: every 10 ms it tells ingest-fast 20
- * messages, ingest-medium 5 and report-backlog 1. ingest-fast passes one
- * in ten on to audit-log. report-backlog takes 25 ms over each (it sleeps),
+ * messages, ingest-medium 5, hasher 3, parser-flaky 1, report-backlog 1,
+ * and worker-crashy one every other time. ingest-fast passes one in ten on
+ * to audit-log. parser-flaky fails one message in ten (its FAILED
+ * column); worker-crashy crashes on its 50th message and is restarted
+ * (RESTARTS). report-backlog takes 25 ms over each message (it sleeps),
  * alone on pool 1, so it handles 40 a second of the 100 it is sent and
- * its mailbox grows. Rates: 2000, 500, 200, 40 and 0 (the sink) a second.
+ * its mailbox grows. hasher is stateless: its tasks spread over both
+ * pools, and those on pool 1 wait behind report-backlog's long turns (the
+ * pool's runq). Rates: 2000, 500, 200, 100, 50, 40 and 0 (the sink) a
+ * second; hasher's 300 arrive in bursts.
  */
 #define _POSIX_C_SOURCE 200809L /* sigaction, clock_nanosleep */
 
@@ -107,6 +113,47 @@ static const xo_actor_def_t report_def = {
     .name = "report", .on_message = report_message,
 };
 
+static int hasher_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    return mix(m->tag) == 0 ? 1 : 0; /* never 1: keeps the work */
+}
+
+static const xo_actor_def_t hasher_def = {
+    .name = "hasher", .flags = XO_ACTOR_STATELESS,
+    .on_message = hasher_message,
+};
+
+static int parser_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)m;
+    uint64_t *n = state;
+    if (++*n % 10 == 0)
+        return xo_fail(ctx, XO_EINVAL, "message %llu does not parse",
+                       (unsigned long long)*n);
+    return 0;
+}
+
+static const xo_actor_def_t parser_def = {
+    .name = "parser", .state_size = sizeof(uint64_t),
+    .on_message = parser_message,
+};
+
+static int worker_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)m;
+    uint64_t *n = state; /* a restart starts it at 0 again */
+    if (++*n == 50)
+        return xo_crash(ctx, XO_EINVAL, "50 jobs, time to crash");
+    return 0;
+}
+
+static const xo_actor_def_t worker_def = {
+    .name = "worker", .state_size = sizeof(uint64_t),
+    .on_message = worker_message,
+};
+
 static const xo_actor_def_t sink_def = { .name = "sink" };
 static const xo_actor_def_t idle_def = { .name = "idle" };
 
@@ -123,6 +170,10 @@ static int spawn(xo_runtime_t *rt, const xo_actor_def_t *def, const char *uid,
 {
     xo_spawn_opts_t o;
     xo_spawn_opts_init(&o);
+    if (def == &worker_def) { /* restarted after each crash */
+        o.restart = XO_RESTART_ON_FAILURE;
+        o.restart_max = XO_RESTART_MAX;
+    }
     o.uid = uid;
     o.pool = pool;
     o.arg = arg;
@@ -183,12 +234,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "busy: start: %s\n", xo_strerror(rc));
         return 1;
     }
-    xo_ref_t audit, fast, medium, report, sink;
+    xo_ref_t audit, fast, medium, report, sink, hasher, parser, worker;
     if (spawn(rt, &audit_def, "audit-log", 0, NULL, 0, &audit) != 0 ||
         spawn(rt, &ingest_def, "ingest-fast", 0, &audit, sizeof(audit),
               &fast) != 0 ||
         spawn(rt, &ingest_def, "ingest-medium", 0, NULL, 0, &medium) != 0 ||
         spawn(rt, &report_def, "report-backlog", 1, NULL, 0, &report) != 0 ||
+        spawn(rt, &hasher_def, "hasher", 0, NULL, 0, &hasher) != 0 ||
+        spawn(rt, &parser_def, "parser-flaky", 0, NULL, 0, &parser) != 0 ||
+        spawn(rt, &worker_def, "worker-crashy", 0, NULL, 0, &worker) != 0 ||
         spawn(rt, &sink_def, NULL, 0, NULL, 0, &sink) != 0)
         rc = 1;
     for (unsigned long i = 0; rc == 0 && i < idle; i++) {
@@ -202,12 +256,19 @@ int main(int argc, char **argv)
     struct timespec t0, next;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     next = t0;
-    while (rc == 0 && !signalled && (seconds == 0 || since(&t0) < seconds)) {
+    for (unsigned long round = 0;
+         rc == 0 && !signalled && (seconds == 0 || since(&t0) < seconds);
+         round++) {
         for (int i = 0; i < 20; i++)
             xo_tell(fast, WORK, NULL, 0);
         for (int i = 0; i < 5; i++)
             xo_tell(medium, WORK, NULL, 0);
         xo_tell(report, WORK, NULL, 0);
+        for (int i = 0; i < 3; i++)
+            xo_tell(hasher, WORK, NULL, 0);
+        xo_tell(parser, WORK, NULL, 0);
+        if (round % 2 == 0)
+            xo_tell(worker, WORK, NULL, 0);
         next.tv_nsec += 10000000;
         if (next.tv_nsec >= 1000000000) {
             next.tv_sec++;
