@@ -43,7 +43,7 @@
 /* ---- the segment ------------------------------------------------------- */
 
 struct segment {
-    char name[NAME_LEN];   /* "/xoscar-1234" */
+    char name[NAME_LEN + 16]; /* "/xoscar-1234" */
     int fd;
     void *map;
     size_t mapped;
@@ -425,7 +425,7 @@ static const char *state_name(uint64_t state)
 static void header_lines(struct frame *f, const struct view *v, long pid)
 {
     const xo_shm_header_t *h = v->cur.h;
-    char up[32], cost[16], alerts[160];
+    char up[32], cost[16], copy[16], most[16], alerts[160];
     size_t off = 0;
     alerts[0] = '\0';
     for (unsigned k = 1; k < XO_ALERT_KINDS; k++) {
@@ -448,10 +448,13 @@ static void header_lines(struct frame *f, const struct view *v, long pid)
              (unsigned long long)h->actors, (unsigned long long)h->pools,
              (unsigned long long)h->alerts[0], alerts);
     add_line(f, DIM,
-             "snapshot #%llu every %.0f ms, publish took %s  |  sort: %s  |  "
-             "keys: r rate  d depth  h p99  a age  q quit",
+             "snapshot #%llu every %.0f ms, publish took %s (copy %s, most "
+             "%s)  |  sort: %s  |  keys: r rate  d depth  h p99  a age  q "
+             "quit",
              (unsigned long long)h->publishes, (double)h->interval_ns / 1e6,
-             fmt_ns(cost, sizeof(cost), h->cost_ns), sort_names[v->sort]);
+             fmt_ns(cost, sizeof(cost), h->cost_ns),
+             fmt_ns(copy, sizeof(copy), h->copy_ns),
+             fmt_ns(most, sizeof(most), h->cost_max_ns), sort_names[v->sort]);
 }
 
 static void pool_lines(struct frame *f, const struct view *v, size_t max)
@@ -494,7 +497,7 @@ static void pool_lines(struct frame *f, const struct view *v, size_t max)
         memset(bar, '#', (size_t)fill);
         memset(bar + fill, '.', (size_t)(BAR_WIDTH - fill));
         bar[BAR_WIDTH] = '\0';
-        char core[24] = "no core";
+        char core[32] = "no core";
         if (p->core >= 0)
             snprintf(core, sizeof(core), "core %lld", (long long)p->core);
         struct line *l = add_line(
