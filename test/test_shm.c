@@ -499,7 +499,7 @@ static void fake_make(struct fake *f)
 {
     memset(f, 0, sizeof(*f));
     f->size = sizeof(xo_shm_header_t) + sizeof(f->pools) + sizeof(f->actors);
-    f->map = aligned_alloc(64, f->size);
+    f->map = aligned_alloc(64, (f->size + 63) & ~(size_t)63);
     cr_assert_not_null(f->map);
     memset(f->map, 0, f->size);
     xo_shm_header_t *m = f->map;

@@ -332,7 +332,8 @@ static bool build_rows(struct view *v)
 static void sort_rows(struct view *v)
 {
     current_sort = v->sort;
-    qsort(v->rows, v->nrows, sizeof(*v->rows), by_sort);
+    if (v->nrows > 1)
+        qsort(v->rows, v->nrows, sizeof(*v->rows), by_sort);
 }
 
 /* ---- the frame ------------------------------------------------------------------- */

@@ -46,12 +46,17 @@ fail() {
     exit 1
 }
 
-# poll WHAT CMD...: until CMD succeeds, 60 s at most.
+# poll WHAT CMD...: until CMD succeeds, 60 s at most; at once if
+# xoscar-top, which should be on the screen, has exited.
+watching=0
 poll() {
     local what=$1
     shift
     for _ in $(seq 1 600); do
         if "$@"; then return 0; fi
+        if [ "$watching" = 1 ] && ! tmux_ has-session 2>/dev/null; then
+            fail "$what: xoscar-top exited"
+        fi
         sleep 0.1
     done
     fail "$what"
@@ -81,6 +86,7 @@ pid=$started
 
 # 1. The screen, sorted by rate: the busiest first.
 tmux_ new-session -d -x 200 -y 50 "$top $pid 2>$work/top.err"
+watching=1
 poll "the screen shows the header" shows "^xoscar-top +pid $pid +running"
 poll "ingest-fast first when sorted by rate" first_is '^ingest  *ingest-fast '
 shows 'sort: rate' || fail "the sort is not shown as rate"
@@ -107,6 +113,7 @@ awk '/^DEFINITION/ { getline; print; exit }' "$work/once.txt" |
     grep -q '^report  *report-backlog ' || fail "--once --sort d: $(cat "$work/once.txt")"
 
 # 4. q quits: the pane, and with it the session, ends.
+watching=0
 tmux_ send-keys q
 poll "the pane ended after q" ended
 
