@@ -449,9 +449,8 @@ static void header_lines(struct frame *f, const struct view *v, long pid)
              (unsigned long long)h->actors, (unsigned long long)h->pools,
              (unsigned long long)h->alerts[0], alerts);
     add_line(f, DIM,
-             "snapshot #%llu every %.0f ms, publish took %s (copy %s, most "
-             "%s)  |  sort: %s  |  keys: r rate  d depth  h p99  a age  q "
-             "quit",
+             "snapshot #%llu every %.0f ms, publish %s (copy %s, most %s)  "
+             "|  sort: %s  |  r rate  d depth  h p99  a age  q quit",
              (unsigned long long)h->publishes, (double)h->interval_ns / 1e6,
              fmt_ns(cost, sizeof(cost), h->cost_ns),
              fmt_ns(copy, sizeof(copy), h->copy_ns),
