@@ -130,7 +130,7 @@ static bool unpublish(xo_runtime_t *rt, struct xi_cell *c,
                       struct xo_future *waiter, enum xi_exit_kind why,
                       int code)
 {
-    struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
+    struct xi_slot *slot = xi_slots_get(&rt->slots, xi_cell_index(c));
     struct xi_cell *expected = c;
     /* acq_rel: one destroyer wins; the release orders nothing new for
        readers, who only test the mark after this. */
@@ -224,8 +224,11 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     rc = new_name(rt, opts->uid, &c->name);
     if (rc == 0 && sup_id != 0)
         rc = child_envelopes(rt, c);
+    uint32_t index, gen;
     if (rc == 0)
-        rc = xi_slots_take(&rt->slots, &rt->mem, &c->index, &c->gen);
+        rc = xi_slots_take(&rt->slots, &rt->mem, &index, &gen);
+    if (rc == 0)
+        c->id = xi_ref_pack(gen, 0, index);
     if (rc != 0) {
         free_cell(rt, c);
         return rc;
@@ -252,7 +255,7 @@ static int publish(xo_runtime_t *rt, struct xi_cell *c)
     else if (c->name != NULL)
         rc = xi_registry_add(&rt->names, c->name);
     if (rc == 0) {
-        struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
+        struct xi_slot *slot = xi_slots_get(&rt->slots, xi_cell_index(c));
         /* relaxed: counters; stop reads live under its own ordering. */
         atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&xi_pool_at(rt, c->pool)->actors, 1,
@@ -329,7 +332,7 @@ static int spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
         rc = publish(rt, c);
         if (rc == 0)
             break;
-        xi_slots_give(&rt->slots, c->index);
+        xi_slots_give(&rt->slots, xi_cell_index(c));
         free_cell(rt, c);
         if (rc != XI_PLACE_AGAIN)
             return rc;
@@ -466,7 +469,7 @@ static bool revive(xo_runtime_t *rt, struct xi_cell *c)
             free_name(c->name, rt);
             c->name = NULL;
         }
-        struct xi_slot *slot = xi_slots_get(&rt->slots, c->index);
+        struct xi_slot *slot = xi_slots_get(&rt->slots, xi_cell_index(c));
         /* release: republishes c with the resets above. The slot is still
            ours (not given back), so it holds c with the DYING mark. */
         atomic_store_explicit(&slot->cell, c, memory_order_release);
@@ -525,14 +528,14 @@ static void actor_exit(struct xi_cell *c, struct xo_future *destroyer,
     xo_ref_t ref = xi_cell_ref(c);
     /* release: pairs with the acquire loads in xi_resolve_dying; a walk
        that still finds the cell keeps it until its section ends. */
-    atomic_store_explicit(&xi_slots_get(&rt->slots, c->index)->cell, NULL,
-                          memory_order_release);
+    atomic_store_explicit(&xi_slots_get(&rt->slots, xi_cell_index(c))->cell,
+                          NULL, memory_order_release);
     /* release: pairs with xo_pool_remove's acquire poll of the count. */
     atomic_fetch_sub_explicit(&xi_pool_at(rt, c->pool)->actors, 1,
                               memory_order_release);
     xi_claim_release(rt, c->claim);
     c->claim = NULL;
-    xi_slots_give(&rt->slots, c->index);
+    xi_slots_give(&rt->slots, xi_cell_index(c));
     /* TSan cannot see call_rcu's hand-off to its thread: say it. */
     if (xi_cell_rflags(c) & (XI_CF_WATCHED | XI_CF_SUPERVISED))
         xi_recovery_exit(rt, c, why); /* DOWNs, links, the supervisor */

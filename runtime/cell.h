@@ -118,7 +118,8 @@ struct xi_cell {
     xo_runtime_t *rt;
     const xo_actor_def_t *def;
     struct xi_name *name;       /* uid entry or NULL */
-    uint32_t index, gen;        /* immutable after spawn */
+    uint64_t id;                /* its ref id (slot index, node 0,
+                                   generation): immutable after spawn */
     unsigned pool;              /* home pool */
     uint32_t capacity;          /* mailbox bound, 0: none */
     bool created;               /* on_create succeeded (or none) */
@@ -166,7 +167,13 @@ _Static_assert(offsetof(struct xi_cell, rt) == XI_CACHELINE &&
 
 static inline xo_ref_t xi_cell_ref(const struct xi_cell *c)
 {
-    return (xo_ref_t){ c->rt, xi_ref_pack(c->gen, 0, c->index) };
+    return (xo_ref_t){ c->rt, c->id };
+}
+
+/* Its slot. */
+static inline uint32_t xi_cell_index(const struct xi_cell *c)
+{
+    return xi_ref_index(c->id);
 }
 
 /* Where the state ends: the spawn argument's copy starts there. */
@@ -229,7 +236,7 @@ static inline enum xi_where xi_ref_where(struct xi_slots *slots, uint64_t id,
         return XI_REF_REMOTE;
     bool marked;
     struct xi_cell *c = xi_slot_cell(slots, xi_ref_index(id), &marked);
-    if (c == NULL || marked || c->gen != xi_ref_gen(id))
+    if (c == NULL || marked || c->id != id) /* another generation */
         return XI_REF_GONE;
     *out = c;
     return XI_REF_LOCAL;
@@ -251,7 +258,7 @@ static inline struct xi_cell *xi_resolve_dying(struct xi_slots *slots,
         return NULL;
     bool marked;
     struct xi_cell *c = xi_slot_cell(slots, xi_ref_index(id), &marked);
-    if (c == NULL || c->gen != xi_ref_gen(id))
+    if (c == NULL || c->id != id)
         return NULL;
     return c;
 }

@@ -129,6 +129,8 @@ static uint32_t chain_length(struct xi_envelope *first,
 static inline void count_sent(struct xi_cell *c, struct xi_envelope *first,
                               struct xi_envelope *last)
 {
+    if (!XI_STATS)
+        return;
     uint64_t n = first == last ? 1 : chain_length(first, last);
     atomic_store_explicit(
         &c->sent, atomic_load_explicit(&c->sent, memory_order_relaxed) + n,

@@ -491,7 +491,7 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
     uint64_t up = xi_coarse_ns() - w->start_ns;
     out->busy_ns = up > idle ? up - idle : 0;
     out->up_ns = up;
-    out->turns = atomic_load_explicit(&w->obs.turns, memory_order_relaxed);
+    out->turns = atomic_load_explicit(&w->obs.turn_seq, memory_order_relaxed);
     out->shared = atomic_load_explicit(&w->obs.shared, memory_order_relaxed);
     out->parks = atomic_load_explicit(&w->obs.parks, memory_order_relaxed);
     out->wakes = atomic_load_explicit(&w->obs.wakes, memory_order_relaxed);

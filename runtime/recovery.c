@@ -1071,7 +1071,7 @@ static bool backoff_urgent(struct xi_timer *t)
     struct xi_cell *c = b->cell;
     xo_runtime_t *rt = c->rt;
     bool dying = false; /* destroyed while it waits: no need to wait */
-    (void)xi_slot_cell(&rt->slots, c->index, &dying);
+    (void)xi_slot_cell(&rt->slots, xi_cell_index(c), &dying);
     return dying || xi_rt_closing(rt) ||
            !xi_pool_running(xi_pool_at(rt, c->pool));
 }

@@ -165,12 +165,14 @@ static void release_tables(xo_runtime_t *rt)
     xi_pools_free(rt);
 }
 
-/* Stop and free wait for rt's workers: not from one of them, nor from any
-   handler (on_create runs on the spawner's thread; a handler of another
-   runtime would hold its own worker through the whole stop). */
+/* Stop and free wait for rt's workers and its watchdog: not from one of
+   them (an on_alert callback runs on the watchdog), nor from any handler
+   (on_create runs on the spawner's thread; a handler of another runtime
+   would hold its own worker through the whole stop). */
 static bool called_inside(xo_runtime_t *rt)
 {
-    return xi_worker_of(rt) != NULL || xi_current_ctx() != NULL;
+    return xi_worker_of(rt) != NULL || xi_current_ctx() != NULL ||
+           xi_watchdog_is_current(rt);
 }
 
 int xo_runtime_stop(xo_runtime_t *rt)

@@ -348,7 +348,6 @@ static int gather_actor(const xo_actor_info_t *info, void *user)
     a->handled = st->handled;
     a->failed = st->failed;
     a->restarts = st->restarts;
-    a->turns = st->turns;
     a->mailbox_depth = st->mailbox_depth;
     a->mailbox_high = st->mailbox_high;
     a->oldest_age_ns = st->oldest_age_ns;
@@ -430,6 +429,7 @@ static void publish(struct xi_shm *s, uint64_t state)
     h->actors = rs.actors;
     h->pools = rs.pools;
     h->watchdog_ticks = rs.watchdog_ticks;
+    h->watchdog_scan_ns = rs.watchdog_scan_ns;
     memcpy(h->alerts, rs.alerts, sizeof(h->alerts));
     publish_words(s->map, h, s->pools, actors, began);
 }

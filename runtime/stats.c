@@ -31,6 +31,18 @@ struct xi_obs *xi_obs_make(xo_runtime_t *rt, struct xi_cell *c)
     return o;
 }
 
+void xi_note_depth(xo_runtime_t *rt, struct xi_cell *c, uint64_t depth)
+{
+    if (depth <= 1)
+        return;
+    struct xi_obs *o = xi_obs_make(rt, c);
+    /* relaxed: a high-water mark; two writers (the actor's worker, the
+       watchdog) may race, and the next look corrects a lost maximum. */
+    if (o != NULL &&
+        depth > atomic_load_explicit(&o->mbox_high, memory_order_relaxed))
+        atomic_store_explicit(&o->mbox_high, depth, memory_order_relaxed);
+}
+
 static unsigned bucket_of(uint64_t ns)
 {
     unsigned b = ns < 2 ? 0 : 63u - (unsigned)__builtin_clzll(ns);
@@ -91,8 +103,6 @@ uint64_t xi_cell_depth(const struct xi_cell *c)
         return 0;
     struct xi_cell *m = (struct xi_cell *)c;
     /* relaxed: counters. */
-    if (c->capacity != 0)
-        return atomic_load_explicit(&m->queued, memory_order_relaxed);
     uint64_t sent = atomic_load_explicit(&m->sent, memory_order_relaxed);
     uint64_t done = atomic_load_explicit(&m->handled, memory_order_relaxed);
     return sent > done ? sent - done : 0;
@@ -114,16 +124,18 @@ void xi_cell_stats(const struct xi_cell *c, xo_actor_stats_t *out)
     out->pool = c->pool;
     out->stateless = c->stateless;
     out->mailbox_depth = xi_cell_depth(c);
+    /* A depth of one (a turn's own message) is not kept (xi_note_depth). */
+    out->mailbox_high = out->mailbox_depth > 0 || out->handled > 0 ? 1 : 0;
+    if (out->mailbox_high < out->mailbox_depth)
+        out->mailbox_high = out->mailbox_depth;
     /* acquire: pairs with the CAS that published the block. */
     struct xi_obs *o = atomic_load_explicit(&m->obs, memory_order_acquire);
     if (o == NULL)
         return;
     out->failed = atomic_load_explicit(&o->failed, memory_order_relaxed);
-    out->turns = atomic_load_explicit(&o->turns, memory_order_relaxed);
-    out->mailbox_high = atomic_load_explicit(&o->mbox_high,
-                                             memory_order_relaxed);
-    if (out->mailbox_high < out->mailbox_depth)
-        out->mailbox_high = out->mailbox_depth;
+    uint64_t high = atomic_load_explicit(&o->mbox_high, memory_order_relaxed);
+    if (out->mailbox_high < high)
+        out->mailbox_high = high;
     out->oldest_age_ns = out->mailbox_depth == 0
                              ? 0
                              : atomic_load_explicit(&o->oldest_age_ns,

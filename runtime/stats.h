@@ -8,18 +8,21 @@
  * turns, the deepest mailbox seen at a turn start, what the watchdog
  * measured (the oldest message's age, alerts), when a blocking wait began,
  * and the sampled handler-time histogram (its own block, made by the first
- * sampled turn). An actor that never runs keeps to its three lines.
+ * sampled turn). The block is made the first time one of those has
+ * something to keep: an actor whose mailbox never held more than the
+ * message it handles, that never failed, waited or was sampled, has none,
+ * and its turns touch no line beyond the cell's.
  *
  * Mailbox depth is sent - handled, read at a turn's start and by the
  * watchdog. `sent` is bumped by a relaxed load and store, not an atomic
  * add (which costs every send a locked instruction): two senders racing
  * may lose a count, and a call skipped unstarted is never handled, so the
  * worker puts `sent` back to `handled` each time it marks the mailbox idle
- * (the only moment it knows the depth is 0). A bounded mailbox uses its
- * exact `queued` count instead.
+ * (the only moment it knows the depth is 0). The message being handled
+ * counts until its handler returns.
  *
- * Per worker (struct xi_wobs, its own line, the worker writes it): turns,
- * turns of other pools' actors, parks, wakes, run-queue items taken, and
+ * Per worker (struct xi_wobs, its own line, the worker writes it): turns
+ * (turn_seq), turns of other pools' actors, parks, wakes, run-queue items taken, and
  * what the watchdog samples: a sequence number bumped at each handler
  * run's start and at each turn's start, the running actor and the tag of
  * its message. The watchdog needs no clock on the hot path: a sequence
@@ -37,6 +40,16 @@
 #include "xoscar/xoscar.h"
 #include "common.h"
 
+/* Built with -DXO_NO_STATS (cmake -DXO_STATS=OFF), the hot-path counting
+   is compiled out: the baseline docs/performance.md measures the stats
+   against. The snapshot API then reports zeros for what it did not
+   count. */
+#ifdef XO_NO_STATS
+#define XI_STATS 0
+#else
+#define XI_STATS 1
+#endif
+
 struct xi_cell;
 struct xi_worker;
 
@@ -47,8 +60,7 @@ struct xi_hist {
 
 struct xi_obs {
     _Atomic uint64_t failed;
-    _Atomic uint64_t turns;
-    _Atomic uint64_t mbox_high;
+    _Atomic uint64_t mbox_high;     /* xi_note_depth */
     _Atomic uint64_t oldest_age_ns; /* the watchdog writes it */
     _Atomic uint64_t alerts;        /* the watchdog writes it */
     _Atomic uint64_t wait_since;    /* xi_now_ns at a blocking wait's
@@ -61,13 +73,18 @@ struct xi_obs {
    look that straddled a change). */
 struct xi_wobs {
     alignas(XI_CACHELINE) _Atomic uint64_t seq; /* handler run starts */
-    _Atomic uint64_t turn_seq;  /* turn starts */
+    _Atomic uint64_t turn_seq;  /* turn starts: the pool's turns */
     _Atomic uint64_t actor;     /* ref id of the turn's actor; 0: none
                                    (idle, or waiting in a handler) */
     _Atomic uint32_t tag;       /* the handler run's message tag */
-    unsigned sample_in;         /* turns until the next timed one */
+    /* A turn is timed when turn_seq & sample_mask is 0 (UINT64_MAX:
+       never). */
+    uint64_t sample_mask;
     /* Counters (single writer). */
-    _Atomic uint64_t turns, shared, parks, wakes, runq_taken;
+    _Atomic uint64_t parks, wakes, runq_taken;
+    /* Turns of other pools' movable actors sent here (their senders add,
+       atomically: the sharing path only). */
+    _Atomic uint64_t shared;
 };
 
 /* The stats block of c, made now if need be (NULL when memory is short:
@@ -77,6 +94,10 @@ struct xi_obs *xi_obs_make(xo_runtime_t *rt, struct xi_cell *c);
    run) to o's histogram, made if need be. */
 void xi_hist_add(xo_runtime_t *rt, struct xi_obs *o, uint64_t ns,
                  unsigned count);
+/* A mailbox deeper than one (the turn's own message): keep the deepest
+   seen. Called where a backlog shows (a turn that ended with more waiting,
+   the watchdog's scan). */
+void xi_note_depth(xo_runtime_t *rt, struct xi_cell *c, uint64_t depth);
 /* Free c's stats blocks (the cell is going). */
 void xi_obs_free(xo_runtime_t *rt, struct xi_cell *c);
 /* Messages waiting in c's mailbox now (any thread, approximate). */

@@ -29,7 +29,7 @@ void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
                      uint32_t tag, int err, const char *message)
 {
     (void)message; /* for the layers to come: supervisors, the watchdog */
-    struct xi_obs *o = c != NULL ? xi_obs_make(rt, c) : NULL;
+    struct xi_obs *o = XI_STATS && c != NULL ? xi_obs_make(rt, c) : NULL;
     if (o != NULL)
         xi_bump(&o->failed, 1);
     if (rt->cfg.on_handler_error != NULL)
@@ -308,66 +308,39 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
 
 /* ---- stats (stats.h) ---------------------------------------------------- */
 
-/* A turn of c starts on w: count it, note the mailbox's depth, tell the
-   watchdog. Returns c's stats block (NULL: none, memory is short). */
-static inline struct xi_obs *turn_starts(struct xi_worker *w,
-                                         struct xi_cell *c)
+/* A turn (or a stateless task) of c starts on w: count it, tell the
+   watchdog; returns whether the worker times this one (one turn in
+   cfg.handler_sample, rounded up to a power of two, by the count). */
+static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
 {
-    struct xi_obs *o = atomic_load_explicit(&c->obs, memory_order_relaxed);
-    if (__builtin_expect(o == NULL, 0))
-        o = xi_obs_make(w->rt, c);
-    if (__builtin_expect(o != NULL, 1)) {
-        xi_bump(&o->turns, 1);
-        uint64_t depth = xi_cell_depth(c);
-        if (depth > atomic_load_explicit(&o->mbox_high, memory_order_relaxed))
-            atomic_store_explicit(&o->mbox_high, depth, memory_order_relaxed);
-    }
-    xi_bump(&w->obs.turns, 1);
-    xi_bump(&w->obs.turn_seq, 1);
-    /* relaxed: the watchdog's samples (stats.h). */
-    atomic_store_explicit(&w->obs.actor, xi_cell_ref(c).id,
-                          memory_order_relaxed);
-    return o;
+    if (!XI_STATS)
+        return false;
+    /* relaxed: the worker's own counter, and the watchdog's samples
+       (stats.h). */
+    uint64_t t = atomic_load_explicit(&w->obs.turn_seq,
+                                      memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->obs.turn_seq, t, memory_order_relaxed);
+    atomic_store_explicit(&w->obs.actor, c->id, memory_order_relaxed);
+    return (t & w->obs.sample_mask) == 0;
 }
 
 /* A handler run for a message of `tag` starts on w. */
 static inline void run_starts(struct xi_worker *w, uint32_t tag)
 {
+    if (!XI_STATS)
+        return;
     atomic_store_explicit(&w->obs.tag, tag, memory_order_relaxed);
     xi_bump(&w->obs.seq, 1);
 }
 
-/* The turn is over: w runs the turn it was nested in, if any (a wait's
-   or a yield's), or none. */
-static inline void turn_ends(struct xi_worker *w, const struct xo_ctx *ctx)
+/* The turn is over: the worker runs no handler until the next turn (a
+   turn nested in a wait or a yield returns to a loop that runs none). */
+static inline void turn_ends(struct xi_worker *w)
 {
-    /* A turn nested in a wait or a yield (block_depth) returns to the
-       waiting loop, which runs no handler. */
-    const struct xo_ctx *below = ctx->saved;
-    atomic_store_explicit(&w->obs.actor,
-                          below != NULL && below->cell != NULL &&
-                                  w->block_depth == 0
-                              ? xi_cell_ref(below->cell).id
-                              : 0,
-                          memory_order_relaxed);
-    xi_bump(&w->obs.seq, 1);
-}
-
-/* Whether this turn is one the worker times (cfg.handler_sample). */
-static inline bool turn_timed(struct xi_worker *w)
-{
-    if (w->obs.sample_in == 0)
-        return false;
-    if (--w->obs.sample_in != 0)
-        return false;
-    w->obs.sample_in = w->rt->cfg.handler_sample;
-    return true;
-}
-
-/* The tag a delivery reports to the watchdog. */
-static inline uint32_t tag_of(const struct xi_envelope *e)
-{
-    return e->item.kind <= XI_K_CALL ? e->msg.tag : 0;
+    if (!XI_STATS)
+        return;
+    /* relaxed: samples (stats.h). */
+    atomic_store_explicit(&w->obs.actor, 0, memory_order_relaxed);
 }
 
 /* ---- turns ------------------------------------------------------------- */
@@ -375,8 +348,7 @@ static inline uint32_t tag_of(const struct xi_envelope *e)
 /* A timed turn's delivery of e (out of line: one turn in
    cfg.handler_sample takes it). */
 static __attribute__((noinline)) unsigned
-deliver_timed(struct xo_ctx *ctx, struct xi_obs *o, struct xi_envelope *e,
-              unsigned room)
+deliver_timed(struct xo_ctx *ctx, struct xi_envelope *e, unsigned room)
 {
     struct xi_cell *c = ctx->cell;
     uint64_t t0 = xi_now_ns();
@@ -386,6 +358,7 @@ deliver_timed(struct xo_ctx *ctx, struct xi_obs *o, struct xi_envelope *e,
     else
         k = deliver(ctx, e);
     uint64_t dt = xi_now_ns() - t0;
+    struct xi_obs *o = xi_obs_make(ctx->rt, c);
     if (o != NULL)
         xi_hist_add(ctx->rt, o, dt, k & ~XI_TURN_STOP);
     return k;
@@ -400,8 +373,7 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     unsigned batch = rt->cfg.batch, n = 0;
     struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
     enum xi_turn_end end = XI_TURN_MORE;
-    struct xi_obs *o = turn_starts(w, c);
-    bool timed = turn_timed(w);
+    bool timed = turn_starts(w, c);
     xi_ctx_enter(&ctx);
     if (resume) {
         xi_recovery_resume(&ctx);
@@ -425,9 +397,9 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
             }
             continue; /* it lives on: on_destroy refused, or a restart */
         }
-        run_starts(w, tag_of(e));
+        run_starts(w, e->msg.tag);
         if (__builtin_expect(timed, 0))
-            n += deliver_timed(&ctx, o, e, batch - n);
+            n += deliver_timed(&ctx, e, batch - n);
         else if (c->def->on_batch != NULL && c->created &&
                  e->item.kind <= XI_K_CALL)
             n += deliver_batch(&ctx, e, batch - n);
@@ -435,7 +407,7 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
             n += deliver(&ctx, e);
     }
     xi_ctx_leave(&ctx);
-    turn_ends(w, &ctx);
+    turn_ends(w);
     xi_bump(&w->handled, n & ~XI_TURN_STOP);
     if (end == XI_TURN_GONE)
         return end;
@@ -462,16 +434,15 @@ void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)
 {
     struct xi_cell *c = xi_task_take_cell(env, w->rt);
     struct xo_ctx ctx = xi_ctx_make(c, w->rt, w->pool->index, 0);
-    struct xi_obs *o = turn_starts(w, c);
-    bool timed = turn_timed(w);
+    bool timed = turn_starts(w, c);
     xi_ctx_enter(&ctx);
-    run_starts(w, tag_of(env));
+    run_starts(w, env->msg.tag);
     if (__builtin_expect(timed, 0))
-        deliver_timed(&ctx, o, env, 1);
+        deliver_timed(&ctx, env, 1);
     else
         deliver(&ctx, env);
     xi_ctx_leave(&ctx);
-    turn_ends(w, &ctx);
+    turn_ends(w);
     xi_bump(&w->handled, 1);
     xi_stateless_task_done(c);
 }

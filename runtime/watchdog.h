@@ -7,6 +7,7 @@
 #ifndef XI_RUNTIME_WATCHDOG_H
 #define XI_RUNTIME_WATCHDOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "xoscar/xoscar.h"
@@ -30,6 +31,8 @@ int xi_watchdog_start(xo_runtime_t *rt);
 void xi_watchdog_stop(xo_runtime_t *rt);
 /* Free it (xo_runtime_free). */
 void xi_watchdog_free(xo_runtime_t *rt);
+/* Whether the calling thread is rt's watchdog (an on_alert callback). */
+bool xi_watchdog_is_current(xo_runtime_t *rt);
 /* The counters xo_runtime_stats reports. */
 void xi_watchdog_counts(xo_runtime_t *rt, xo_runtime_stats_t *out);
 

@@ -80,10 +80,11 @@ void xi_worker_wake(struct xi_worker *w)
 void xi_runq_push(struct xi_worker *w, struct xi_item *it)
 {
     /* relaxed: a count on the line the exchange below takes (stats.h). */
-    atomic_store_explicit(&w->runq_pushed,
-                          atomic_load_explicit(&w->runq_pushed,
-                                               memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    if (XI_STATS)
+        atomic_store_explicit(
+            &w->runq_pushed,
+            atomic_load_explicit(&w->runq_pushed, memory_order_relaxed) + 1,
+            memory_order_relaxed);
     if (xi_mpscq_push(&w->runq, &it->node))
         w->pool->ops->wake(w->pool);
 }
@@ -129,6 +130,11 @@ void xi_schedule_item(struct xi_cell *c, struct xi_item *it)
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
         struct xi_reader *sect = xi_section_enter(&c->rt->rcu_sync);
         struct xi_worker *idle = parked_worker(c->rt, home);
+        /* relaxed: a count (senders race on it: an atomic add, on this
+           path only). */
+        if (XI_STATS && idle != NULL)
+            atomic_fetch_add_explicit(&idle->obs.shared, 1,
+                                      memory_order_relaxed);
         xi_runq_push(idle != NULL ? idle : home, it);
         xi_section_leave(&c->rt->rcu_sync, sect);
         return;
@@ -385,7 +391,7 @@ static bool watch(struct xi_worker *w, struct xi_cell *c)
 static inline struct xi_qnode *runq_pop(struct xi_worker *w)
 {
     struct xi_qnode *n = xi_mpscq_pop(&w->runq, &w->runq_tail);
-    if (n != NULL)
+    if (XI_STATS && n != NULL)
         xi_bump(&w->obs.runq_taken, 1);
     return n;
 }
@@ -490,13 +496,17 @@ static void after_turn(struct xi_worker *w, struct xi_cell *c,
     if (end == XI_TURN_EMPTY && xi_mpscq_mark_idle(&c->mbox, c->mbox_tail)) {
         /* The mailbox is empty: its count starts again from here (the
            CAS has just taken the line; relaxed: stats.h). */
-        atomic_store_explicit(&c->sent,
-                              atomic_load_explicit(&c->handled,
-                                                   memory_order_relaxed),
-                              memory_order_relaxed);
+        if (XI_STATS)
+            atomic_store_explicit(
+                &c->sent,
+                atomic_load_explicit(&c->handled, memory_order_relaxed),
+                memory_order_relaxed);
         return;
     }
-    /* Still has work (or a send is mid-way). */
+    /* Still has work (or a send is mid-way): a backlog, maybe, worth a
+       look at its depth (the common turn does not look). */
+    if (XI_STATS && end == XI_TURN_MORE)
+        xi_note_depth(w->rt, c, xi_cell_depth(c));
     if (c->pool == w->pool->index)
         xi_runq_push(w, &c->run);
     else
@@ -510,8 +520,6 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
     switch (it->kind) {
     case XI_K_ACTOR: {
         struct xi_cell *c = xi_container_of(it, struct xi_cell, run);
-        if (__builtin_expect(c->pool != w->pool->index, 0))
-            xi_bump(&w->obs.shared, 1);
         after_turn(w, c, xi_turn_run(w, c));
         return true;
     }
@@ -585,7 +593,10 @@ void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
     w->core = core;
     w->exit_item.kind = XI_K_EXIT;
     w->start_ns = xi_coarse_ns();
-    w->obs.sample_in = rt->cfg.handler_sample;
+    unsigned every = rt->cfg.handler_sample, pow2 = 1;
+    while (pow2 < every && pow2 < (1u << 30))
+        pow2 <<= 1;
+    w->obs.sample_mask = every == 0 ? UINT64_MAX : (uint64_t)pow2 - 1;
     xi_mpscq_init(&w->runq, &w->runq_tail, false);
 }
 

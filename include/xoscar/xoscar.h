@@ -249,7 +249,8 @@ typedef struct xo_config {
 
     /* ---- observability (docs/observability.md) ---- */
     /* The watchdog: a thread of the runtime that looks at every worker
-       each watch_tick_ns and at every actor each tenth tick. Default
+       each watch_tick_ns and at every actor each tenth tick (less often
+       when that scan would take over 1 % of a core). Default
        10 ms; 0: no watchdog (no alerts, no oldest-message ages, no shared
        memory snapshot). Each threshold below: 0 turns its alert off. */
     uint64_t watch_tick_ns;
@@ -269,13 +270,15 @@ typedef struct xo_config {
     /* A mailbox whose oldest message waited longer than this:
        XO_ALERT_MAILBOX_AGE. Default 1 s. */
     uint64_t mailbox_age_ns;
-    /* Where alerts go, on the watchdog's thread. NULL: one line each to
-       stderr (xo_alert_format). */
+    /* Where alerts go, on the watchdog's thread (which runs no other
+       check meanwhile: keep it short; xo_runtime_stop and free refuse
+       from it with XO_EINVAL). NULL: one line each to stderr
+       (xo_alert_format). */
     xo_alert_fn on_alert;
     void *on_alert_user;
     /* Handler times: each worker times every handler run of one turn in
-       this many (the histogram in xo_actor_stats_t). Default 64; 1: every
-       turn; 0: none. */
+       this many, rounded up to a power of two (the histogram in
+       xo_actor_stats_t). Default 64; 1: every turn; 0: none. */
     unsigned handler_sample;
     /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
        TCP port, from a thread of the runtime. 0 (default): no server. */
@@ -517,11 +520,11 @@ typedef struct xo_actor_stats {
     uint64_t restarts;     /* incarnations after the first */
     unsigned pool;         /* home pool index */
     bool stateless;
-    uint64_t turns;        /* turns run (a stateless actor: tasks) */
-    /* Messages waiting in the mailbox now, and the most seen waiting at
-       the start of a turn. Exact for a bounded mailbox or one sender at a
-       time; with senders racing it may read a few low until the mailbox
-       next empties. 0 for stateless actors (no mailbox). */
+    /* Messages sent to the actor and not yet handled (the one being
+       handled included), now, and the most seen (by the turns that left a
+       backlog behind them, and the watchdog's scans). Exact with one
+       sender at a time; with senders racing it may read a few low until
+       the mailbox next empties. 0 for stateless actors (no mailbox). */
     uint64_t mailbox_depth;
     uint64_t mailbox_high;
     /* How long the oldest waiting message has waited, as the watchdog saw
@@ -1014,6 +1017,8 @@ typedef struct xo_runtime_stats {
     uint64_t actors;              /* live actors */
     unsigned pools;               /* pools running */
     uint64_t watchdog_ticks;
+    uint64_t watchdog_scan_ns;    /* how long its last scan of the actors
+                                     took (its own cost) */
     uint64_t alerts[XO_ALERT_KINDS]; /* by kind; [0]: all kinds */
 } xo_runtime_stats_t;
 

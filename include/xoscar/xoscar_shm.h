@@ -58,7 +58,7 @@ extern "C" {
 #define XO_SHM_UID_LEN 64u    /* uid: up to 63 bytes */
 #define XO_SHM_LABELS_LEN 64u /* pool labels: up to 63 bytes */
 
-/* The most actors one snapshot holds (about 464 MiB of records). A runtime
+/* The most actors one snapshot holds (about 456 MiB of records). A runtime
    with more, or whose segment could not grow (no room in /dev/shm),
    publishes the first ones in slot order and counts the others in
    header.actors_left_out. */
@@ -101,8 +101,9 @@ typedef struct xo_shm_header {
     uint64_t actors;         /* live actors */
     uint64_t pools;          /* pools running */
     uint64_t watchdog_ticks;
+    uint64_t watchdog_scan_ns;
     uint64_t alerts[XO_ALERT_KINDS]; /* by kind; [0]: all kinds */
-    uint64_t reserved[8];
+    uint64_t reserved[7];
 } xo_shm_header_t;
 
 /* xo_shm_pool_t.flags */
@@ -134,7 +135,7 @@ typedef struct xo_shm_actor {
     uint64_t ref;            /* xo_ref_t.id */
     uint64_t pool;           /* home pool */
     uint64_t flags;
-    uint64_t handled, failed, restarts, turns;
+    uint64_t handled, failed, restarts;
     uint64_t mailbox_depth, mailbox_high, oldest_age_ns, alerts;
     uint64_t handler_samples, handler_sum_ns;
     uint64_t handler_hist[XO_HIST_BUCKETS];
