@@ -117,7 +117,8 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
         xi_relations_fini(rt, &rt->rel);
         goto fail_slots;
     }
-    if ((rc = xi_watchdog_start(rt)) != 0 || (rc = xi_http_start(rt)) != 0) {
+    if ((rc = xi_watchdog_start(rt)) != 0 || (rc = xi_shm_open(rt)) != 0 ||
+        (rc = xi_http_start(rt)) != 0) {
         xo_runtime_free(rt);
         return rc;
     }
@@ -216,6 +217,8 @@ int xo_runtime_stop(xo_runtime_t *rt)
     pthread_mutex_unlock(&rt->stop_lock);
     /* It reads the workers: it goes before them. */
     xi_watchdog_stop(rt);
+    /* The watchdog was its writer; the pools it reports are still there. */
+    xi_shm_close(rt);
     xi_pools_join(rt);
     /* The reaped cells' memory goes after a grace period (actor.c). */
     xi_rcu_barrier(&rt->rcu_sync);

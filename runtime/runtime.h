@@ -44,6 +44,7 @@
 #include "rcu.h"
 #include "recovery.h"
 #include "registry.h"
+#include "shm.h"
 #include "slots.h"
 #include "stats.h"
 #include "timer.h"
@@ -98,7 +99,9 @@ struct xo_runtime {
        running. */
     struct xi_watchdog *watchdog;
     struct xi_http *http;
-    struct xi_shm *shm;
+    /* Stored (release) by xi_shm_open after the watchdog started, read
+       (acquire) by the watchdog's thread: shm.h. */
+    _Atomic(struct xi_shm *) shm;
     uint64_t start_ns;          /* xi_now_ns at start */
     /* TSan model of RCU's guarantee (see rcu.h); never read. */
     alignas(XI_CACHELINE) char rcu_sync;

@@ -611,6 +611,9 @@ static void *watchdog_main(void *arg)
     uint64_t tick = rt->cfg.watch_tick_ns;
     uint64_t next = xi_now_ns() + tick;
     uint64_t scan_next = xi_now_ns() + XI_SCAN_EVERY * tick;
+    /* xi_shm_open published the first snapshot: the next is one interval
+       on. */
+    uint64_t shm_next = xi_now_ns() + rt->cfg.stats_shm_ns;
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
         struct timespec ts = { (time_t)(next / 1000000000u),
@@ -637,6 +640,13 @@ static void *watchdog_main(void *arg)
             if (took > gap / XI_SCAN_SHARE)
                 gap = took * XI_SCAN_SHARE;
             scan_next = now + gap;
+        }
+        /* relaxed: only whether it is there yet; xi_shm_publish loads it
+           again with acquire. */
+        if (atomic_load_explicit(&rt->shm, memory_order_relaxed) != NULL &&
+            now >= shm_next) {
+            xi_shm_publish(rt);
+            shm_next = now + rt->cfg.stats_shm_ns;
         }
         pthread_mutex_lock(&wd->lock);
     }

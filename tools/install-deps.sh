@@ -2,7 +2,8 @@
 # Install the Debian packages xoscar builds with, if any is missing.
 # Usage: tools/install-deps.sh [--tests] [extra-package ...]
 #   --tests  also what the test suites need (Criterion; Prometheus and
-#            promtool, which the metrics suite runs against the endpoint)
+#            promtool, which the metrics suite runs against the endpoint;
+#            tmux, for the test that runs xoscar-top on a terminal)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
@@ -10,9 +11,9 @@ set -euo pipefail
 # file names -lunistring for a static link (pkg-config --static xoscar),
 # and Debian's libgnutls28-dev does not bring libunistring-dev along.
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
-          libmicrohttpd-dev libunistring-dev)
+          libmicrohttpd-dev libunistring-dev libncurses-dev)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev prometheus)
+    packages+=(libcriterion-dev prometheus tmux)
     shift
 fi
 packages+=("$@")

@@ -56,6 +56,7 @@ extern "C" {
     X(EDEPTH,    -4006, "blocking waits nested too deep on one worker")    \
     X(ELINKED,   -4007, "a linked actor failed")                           \
     X(EADDRINUSE, -98,  "the address is in use")                           \
+    X(ESYSTEM,   -4008, "a system call failed")                            \
     X(ENOSYS,    -38,   "operation not supported by this build")
 
 typedef enum xo_errno {
@@ -297,7 +298,8 @@ typedef struct xo_config {
     /* Publish a read-only snapshot of the stats in shared memory for
        xoscar-top, refreshed every stats_shm_ns (default 500 ms) by the
        watchdog: /dev/shm/xoscar-<pid> (a second runtime of the process
-       adds -<n>). Default false. */
+       adds -<n>), unlinked at stop. Default false. Needs the watchdog
+       (XO_EINVAL without). Its format: <xoscar/xoscar_shm.h>. */
     bool stats_shm;
     uint64_t stats_shm_ns;
 } xo_config_t;
@@ -306,7 +308,9 @@ XO_API void xo_config_init(xo_config_t *cfg);
 
 /* Start a runtime: workers are running when it returns. cfg may be NULL
    (defaults). Errors: XO_EINVAL (bad config), XO_ENOMEM, XO_EADDRINUSE
-   (cfg.metrics_port is taken). A failed start leaves nothing behind. */
+   (cfg.metrics_port is taken), XO_ESYSTEM (the shared-memory snapshot of
+   cfg.stats_shm could not be made: see docs/top.md). A failed start
+   leaves nothing behind. */
 XO_API int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out);
 
 /*
