@@ -120,6 +120,7 @@ deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
     struct xi_cell *c = ctx->cell;
     if (!c->created || continuation_stale(c, env)) {
         xi_drop_continuation(ctx->rt, env);
+        xi_bump(&c->handled, 1); /* taken (stats.h) */
         return 1;
     }
     int rc = xi_run_continuation(ctx, env);
@@ -164,6 +165,7 @@ handle(struct xo_ctx *ctx, struct xi_envelope *env)
                               calls, drop tells */
         if (env->item.kind == XI_K_TELL)
             dropped_tell(ctx, env->msg.tag);
+        xi_bump(&c->handled, 1); /* taken all the same (stats.h) */
     } else if (c->def->on_message != NULL) {
         ctx->msg = &env->msg;
         rc = c->def->on_message(ctx, c->state, &env->msg);
@@ -171,6 +173,8 @@ handle(struct xo_ctx *ctx, struct xi_envelope *env)
         xi_bump(&c->handled, 1);
         if (__builtin_expect(rc < 0 || ctx->fail_msg != NULL, 0))
             return handled_slow(ctx, env, rc);
+    } else {
+        xi_bump(&c->handled, 1); /* no handler: dropped, but taken */
     }
     if (env->msg.request != NULL) /* tells, the common case, skip both */
         xi_request_finish(ctx, &env->msg, rc);
@@ -194,6 +198,7 @@ static unsigned deliver(struct xo_ctx *ctx, struct xi_envelope *env)
         return consumed(ctx);
     }
     if (!call_may_start(env)) {
+        xi_bump(&ctx->cell->handled, 1); /* answered already: taken */
         xi_envelope_free(ctx->rt, env);
         return 1;
     }
@@ -268,10 +273,12 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
     unsigned n = 0, consumed = 0;
     for (struct xi_envelope *e = first; e != NULL;) {
         consumed++;
-        if (call_may_start(e))
+        if (call_may_start(e)) {
             msgs[n++] = &e->msg;
-        else
+        } else {
+            xi_bump(&c->handled, 1); /* answered already: taken */
             xi_envelope_free(rt, e);
+        }
         if (consumed == room)
             break;
         if (n == cap) {

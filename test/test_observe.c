@@ -831,3 +831,22 @@ Test(observe, an_alert_callback_cannot_stop_or_free_its_runtime)
     cr_assert_eq(atomic_load(&free_from_alert), XO_EINVAL);
     stop_runtime(rt); /* from outside, as it should */
 }
+
+static const xo_actor_def_t deaf_def = { .name = "deaf" };
+
+Test(observe, messages_to_an_actor_without_a_handler_leave_no_depth_behind)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_spawn_opts_t o;
+    xo_spawn_opts_init(&o);
+    o.pool = 1;
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &deaf_def, &o, &r), 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(xo_tell(r, WORK, NULL, 0), 0);
+    wait_handled(r, 100); /* taken and dropped: counted as handled */
+    xo_actor_stats_t st;
+    cr_assert_eq(xo_actor_stats(r, &st), 0);
+    cr_assert_eq(st.mailbox_depth, 0);
+    stop_runtime(rt);
+}

@@ -526,7 +526,10 @@ XO_API int xo_destroy(xo_ref_t ref);
 #define XO_HIST_BUCKETS 32
 
 typedef struct xo_actor_stats {
-    uint64_t handled;      /* messages whose handler returned */
+    uint64_t handled;      /* messages whose handler returned, and those
+                              taken without one (no on_message, a call
+                              cancelled before it started, the actor's
+                              on_create failed) */
     uint64_t failed;       /* of those, handlers that returned < 0 */
     uint64_t restarts;     /* incarnations after the first */
     unsigned pool;         /* home pool index */
