@@ -166,6 +166,7 @@ bool xi_future_complete_item(struct xo_future *f, uint32_t i, int status,
         return false;
     }
     it->status = status;
+    XI_TRACE(f->rt, XI_TR_CALL_DONE, (uintptr_t)f, i, status);
     /* NULL error: the code's own message, given out by xo_strerror. */
     it->result = status < 0 ? (void *)copy_error(f->rt, error) : reply;
     /* acq_rel: the item's fields above happen before the finisher's
@@ -205,6 +206,7 @@ static int call_envelope(xo_runtime_t *rt, struct xo_future *f, uint32_t i,
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     env->msg.request = &f->items[i];
     env->msg.sender = xi_current_sender(rt);
+    XI_TRACE(rt, XI_TR_CALL, (uintptr_t)f, f->callee_id, tag);
     *out = env;
     return 0;
 }

@@ -137,6 +137,21 @@ static inline void count_sent(struct xi_cell *c, struct xi_envelope *first,
         memory_order_relaxed);
 }
 
+/* The trace's sends (trace.h): each envelope, before the push makes it
+   the consumer's. */
+static inline void trace_sends(xo_runtime_t *rt, xo_ref_t to,
+                               struct xi_envelope *first,
+                               struct xi_envelope *last)
+{
+    /* relaxed: the hook's flag (trace.h). */
+    if (__builtin_expect(atomic_load_explicit(&rt->trace_on,
+                                              memory_order_relaxed), 0))
+        for (struct xi_envelope *e = first; e != NULL;
+             e = xi_chain_next(e, last))
+            xi_trace_record(rt, XI_TR_SEND, (uint64_t)(uintptr_t)e, to.id,
+                            e->msg.tag);
+}
+
 /* Stateless target: each envelope becomes a task on some worker. */
 static void push_tasks(struct xi_cell *c, struct xi_envelope *first,
                        struct xi_envelope *last)
@@ -170,13 +185,16 @@ int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
                      : XO_ENOTEXIST;
         else if (where == XI_REF_GONE)
             rc = XO_ENOTEXIST;
-        else if (c->stateless && first->item.kind <= XI_K_CALL)
+        else if (c->stateless && first->item.kind <= XI_K_CALL) {
+            trace_sends(rt, to, first, last);
             push_tasks(c, first, last);
+        }
         else if (c->capacity != 0 && first->item.kind <= XI_K_CALL &&
                  !(first->item.flags & XI_ENV_RESERVED) &&
                  !reserve_room(c, chain_length(first, last)))
             rc = XO_EFULL;
         else {
+            trace_sends(rt, to, first, last);
             count_sent(c, first, last);
             if (xi_mpscq_push_chain(&c->mbox, &first->item.node,
                                     &last->item.node))

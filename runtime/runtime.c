@@ -101,6 +101,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
     pthread_mutex_init(&rt->stop_lock, NULL);
     pthread_cond_init(&rt->stop_cond, NULL);
     pthread_mutex_init(&rt->pools_lock, NULL);
+    pthread_mutex_init(&rt->trace_lock, NULL);
     int rc = xi_slots_init(&rt->slots, &rt->mem);
     if (rc != 0)
         goto fail_slots;
@@ -127,6 +128,7 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
 fail_names:
     xi_slots_fini(&rt->slots, &rt->mem);
 fail_slots:
+    pthread_mutex_destroy(&rt->trace_lock);
     pthread_mutex_destroy(&rt->pools_lock);
     pthread_cond_destroy(&rt->stop_cond);
     pthread_mutex_destroy(&rt->stop_lock);
@@ -222,6 +224,8 @@ int xo_runtime_stop(xo_runtime_t *rt)
     xi_pools_join(rt);
     /* The reaped cells' memory goes after a grace period (actor.c). */
     xi_rcu_barrier(&rt->rcu_sync);
+    /* A trace still recording ends here: what it holds can be written. */
+    (void)xo_trace_stop(rt);
     /* The tables stay until xo_runtime_free: a thread that passed a
        closing check just before stop began may still be on its way to
        them (it will then fail with XO_ECLOSED). */
@@ -254,6 +258,8 @@ int xo_runtime_free(xo_runtime_t *rt)
     release_tables(rt);
     xi_relations_fini(rt, &rt->rel);
     xi_watchdog_free(rt);
+    xi_trace_free(rt);
+    pthread_mutex_destroy(&rt->trace_lock);
     xi_http_free(rt);
     /* The workers' cached blocks went to the allocator's depot when they
        exited: give them back to the backend. */

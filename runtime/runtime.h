@@ -48,6 +48,7 @@
 #include "slots.h"
 #include "stats.h"
 #include "timer.h"
+#include "trace.h"
 #include "turn.h"
 #include "wait.h"
 #include "watchdog.h"
@@ -70,6 +71,8 @@ struct xo_runtime {
        XI_RT_*; set to CLOSING once by stop, inside no read-side section;
        read by senders inside one (rcu.h explains why that suffices). */
     _Atomic int state;
+    /* The trace records (trace.h): read by every hook, beside state. */
+    _Atomic bool trace_on;
     xo_config_t cfg;
     /* The pool table: rows 0..npools-1 (pool.h). Append-only under
        pools_lock; readers load npools with acquire, then the rows. */
@@ -102,6 +105,10 @@ struct xo_runtime {
     /* Stored (release) by xi_shm_open after the watchdog started, read
        (acquire) by the watchdog's thread: shm.h. */
     _Atomic(struct xi_shm *) shm;
+    /* The rings (trace.c): published (release) before trace_on is set;
+       a new trace keeps the older ones until xo_runtime_free. */
+    _Atomic(struct xi_trace *) trace;
+    pthread_mutex_t trace_lock;
     uint64_t start_ns;          /* xi_now_ns at start */
     /* TSan model of RCU's guarantee (see rcu.h); never read. */
     alignas(XI_CACHELINE) char rcu_sync;

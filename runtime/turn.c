@@ -29,6 +29,7 @@ void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
                      uint32_t tag, int err, const char *message)
 {
     (void)message; /* for the layers to come: supervisors, the watchdog */
+    XI_TRACE(rt, XI_TR_FAIL, actor.id, 0, err);
     struct xi_obs *o = XI_STATS && c != NULL ? xi_obs_make(rt, c) : NULL;
     if (o != NULL)
         xi_bump(&o->failed, 1);
@@ -273,6 +274,8 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
     unsigned n = 0, consumed = 0;
     for (struct xi_envelope *e = first; e != NULL;) {
         consumed++;
+        if (e != first) /* the first one's is the turn loop's */
+            XI_TRACE(rt, XI_TR_MSG, (uintptr_t)e, 0, e->msg.tag);
         if (call_may_start(e)) {
             msgs[n++] = &e->msg;
         } else {
@@ -381,6 +384,8 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
     enum xi_turn_end end = XI_TURN_MORE;
     bool timed = turn_starts(w, c);
+    const uint64_t id = c->id; /* c may be gone by the end */
+    XI_TRACE(rt, XI_TR_TURN, id, (uintptr_t)c->def->name, 0);
     xi_ctx_enter(&ctx);
     if (resume) {
         xi_recovery_resume(&ctx);
@@ -405,6 +410,7 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
             continue; /* it lives on: on_destroy refused, or a restart */
         }
         run_starts(w, e->msg.tag);
+        XI_TRACE(rt, XI_TR_MSG, (uintptr_t)e, 0, e->msg.tag);
         if (__builtin_expect(timed, 0))
             n += deliver_timed(&ctx, e, batch - n);
         else if (c->def->on_batch != NULL && c->created &&
@@ -415,6 +421,7 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     }
     xi_ctx_leave(&ctx);
     turn_ends(w);
+    XI_TRACE(rt, XI_TR_TURN_END, id, 0, n & ~XI_TURN_STOP);
     xi_bump(&w->handled, n & ~XI_TURN_STOP);
     if (end == XI_TURN_GONE)
         return end;
@@ -442,14 +449,17 @@ void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)
     struct xi_cell *c = xi_task_take_cell(env, w->rt);
     struct xo_ctx ctx = xi_ctx_make(c, w->rt, w->pool->index, 0);
     bool timed = turn_starts(w, c);
+    XI_TRACE(w->rt, XI_TR_TURN, c->id, (uintptr_t)c->def->name, 0);
     xi_ctx_enter(&ctx);
     run_starts(w, env->msg.tag);
+    XI_TRACE(w->rt, XI_TR_MSG, (uintptr_t)env, 0, env->msg.tag);
     if (__builtin_expect(timed, 0))
         deliver_timed(&ctx, env, 1);
     else
         deliver(&ctx, env);
     xi_ctx_leave(&ctx);
     turn_ends(w);
+    XI_TRACE(w->rt, XI_TR_TURN_END, c->id, 0, 1);
     xi_bump(&w->handled, 1);
     xi_stateless_task_done(c);
 }

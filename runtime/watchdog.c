@@ -190,6 +190,7 @@ static void describe(const struct xi_cell *c, xo_alert_t *a, char *ubuf)
 static void emit(struct xi_watchdog *wd, const xo_alert_t *a)
 {
     xo_runtime_t *rt = wd->rt;
+    XI_TRACE(rt, XI_TR_ALERT, a->actor.id, a->elapsed_ns, a->kind);
     atomic_fetch_add_explicit(&wd->alerts[a->kind], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&wd->alerts[0], 1, memory_order_relaxed);
     if (rt->cfg.on_alert != NULL)

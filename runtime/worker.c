@@ -276,6 +276,7 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
                                                memory_order_relaxed),
                           memory_order_relaxed);
     xi_bump(&w->obs.parks, 1);
+    XI_TRACE(w->rt, XI_TR_PARK, 0, 0, 0);
     /* Asleep, it runs no handler (one waiting in a handler is the
        watchdog's slow call, not a slow handler). relaxed: stats.h. */
     uint64_t running = atomic_load_explicit(&w->obs.actor,
@@ -298,6 +299,7 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
         xi_bump(&w->obs.wakes, 1);
     xi_bump(&w->obs.seq, 1);
     atomic_store_explicit(&w->obs.actor, running, memory_order_relaxed);
+    XI_TRACE(w->rt, XI_TR_WAKE, 0, 0, 0);
     if (f != NULL) {
         struct xi_worker *me = w;
         /* relaxed: a completer that still loads w only wakes us once for

@@ -3,7 +3,8 @@
 # Usage: tools/install-deps.sh [--tests] [extra-package ...]
 #   --tests  also what the test suites need (Criterion; Prometheus and
 #            promtool, which the metrics suite runs against the endpoint;
-#            tmux, for the test that runs xoscar-top on a terminal)
+#            tmux, for the test that runs xoscar-top on a terminal;
+#            jansson, which parses the trace back)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ set -euo pipefail
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
           libmicrohttpd-dev libunistring-dev libncurses-dev)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev prometheus tmux)
+    packages+=(libcriterion-dev prometheus tmux libjansson-dev)
     shift
 fi
 packages+=("$@")
