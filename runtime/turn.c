@@ -355,6 +355,12 @@ static inline void turn_ends(struct xi_worker *w)
 
 /* ---- turns ------------------------------------------------------------- */
 
+static __attribute__((noinline, cold)) void trace_turn(xo_runtime_t *rt,
+                                                       struct xi_cell *c)
+{
+    xi_trace_record(rt, XI_TR_TURN, c->id, (uintptr_t)c->def->name, 0);
+}
+
 /* A timed turn's delivery of e (out of line: one turn in
    cfg.handler_sample takes it). */
 static __attribute__((noinline)) unsigned
@@ -385,7 +391,11 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     enum xi_turn_end end = XI_TURN_MORE;
     bool timed = turn_starts(w, c);
     const uint64_t id = c->id; /* c may be gone by the end */
-    XI_TRACE(rt, XI_TR_TURN, id, (uintptr_t)c->def->name, 0);
+    /* relaxed: the trace's flag (trace.h), read once a turn. */
+    const bool tracing = atomic_load_explicit(&rt->trace_on,
+                                              memory_order_relaxed);
+    if (__builtin_expect(tracing, 0))
+        trace_turn(rt, c);
     xi_ctx_enter(&ctx);
     if (resume) {
         xi_recovery_resume(&ctx);
@@ -410,7 +420,8 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
             continue; /* it lives on: on_destroy refused, or a restart */
         }
         run_starts(w, e->msg.tag);
-        XI_TRACE(rt, XI_TR_MSG, (uintptr_t)e, 0, e->msg.tag);
+        if (__builtin_expect(tracing, 0))
+            xi_trace_record(rt, XI_TR_MSG, (uintptr_t)e, 0, e->msg.tag);
         if (__builtin_expect(timed, 0))
             n += deliver_timed(&ctx, e, batch - n);
         else if (c->def->on_batch != NULL && c->created &&
@@ -421,7 +432,8 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     }
     xi_ctx_leave(&ctx);
     turn_ends(w);
-    XI_TRACE(rt, XI_TR_TURN_END, id, 0, n & ~XI_TURN_STOP);
+    if (__builtin_expect(tracing, 0))
+        xi_trace_record(rt, XI_TR_TURN_END, id, 0, n & ~XI_TURN_STOP);
     xi_bump(&w->handled, n & ~XI_TURN_STOP);
     if (end == XI_TURN_GONE)
         return end;
