@@ -108,7 +108,7 @@ int xo_trace_start(xo_runtime_t *rt, size_t events_per_worker)
                                                  : XI_TRACE_DEFAULT);
     pthread_mutex_lock(&rt->trace_lock);
     int rc = 0;
-    if (atomic_load(&rt->trace_on)) {
+    if (atomic_load(&rt->trace_on)) { /* seq_cst, under trace_lock */
         rc = XO_EEXIST;
         goto out;
     }
@@ -153,11 +153,14 @@ out:
    trace_lock. */
 static void quiesce(xo_runtime_t *rt)
 {
+    /* seq_cst: against the writers' busy add and flag load (trace.h). */
     atomic_store(&rt->trace_on, false);
+    /* seq_cst (under trace_lock): start's release store of the rings. */
     struct xi_trace *t = atomic_load(&rt->trace);
     if (t == NULL)
         return;
     for (unsigned i = 0; i < t->nrings; i++)
+        /* seq_cst: pairs with the writers' busy add (trace.h). */
         while (atomic_load(&t->rings[i].busy) != 0)
             xi_cpu_relax();
 }
@@ -167,7 +170,7 @@ int xo_trace_stop(xo_runtime_t *rt)
     if (rt == NULL)
         return XO_EINVAL;
     pthread_mutex_lock(&rt->trace_lock);
-    bool on = atomic_load(&rt->trace_on);
+    bool on = atomic_load(&rt->trace_on); /* seq_cst, under trace_lock */
     quiesce(rt);
     pthread_mutex_unlock(&rt->trace_lock);
     return on ? 0 : XO_EINVAL;
@@ -176,6 +179,7 @@ int xo_trace_stop(xo_runtime_t *rt)
 void xi_trace_free(xo_runtime_t *rt)
 {
     quiesce(rt);
+    /* seq_cst: no writer is left (quiesce; the workers are joined). */
     struct xi_trace *t = atomic_load(&rt->trace);
     while (t != NULL) {
         struct xi_trace *older = t->older;
@@ -333,6 +337,8 @@ int xo_trace_write(xo_runtime_t *rt, FILE *out)
     if (rt == NULL || out == NULL)
         return XO_EINVAL;
     pthread_mutex_lock(&rt->trace_lock);
+    /* seq_cst, both, under trace_lock: start and stop store them under
+       it too; stop's quiesce made the rings' contents still. */
     struct xi_trace *t = atomic_load(&rt->trace);
     int rc = 0;
     if (t == NULL || atomic_load(&rt->trace_on)) {
@@ -341,6 +347,7 @@ int xo_trace_write(xo_runtime_t *rt, FILE *out)
     }
     size_t total = 0;
     for (unsigned i = 0; i < t->nrings; i++) {
+        /* seq_cst: after quiesce, which waited out the last write. */
         uint64_t h = atomic_load(&t->rings[i].head);
         total += h < t->cap ? h : t->cap;
     }
@@ -361,7 +368,7 @@ int xo_trace_write(xo_runtime_t *rt, FILE *out)
     for (unsigned i = 0; i < t->nrings; i++) {
         start[i] = n;
         struct ring *r = &t->rings[i];
-        uint64_t h = atomic_load(&r->head);
+        uint64_t h = atomic_load(&r->head); /* seq_cst: as above */
         uint64_t from = h > t->cap ? h - t->cap : 0;
         /* A handling counts only inside a turn whose start the ring
            kept (a wrapped ring loses the oldest starts). */

@@ -847,6 +847,7 @@ int xo_runtime_dump(xo_runtime_t *rt, FILE *out)
             uint64_t running;
             st.mailbox_depth = waiting(rt, c, &running);
             uint64_t id = xi_cell_ref(c).id;
+            /* seq_cst: as the cycle check reads the edges (wait.c). */
             uint64_t wf = c->stateless ? 0 : atomic_load(&c->waiting_for);
             uint64_t ab = c->stateless ? 0 : atomic_load(&c->above);
             struct xi_obs *o = atomic_load_explicit(&c->obs,

@@ -111,4 +111,16 @@ __attribute__((unused)) static const xo_actor_def_t counting_def = {
     .on_destroy = counting_destroy,
 };
 
+/* Until the live actor r has handled n messages (xo_actor_stats). */
+__attribute__((unused)) static void wait_handled(xo_ref_t r, uint64_t n)
+{
+    xo_actor_stats_t st;
+    for (;;) {
+        cr_assert_eq(xo_actor_stats(r, &st), 0);
+        if (st.handled >= n)
+            return;
+        sleep_ms(1);
+    }
+}
+
 #endif

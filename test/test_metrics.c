@@ -91,7 +91,7 @@ static xo_ref_t spawn_named(xo_runtime_t *rt, const xo_actor_def_t *def,
 }
 
 /* Until the actor's handlers have returned from `handled` messages. */
-static void wait_handled(xo_ref_t r, uint64_t handled, xo_actor_stats_t *st)
+static void wait_for_stats(xo_ref_t r, uint64_t handled, xo_actor_stats_t *st)
 {
     for (;;) {
         int rc = xo_actor_stats(r, st);
@@ -110,7 +110,7 @@ static void feed(xo_ref_t r, unsigned count, unsigned fail,
         cr_assert_eq(xo_tell(r, COUNT, &i, sizeof(i)), 0);
     for (unsigned i = 0; i < fail; i++)
         cr_assert_eq(xo_tell(r, FAIL, NULL, 0), 0);
-    wait_handled(r, count + fail, st);
+    wait_for_stats(r, count + fail, st);
 }
 
 /* ---- reading the exposition -------------------------------------------- */
@@ -313,7 +313,7 @@ Test(metrics, counts_are_what_the_actor_handled)
     cr_assert_eq(xo_call(r, ASK, NULL, 0, &f), 0);
     cr_assert_eq(xo_future_wait(f, -1), 0);
     xo_future_release(f);
-    wait_handled(r, 54, &st);
+    wait_for_stats(r, 54, &st);
     char *text = metrics_text(rt);
     const char *who = "{actor=\"counted\",";
     cr_assert_eq(must_sample(text, "xoscar_actor_messages_total", who), 54);
@@ -518,7 +518,7 @@ Test(metrics, each_failed_allocation_gives_enomem_and_writes_nothing)
     }
     xo_actor_stats_t st;
     for (unsigned i = 0; i < 300; i++)
-        wait_handled(refs[i], 1, &st);
+        wait_for_stats(refs[i], 1, &st);
     int failures = 0;
     for (long k = 1;; k++) {
         char *text = NULL;

@@ -180,18 +180,6 @@ static void tell_sleep(xo_ref_t r, unsigned ms)
     cr_assert_eq(xo_tell(r, SLEEP, &ms, sizeof(ms)), 0);
 }
 
-/* Until r has handled n messages. */
-static void wait_handled(xo_ref_t r, uint64_t n)
-{
-    xo_actor_stats_t st;
-    for (;;) {
-        cr_assert_eq(xo_actor_stats(r, &st), 0);
-        if (st.handled >= n)
-            return;
-        sleep_ms(1);
-    }
-}
-
 static void hold(xo_ref_t r)
 {
     atomic_store(&gate_open, 0);

@@ -217,16 +217,6 @@ static xo_ref_t spawn_named(xo_runtime_t *rt, const xo_actor_def_t *def,
     return r;
 }
 
-static void wait_handled(xo_ref_t r, uint64_t n)
-{
-    xo_actor_stats_t st;
-    do {
-        cr_assert_eq(xo_actor_stats(r, &st), 0);
-        if (st.handled < n)
-            sleep_ms(1);
-    } while (st.handled < n);
-}
-
 Test(shm, snapshot_holds_every_spawned_actor_with_its_handled_count)
 {
     xo_runtime_t *rt = start_shm(2);

@@ -55,16 +55,6 @@ static xo_ref_t spawn_relay(xo_runtime_t *rt, int pool, xo_ref_t next)
     return r;
 }
 
-static void wait_handled(xo_ref_t r, uint64_t n)
-{
-    xo_actor_stats_t st;
-    do {
-        cr_assert_eq(xo_actor_stats(r, &st), 0);
-        if (st.handled < n)
-            sleep_ms(1);
-    } while (st.handled < n);
-}
-
 static json_t *trace_json(xo_runtime_t *rt)
 {
     char *text = NULL;
