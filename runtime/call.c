@@ -88,6 +88,10 @@ static void free_future(struct xo_future *f)
     struct xi_qnode *n;
     while ((n = xi_mpscq_pop(&f->parts, &f->parts_tail)) != NULL)
         xi_envelope_free(rt, (struct xi_envelope *)n);
+    /* relaxed: the last reference's acq_rel ordered every write. */
+    if (atomic_load_explicit(&f->flags, memory_order_relaxed) &
+        XI_FUT_HOOKED)
+        f->hook(f, XI_HOOK_FREED);
     f->magic = 0;
     xi_mem_free(&rt->mem, f, f->alloc_size);
 }
@@ -107,6 +111,8 @@ static void wake_waiters(struct xo_future *f, uint32_t old)
 {
     if (old & XI_FUT_WAITERS) /* threads outside the runtime */
         xi_futex_wake_all(&f->flags);
+    if (old & XI_FUT_HOOKED)
+        f->hook(f, XI_HOOK_CHANGED);
     if (old & XI_FUT_SLEEPER) {
         /* acquire: pairs with the sleeper's acq_rel CAS; its worker struct
            lives until the runtime is freed, so a stale one is still memory
@@ -399,9 +405,12 @@ int xo_future_cancel(xo_future_t *f)
                 memory_order_acquire))
             xi_future_complete_item(f, i, XO_ECANCELED, NULL, NULL, false);
     }
-    /* relaxed: a hint for running handlers (xo_request_cancelled). */
-    atomic_fetch_or_explicit(&f->flags, XI_FUT_CANCEL,
-                             memory_order_relaxed);
+    /* relaxed: a hint for running handlers (xo_request_cancelled); the
+       hook, set before the caller had f, needs no ordering from it. */
+    uint32_t old = atomic_fetch_or_explicit(&f->flags, XI_FUT_CANCEL,
+                                            memory_order_relaxed);
+    if (old & XI_FUT_HOOKED)
+        f->hook(f, XI_HOOK_CANCEL); /* a call on another node hears it */
     xi_future_unref(f);
     return 0;
 }
@@ -412,9 +421,22 @@ void xo_future_release(xo_future_t *f)
         return;
     check_live(f, "xo_future_release");
     /* release: nothing of ours is touched after; acquire not needed. */
-    atomic_fetch_or_explicit(&f->flags, XI_FUT_ABANDONED,
-                             memory_order_release);
+    uint32_t old = atomic_fetch_or_explicit(&f->flags, XI_FUT_ABANDONED,
+                                            memory_order_release);
+    if (old & XI_FUT_HOOKED)
+        f->hook(f, XI_HOOK_ABANDON); /* before our reference goes */
     xi_future_unref(f);
+}
+
+void xi_future_set_hook(struct xo_future *f,
+                        void (*hook)(struct xo_future *, enum xi_hook_what),
+                        void *arg, uint64_t id)
+{
+    f->hook = hook;
+    f->hook_arg = arg;
+    f->hook_id = id;
+    /* release: the hook's fields are seen by whoever sees the flag. */
+    atomic_fetch_or_explicit(&f->flags, XI_FUT_HOOKED, memory_order_release);
 }
 
 /* ---- streams -------------------------------------------------------- */
@@ -577,13 +599,18 @@ int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
     if (size > 0)
         memcpy(env->msg.data, data, size);
     env->msg.sender = (xo_ref_t){ f->rt, req->callee };
+    xi_future_push_part(f, env);
+    return 0;
+}
+
+void xi_future_push_part(struct xo_future *f, struct xi_envelope *env)
+{
     (void)xi_mpscq_push(&f->parts, &env->item.node);
     /* acq_rel: the part is linked before the event is seen; the event
        count tells a sleeping reader to look again. */
     uint32_t old = atomic_fetch_add_explicit(&f->flags, XI_FUT_EVENT,
                                              memory_order_acq_rel);
     wake_waiters(f, old);
-    return 0;
 }
 
 bool xo_request_cancelled(const xo_request_t *req)

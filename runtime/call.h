@@ -44,8 +44,17 @@ enum {
     XI_FUT_ABANDONED = 8u,  /* the caller released the future */
     XI_FUT_CANCEL = 16u,    /* the caller asked to cancel */
     XI_FUT_SLEEPER = 32u,   /* a worker sleeps on it (see `sleeper`) */
+    XI_FUT_HOOKED = 64u,    /* the net layer watches it (see `hook`) */
     XI_FUT_EVENT = 1u << 8,
     XI_FUT_EVENTS = ~((1u << 8) - 1u), /* the stream event count */
+};
+
+/* What a hooked future's hook is told (struct xo_future, `hook`). */
+enum xi_hook_what {
+    XI_HOOK_CHANGED = 1, /* it completed, or a stream part arrived */
+    XI_HOOK_CANCEL,      /* its caller cancelled it */
+    XI_HOOK_ABANDON,     /* its caller released it */
+    XI_HOOK_FREED,       /* its last reference went: it is being freed */
 };
 
 /* An item's phase. Completed by the actor it was sent to (its answer, its
@@ -122,6 +131,14 @@ struct xo_future {
     struct xi_mpscq parts;
     struct xi_qnode *parts_tail; /* the reader's end (a stream is not hot) */
     struct xi_envelope *current_part;
+    /* The net layer's watch on a call that crossed nodes (set, with
+       XI_FUT_HOOKED in `flags`, before any other thread has the future):
+       called on the thread that completes it, adds a stream part, cancels
+       or releases it, after the flag word changed, while that thread still
+       holds a reference. It must not block. */
+    void (*hook)(struct xo_future *f, enum xi_hook_what what);
+    void *hook_arg;
+    uint64_t hook_id;
     /* Continuation, run as a turn of then_actor. */
     xo_ref_t then_actor;
     uint64_t then_incarnation; /* a restart drops older continuations */
@@ -151,6 +168,13 @@ void xi_future_unref(struct xo_future *f);
 bool xi_future_complete_item(struct xo_future *f, uint32_t i, int status,
                              const char *error, struct xi_envelope *reply,
                              bool by_callee);
+/* Add a part to a stream (single-item future), as xo_reply_part does:
+   queued for the reader, who is woken; env is taken. */
+void xi_future_push_part(struct xo_future *f, struct xi_envelope *env);
+/* Set f's hook (before any other thread has f). */
+void xi_future_set_hook(struct xo_future *f,
+                        void (*hook)(struct xo_future *, enum xi_hook_what),
+                        void *arg, uint64_t id);
 /* Worker: an item's handler is about to run; false if it was cancelled. */
 bool xi_future_start_item(struct xo_future *f, uint32_t i);
 

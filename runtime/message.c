@@ -168,6 +168,17 @@ static void push_tasks(struct xi_cell *c, struct xi_envelope *first,
     }
 }
 
+/* A chain for another node: the route's, if a layer set one. */
+static int route(xo_runtime_t *rt, xo_ref_t to, struct xi_envelope *first,
+                 struct xi_envelope *last)
+{
+    /* acquire: pairs with the release store of the layer that set it
+       (route_arg was written before). */
+    xi_route_fn fn = atomic_load_explicit(&rt->route, memory_order_acquire);
+    return fn != NULL ? fn(rt, to, first, last, rt->route_arg)
+                      : XO_ENOTEXIST;
+}
+
 int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
                      struct xi_envelope *last)
 {
@@ -180,9 +191,7 @@ int xi_enqueue_chain(xo_ref_t to, struct xi_envelope *first,
     } else {
         enum xi_where where = xi_ref_where(&rt->slots, to.id, &c);
         if (where == XI_REF_REMOTE)
-            rc = rt->route != NULL
-                     ? rt->route(rt, to, first, last, rt->route_arg)
-                     : XO_ENOTEXIST;
+            rc = route(rt, to, first, last);
         else if (where == XI_REF_GONE)
             rc = XO_ENOTEXIST;
         else if (c->stateless && first->item.kind <= XI_K_CALL) {

@@ -464,9 +464,17 @@ int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out)
         rc = XO_EINVAL;
     else if ((wn = node_get(rt, watcher.id)) == NULL)
         rc = XO_ENOMEM;
+    /* A target on another node is watched there (the remote-monitor
+       seam): its node in the table stands for it until its end comes. */
+    xi_watch_fn watch = NULL;
+    if (rc == 0 && xi_ref_node(target.id) != 0)
+        /* acquire: pairs with the release store of the layer that set it
+           (its argument was written before). */
+        watch = atomic_load_explicit(&rt->watch_remote, memory_order_acquire);
     if (rc == 0) {
-        t = xi_resolve(&rt->slots, target.id);
-        if (t != NULL && (tn = node_get(rt, target.id)) == NULL)
+        t = watch != NULL ? NULL : xi_resolve(&rt->slots, target.id);
+        if ((t != NULL || watch != NULL) &&
+            (tn = node_get(rt, target.id)) == NULL)
             rc = XO_ENOMEM;
     }
     if (rc == 0) {
@@ -479,7 +487,17 @@ int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out)
         m->w_prev = &wn->held;
         xi_cell_set_rflags(w, XI_CF_WATCHED);
         *out = (xo_monitor_t){ target, m->h.key };
-        if (t == NULL) {
+        if (watch != NULL) {
+            m->t_next = tn->targeted;
+            if (tn->targeted != NULL)
+                tn->targeted->t_prev = &m->t_next;
+            tn->targeted = m;
+            m->t_prev = &tn->targeted;
+            if (watch(rt, target.id, rt->watch_remote_arg) != 0)
+                fire_monitor(rt, m, XO_EXIT_NODE_LOST, 0, NULL,
+                             locked_mode(rt), true, tn);
+            node_trim(rt, tn);
+        } else if (t == NULL) {
             /* Gone already (or remote, with no node layer to ask). */
             fire_monitor(rt, m, XO_EXIT_NO_SUCH_ACTOR, 0, NULL, PUSH_OPEN,
                          false, NULL);
@@ -730,6 +748,47 @@ void xi_recovery_exit(xo_runtime_t *rt, struct xi_cell *c,
         if (xi_signal_push(rt, r->sup_id, env, true) != 0)
             xi_envelope_free(rt, env);
     }
+}
+
+void xi_recovery_remote_exit(xo_runtime_t *rt, uint64_t target,
+                             xo_exit_reason_t reason, int code,
+                             const char *message)
+{
+    pthread_mutex_lock(&rt->rel.lock);
+    struct xi_rnode *n = node_find(&rt->rel, target);
+    if (n != NULL) {
+        while (n->targeted != NULL)
+            fire_monitor(rt, n->targeted, reason, code, message,
+                         locked_mode(rt), true, n);
+        node_trim(rt, n);
+    }
+    pthread_mutex_unlock(&rt->rel.lock);
+}
+
+void xi_recovery_node_lost(xo_runtime_t *rt, unsigned node,
+                           const char *message)
+{
+    pthread_mutex_lock(&rt->rel.lock);
+    struct xi_hmap *nodes = &rt->rel.nodes;
+    /* Fire first, trim after: a trim unlinks from the buckets walked. */
+    for (size_t i = 0; i <= nodes->mask; i++)
+        for (struct xi_hent *e = nodes->b[i]; e != NULL; e = e->next) {
+            struct xi_rnode *n = (struct xi_rnode *)e;
+            if (xi_ref_node(e->key) != node)
+                continue;
+            while (n->targeted != NULL)
+                fire_monitor(rt, n->targeted, XO_EXIT_NODE_LOST, 0, message,
+                             locked_mode(rt), false, NULL);
+        }
+    for (size_t i = 0; i <= nodes->mask; i++) {
+        struct xi_hent *e = nodes->b[i];
+        while (e != NULL) {
+            struct xi_hent *next = e->next;
+            node_trim(rt, (struct xi_rnode *)e);
+            e = next;
+        }
+    }
+    pthread_mutex_unlock(&rt->rel.lock);
 }
 
 void xi_recovery_stopping(xo_runtime_t *rt)

@@ -201,6 +201,15 @@ bool xi_recovery_reap_restart(struct xo_ctx *ctx);
 /* The actor ended (its WATCHED or SUPERVISED flag is set). */
 void xi_recovery_exit(xo_runtime_t *rt, struct xi_cell *c,
                       const struct xi_exit *why);
+/* The net layer: an actor of another node (target, as this runtime names
+   it) ended there: its monitors here fire with that reason. */
+void xi_recovery_remote_exit(xo_runtime_t *rt, uint64_t target,
+                             xo_exit_reason_t reason, int code,
+                             const char *message);
+/* The net layer: a node was lost: every monitor of an actor on it fires
+   with XO_EXIT_NODE_LOST (message: why, or NULL). */
+void xi_recovery_node_lost(xo_runtime_t *rt, unsigned node,
+                           const char *message);
 /* xo_runtime_stop, after closing, before the sweep: every monitor not yet
    fired gives DOWN (XO_EXIT_STOPPING) to its watcher. */
 void xi_recovery_stopping(xo_runtime_t *rt);

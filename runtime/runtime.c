@@ -19,7 +19,8 @@
  *     (a supervisor's children are left to it: it stops them in reverse
  *     order from its on_destroy); restart backoffs are cut short.
  *  5. wait until every actor was reaped (each worker handles the mailbox,
- *     then on_destroy, then frees the cell), then stop and join workers.
+ *     then on_destroy, then frees the cell), then stop the net layer (if
+ *     a node was started: net/), then stop and join workers.
  * Handlers keep running during 5; their sends fail with XO_ECLOSED, so
  * actors that message each other forever still drain. The tables (slots,
  * registry, workers array) are released by xo_runtime_free, not by stop:
@@ -216,7 +217,13 @@ int xo_runtime_stop(xo_runtime_t *rt)
     /* acquire: pairs with the acq_rel decrement in xi_runtime_actor_gone. */
     while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0)
         pthread_cond_wait(&rt->stop_cond, &rt->stop_lock);
+    struct xi_layer net = rt->net; /* set under stop_lock: read after it */
     pthread_mutex_unlock(&rt->stop_lock);
+    /* The net layer: its I/O thread delivered to the actors while they
+       drained (its pushes failed with XO_ECLOSED); now the calls still in
+       flight to other nodes fail, the peers are told, its thread ends. */
+    if (net.stop != NULL)
+        net.stop(rt, net.arg);
     /* It reads the workers: it goes before them. */
     xi_watchdog_stop(rt);
     /* The watchdog was its writer; the pools it reports are still there. */
@@ -255,6 +262,8 @@ int xo_runtime_free(xo_runtime_t *rt)
         return XO_EINVAL;
     if (xo_runtime_stop(rt) == XO_ECLOSED)
         wait_stopped(rt);
+    if (rt->net.free != NULL)
+        rt->net.free(rt, rt->net.arg);
     release_tables(rt);
     xi_relations_fini(rt, &rt->rel);
     xi_watchdog_free(rt);

@@ -59,12 +59,34 @@ enum { XI_RT_RUNNING = 0, XI_RT_CLOSING = 1, XI_RT_STOPPED = 2 };
 /*
  * The route seam: the push point (xi_enqueue_chain) hands it every chain
  * whose ref names another node, with ownership (0: taken; an error: the
- * caller keeps the chain). The net layer sets it; NULL: such refs name no
- * actor (XO_ENOTEXIST).
+ * caller keeps the chain), inside the send's read-side section. The net
+ * layer sets it; NULL: such refs name no actor (XO_ENOTEXIST).
  */
 typedef int (*xi_route_fn)(xo_runtime_t *rt, xo_ref_t to,
                            struct xi_envelope *first,
                            struct xi_envelope *last, void *arg);
+
+/*
+ * The remote-monitor seam: xo_monitor hands it a target on another node,
+ * under the relation lock, after the monitor is in the table. 0: that
+ * node was asked to watch the actor, and its end arrives later through
+ * xi_recovery_remote_exit or xi_recovery_node_lost (recovery.h); an error:
+ * the node cannot be asked (it is lost), and the DOWN fires at once with
+ * XO_EXIT_NODE_LOST. It must not take the relation lock, nor wait.
+ */
+typedef int (*xi_watch_fn)(xo_runtime_t *rt, uint64_t target, void *arg);
+
+/*
+ * A layer above the runtime that owns threads (the net layer): stopped by
+ * xo_runtime_stop once every actor is gone (so the actors' last calls to
+ * other nodes had their answers, and no handler runs any more), and freed
+ * by xo_runtime_free. Set once, under stop_lock, while the runtime runs.
+ */
+struct xi_layer {
+    void (*stop)(xo_runtime_t *rt, void *arg);
+    void (*free)(xo_runtime_t *rt, void *arg);
+    void *arg;
+};
 
 struct xo_runtime {
     /* Read on every send: keep it with the other read-mostly fields.
@@ -90,11 +112,18 @@ struct xo_runtime {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stopping;              /* under stop_lock */
-    /* Seams for the layers above (set before any actor exists). */
-    xi_route_fn route;
+    /* Seams for the layers above. route and watch_remote may be set while
+       actors run (a node starts after the runtime): each is stored with
+       release after its argument, and loaded with acquire only on the
+       paths that need it (a ref naming another node), so a local send
+       never reads them. exit_hook is set before any actor exists. */
+    _Atomic(xi_route_fn) route;
     void *route_arg;
+    _Atomic(xi_watch_fn) watch_remote;
+    void *watch_remote_arg;
     xi_exit_hook_fn exit_hook;
     void *exit_hook_arg;
+    struct xi_layer net;        /* under stop_lock; zero: none */
     /* Monitors and links (recovery.h). */
     struct xi_relations rel;
     /* Observability: the watchdog (watchdog.h), the /metrics server

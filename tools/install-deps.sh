@@ -4,7 +4,9 @@
 #   --tests  also what the test suites need (Criterion; Prometheus and
 #            promtool, which the metrics suite runs against the endpoint;
 #            tmux, for the test that runs xoscar-top on a terminal;
-#            jansson, which parses the trace back)
+#            jansson, which parses the trace back; clang and libFuzzer,
+#            for the wire decoder's fuzz run; iproute2, whose ip netns
+#            makes the net suite's partition)
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
@@ -12,9 +14,11 @@ set -euo pipefail
 # file names -lunistring for a static link (pkg-config --static xoscar),
 # and Debian's libgnutls28-dev does not bring libunistring-dev along.
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
-          libmicrohttpd-dev libunistring-dev libncurses-dev)
+          libmicrohttpd-dev libunistring-dev libncurses-dev
+          libssl-dev libck-dev)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev prometheus tmux libjansson-dev)
+    packages+=(libcriterion-dev prometheus tmux libjansson-dev
+               clang libfuzzer-14-dev iproute2)
     shift
 fi
 packages+=("$@")

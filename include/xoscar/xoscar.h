@@ -57,7 +57,12 @@ extern "C" {
     X(ELINKED,   -4007, "a linked actor failed")                           \
     X(EADDRINUSE, -98,  "the address is in use")                           \
     X(ESYSTEM,   -4008, "a system call failed")                            \
-    X(ENOSYS,    -38,   "operation not supported by this build")
+    X(ENOSYS,    -38,   "operation not supported by this build")        \
+    X(ENODELOST, -4040, "the node is lost: its connection is gone")       \
+    X(EAUTH,     -4041, "the peer failed authentication (wrong or no "   \
+                        "shared secret)")                                  \
+    X(EPROTO,    -71,   "the peer broke the wire protocol")               \
+    X(ECONNREFUSED, -111, "connection refused")
 
 typedef enum xo_errno {
 #define XO_ERRNO_ENUM_(name, value, msg) XO_##name = (value),
@@ -1090,6 +1095,219 @@ XO_API int xo_metrics_port(const xo_runtime_t *rt, unsigned *port);
 XO_API int xo_trace_start(xo_runtime_t *rt, size_t events_per_worker);
 XO_API int xo_trace_stop(xo_runtime_t *rt);
 XO_API int xo_trace_write(xo_runtime_t *rt, FILE *out);
+
+/* ------------------------------------------------------------------ */
+/* Nodes: runtimes in other processes and on other machines            */
+/* (docs/net.md)                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A runtime joins the network as a node (xo_node_start): it listens on TCP
+ * and connects to other nodes by address; both ends prove that they hold
+ * the same 256-bit secret before anything else crosses. This runtime
+ * numbers the nodes it knows 1 to XO_NODES_MAX (xo_ref_node; 0 is itself),
+ * and a ref to an actor on one of them works with every sending function
+ * as a local ref does: tells, xo_send, delayed tells, batches, calls and
+ * their futures, continuations, streams, cancellation; xo_monitor too.
+ * Messages from one actor to another keep their order across nodes. What
+ * crosses is bytes: payloads are the user's to encode (a ref inside a
+ * payload means nothing on another node). Links (xo_link) are local only.
+ *
+ * When a node is lost (its connection closed, or silent past
+ * loss_timeout_ns), every call in flight to it completes at once with
+ * XO_ENODELOST, sends to its refs fail with XO_ENODELOST until it is back,
+ * and monitors of its actors give DOWN with XO_EXIT_NODE_LOST. A tell that
+ * was accepted is delivered unless its node is lost first (then that node's
+ * DOWN event says so); one for an actor that is gone on arrival is dropped
+ * and counted (xo_node_info's dropped). The node that made the connection
+ * reconnects with exponential backoff and full jitter; refs stay valid
+ * across a reconnect to the same process, never to a restarted one (it
+ * gets a new number).
+ *
+ * The node and its I/O thread stop with the runtime (xo_runtime_stop),
+ * after its actors: their last calls to other nodes get their answers.
+ * A build without the net layer (-DXO_NET=OFF) answers XO_ENOSYS.
+ */
+
+#define XO_NODE_SECRET_SIZE 32u /* the shared secret: 256 bits */
+#define XO_NODE_NAME_MAX 255u   /* node names, registered type names */
+#define XO_NODES_MAX 4095u      /* nodes one runtime knows at once */
+
+static inline unsigned xo_ref_node(xo_ref_t ref)
+{
+    return (unsigned)((ref.id >> 28) & 0xFFFu); /* 0: this runtime's */
+}
+
+typedef enum xo_node_state {
+    XO_NODE_CONNECTING = 1, /* being connected, or reconnected after a
+                               loss (sends fail with XO_ENODELOST) */
+    XO_NODE_UP,             /* connected and authenticated */
+    XO_NODE_DOWN,           /* lost, and nobody reconnects it: it
+                               connected to us, or reconnect is off, or
+                               it restarted (a new number took over) */
+} xo_node_state_t;
+
+/* A node came up or went down: the payload of XO_TAG_NODE_UP and
+   XO_TAG_NODE_DOWN messages (xo_node_subscribe), and cfg.on_event's
+   argument. */
+typedef struct xo_node_event {
+    unsigned node;
+    xo_node_state_t state;  /* UP, or CONNECTING / DOWN after a loss */
+    int reason;             /* a loss: XO_ENODELOST (silent too long),
+                               XO_ECLOSED (it left, or closed), XO_EPROTO
+                               (it broke the protocol); 0 for UP */
+    char name[XO_NODE_NAME_MAX + 1];
+} xo_node_event_t;
+
+/* To subscribers (xo_node_subscribe), sender XO_REF_NONE. */
+#define XO_TAG_NODE_UP 0xFFFFFF03u
+#define XO_TAG_NODE_DOWN 0xFFFFFF04u
+
+typedef void (*xo_node_event_fn)(xo_runtime_t *rt, const xo_node_event_t *ev,
+                                 void *user);
+typedef void (*xo_node_log_fn)(xo_runtime_t *rt, const char *line,
+                               void *user);
+
+typedef struct xo_node_config {
+    /* This node's name, as its peers see it (at most XO_NODE_NAME_MAX
+       bytes; NULL: "<listen address>:<port>", or "node-<pid>"). */
+    const char *name;
+    /* Listen for other nodes (default true) on listen_addr, a numeric IPv4
+       or IPv6 address (NULL: "127.0.0.1", this machine only), and
+       listen_port (0: a free port the system picks; xo_node_port). */
+    bool listen;
+    const char *listen_addr;
+    unsigned listen_port;
+    /* The shared secret every node of the network holds (xo_node_secret_
+       parse reads one in hex). All zero: XO_EINVAL. It is never sent. */
+    unsigned char secret[XO_NODE_SECRET_SIZE];
+    /* A heartbeat goes to each peer that was sent nothing for this long
+       (default 1 s); a peer heard nothing from for loss_timeout_ns
+       (default 5 s, at least twice heartbeat_ns) is lost. */
+    uint64_t heartbeat_ns;
+    uint64_t loss_timeout_ns;
+    /* A connection that has not finished its handshake by then is closed
+       (default 5 s). */
+    uint64_t handshake_timeout_ns;
+    /* After a loss, the node that made the connection makes it again
+       (default true): attempt n waits a random time in [0, min(max,
+       min * 2^n)] (defaults 100 ms and 10 s). */
+    bool reconnect;
+    uint64_t reconnect_min_ns, reconnect_max_ns;
+    /* Sends queued for one peer and not yet written: at most send_queue
+       of them (a batch counts once; default 16384, rounded up to a power
+       of two) and send_queue_bytes of payload (default 64 MiB; a send
+       into an empty queue is never refused). Beyond: XO_EFULL, nothing
+       sent (retry later). */
+    unsigned send_queue;
+    size_t send_queue_bytes;
+    /* Limits on what a peer sends (docs/net.md lists every one): the
+       largest message payload (default 1 GiB, at most XO_MSG_MAX_SIZE),
+       the longest batch (default 65536 messages), and the calls from one
+       peer being handled at once (default 1 << 20; beyond, a call fails
+       with XO_EFULL). */
+    size_t max_message;
+    unsigned max_batch;
+    unsigned max_incoming_calls;
+    /* The I/O thread polls this long after its last work before it sleeps
+       (default 20 us): latency against a core's time. */
+    uint64_t io_spin_ns;
+    /* Nodes coming up and going down, on the I/O thread (keep it short;
+       NULL: none). */
+    xo_node_event_fn on_event;
+    void *on_event_user;
+    /* One line for each connection refused or closed for a fault (failed
+       authentication, a broken protocol, a limit passed), on the I/O
+       thread. NULL: to stderr. */
+    xo_node_log_fn on_log;
+    void *on_log_user;
+} xo_node_config_t;
+
+XO_API void xo_node_config_init(xo_node_config_t *cfg);
+
+/* The 64 hex digits of a secret into out. XO_EINVAL: not 64 hex digits. */
+XO_API int xo_node_secret_parse(const char *hex,
+                                unsigned char out[XO_NODE_SECRET_SIZE]);
+
+/* Join the network: listen (if cfg->listen), start the I/O thread. Once
+   per runtime. Errors: XO_EINVAL (bad config, or a node already), XO_ENOMEM,
+   XO_EADDRINUSE, XO_ESYSTEM, XO_ECLOSED. */
+XO_API int xo_node_start(xo_runtime_t *rt, const xo_node_config_t *cfg);
+/* The port this node listens on. XO_ENOTEXIST: it does not listen. */
+XO_API int xo_node_port(xo_runtime_t *rt, unsigned *port);
+
+/*
+ * Connect to the node at `address` ("host:port"; host a name, an IPv4
+ * address, or an IPv6 one in brackets) and wait until both ends are
+ * authenticated, at most timeout_ns (negative: no limit). Its number goes
+ * to *node (the one it had, when it is connected already). In a handler
+ * the wait lends the worker, as xo_future_wait does. Errors: XO_EAUTH
+ * (refused, or it failed to prove the secret), XO_ECONNREFUSED,
+ * XO_ETIMEDOUT, XO_EPROTO, XO_EINVAL, XO_ENOSLOT (XO_NODES_MAX nodes
+ * known), XO_ESYSTEM, XO_ECLOSED, XO_ENOTEXIST (no node started).
+ */
+XO_API int xo_node_connect(xo_runtime_t *rt, const char *address,
+                           int64_t timeout_ns, unsigned *node);
+/* Close the connection to a node and stop reconnecting it: it is lost
+   (XO_ECLOSED as the reason), its number stays taken. */
+XO_API int xo_node_disconnect(xo_runtime_t *rt, unsigned node);
+/* The number of the node called `name`. XO_ENOTEXIST: none known. */
+XO_API int xo_node_find(xo_runtime_t *rt, const char *name, unsigned *node);
+
+typedef struct xo_node_info {
+    unsigned node;
+    xo_node_state_t state;
+    char name[XO_NODE_NAME_MAX + 1];
+    char address[64];         /* its address ("ip:port"); node 0: where
+                                 this node listens ("" when it does not) */
+    bool outbound;            /* this node connected to it (and
+                                 reconnects it) */
+    uint64_t incarnation;     /* random, new for each process start */
+    uint64_t connects;        /* connections that came up */
+    uint64_t losses;
+    int last_error;           /* the reason of the last loss, or 0 */
+    uint64_t msgs_sent, msgs_received;
+    uint64_t bytes_sent, bytes_received;
+    uint64_t dropped;         /* tells from it for actors gone here */
+    uint64_t calls_in_flight; /* calls from here not yet answered */
+    uint64_t rtt_ns;          /* the last heartbeat's round trip */
+    uint64_t refused;         /* node 0: connections refused (a failed
+                                 handshake) */
+    uint64_t faults;          /* connections closed for a broken
+                                 protocol or a passed limit (node 0: all) */
+} xo_node_info_t;
+
+/* A snapshot of a node's state and counters; node 0: this node. */
+XO_API int xo_node_info(xo_runtime_t *rt, unsigned node,
+                        xo_node_info_t *out);
+
+/* The actor with `uid` on `node`, waiting at most timeout_ns for the
+   answer (in a handler the worker is lent meanwhile). Errors: those of
+   xo_lookup, XO_ENODELOST, XO_ETIMEDOUT, XO_ENOTEXIST (no such node). */
+XO_API int xo_node_lookup(xo_runtime_t *rt, unsigned node, const char *uid,
+                          int64_t timeout_ns, xo_ref_t *out);
+
+/*
+ * Let other nodes spawn actors of `def` here by the name `type` (at most
+ * XO_NODE_NAME_MAX bytes; copied). opts (NULL: defaults; copied, without
+ * uid and arg, which come with each spawn) is how they are spawned.
+ * XO_EEXIST: the name is taken.
+ */
+XO_API int xo_node_register(xo_runtime_t *rt, const char *type,
+                            const xo_actor_def_t *def,
+                            const xo_spawn_opts_t *opts);
+/* Spawn an actor of a registered type on `node`, with `uid` (NULL: none)
+   and arg_size bytes of argument for its on_create, waiting at most
+   timeout_ns. Errors: those of xo_spawn there, XO_ENOTEXIST (no such type
+   there), XO_ENODELOST, XO_ETIMEDOUT. */
+XO_API int xo_node_spawn(xo_runtime_t *rt, unsigned node, const char *type,
+                         const char *uid, const void *arg, size_t arg_size,
+                         int64_t timeout_ns, xo_ref_t *out);
+
+/* Have `watcher` (a stateful actor of this runtime) receive
+   XO_TAG_NODE_UP / XO_TAG_NODE_DOWN messages (on true) or no longer (on
+   false). */
+XO_API int xo_node_subscribe(xo_ref_t watcher, bool on);
 
 #ifdef __cplusplus
 }
