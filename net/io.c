@@ -1244,7 +1244,7 @@ static void src_from_env(struct xi_net *net, struct cursor *cur,
             size = n->text_len;
         } else {
             h.type = XI_WT_SPAWN;
-            h.c = (uint32_t)(cur->to >> 32);
+            h.c = e->msg.tag; /* its call id (net.h) */
         }
     } else {
         h.type = e->item.kind == XI_K_CALL ? XI_WT_CALL : XI_WT_TELL;
@@ -1799,6 +1799,13 @@ static void handle_ctl(struct xi_net *net, struct xi_ctl *c)
                    XO_NODE_CONNECTING) {
             set_state(p, XO_NODE_DOWN);
             xi_net_event(net, p, XO_NODE_DOWN, XO_ECLOSED);
+        }
+        break;
+    case XI_CTL_SEVER:
+        while (net->conns != NULL) {
+            struct xi_conn *conn = net->conns;
+            (void)shutdown(conn->fd, SHUT_RDWR);
+            conn_close(conn, XO_ENODELOST, "severed");
         }
         break;
     }

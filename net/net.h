@@ -39,15 +39,10 @@
 #include "ring.h"
 #include "wire.h"
 
-/* Special entries of a peer's ring: `to` has node bits 0 (a real
-   destination names the peer's node), the op in its low byte and, for a
-   call, the wire call id in its upper half. */
+/* Special entries of a peer's ring: `to` is the op, with node bits 0 (a
+   real destination names the peer's node). A SPAWN's wire call id is its
+   envelope's tag (the frame has no tag of its own). */
 enum { XI_SQ_DOWN = 1, XI_SQ_SPAWN = 2 };
-
-static inline uint64_t xi_sq_special(unsigned op, uint32_t call_id)
-{
-    return ((uint64_t)call_id << 32) | op;
-}
 
 /* The node's agent: its tags (the runtime's range: no user sends them). */
 #define XI_TAG_NET_SPAWN 0xFFFFFF20u   /* call: a peer's SPAWN */
@@ -153,6 +148,7 @@ enum xi_ctl_kind {
     XI_CTL_CONNECT = 1, /* open a connection; answer through f */
     XI_CTL_FRAME,       /* send a control frame to peer (hdr + payload) */
     XI_CTL_DISCONNECT,  /* close peer's connection for good */
+    XI_CTL_SEVER,       /* close every connection without a word */
 };
 
 struct xi_ctl {
@@ -256,6 +252,10 @@ void xi_net_log(struct xi_net *net, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The I/O thread of this net is the calling thread. */
 bool xi_net_on_io(const struct xi_net *net);
+
+/* A test hook: have the I/O thread close every connection at once,
+   without a BYE, as a crash would (both ends see their peer lost). */
+int xi_net_sever(xo_runtime_t *rt);
 
 /* ---- io.c ------------------------------------------------------------ */
 

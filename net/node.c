@@ -748,7 +748,7 @@ static void agent_retry(xo_ctx_t *ctx, struct agent *a)
         uint64_t gen;
         int rc = XO_ENODELOST;
         if (p != NULL && peer_up(p, &gen) && gen == n->gen)
-            rc = xi_net_push_special(p, xi_sq_special(XI_SQ_DOWN, 0), env,
+            rc = xi_net_push_special(p, XI_SQ_DOWN, env,
                                      env->msg.size + XI_WIRE_HDR);
         xi_section_leave(&rt->rcu_sync, sect);
         if (rc == XO_EFULL) {
@@ -1065,6 +1065,17 @@ int xo_node_disconnect(xo_runtime_t *rt, unsigned node)
     return xi_net_post(net, c);
 }
 
+int xi_net_sever(xo_runtime_t *rt)
+{
+    struct xi_net *net = net_of(rt);
+    if (net == NULL)
+        return XO_ENOTEXIST;
+    struct xi_ctl *c = ctl_new(rt, XI_CTL_SEVER, 0);
+    if (c == NULL)
+        return XO_ENOMEM;
+    return xi_net_post(net, c);
+}
+
 int xo_node_find(xo_runtime_t *rt, const char *name, unsigned *node)
 {
     if (name == NULL || node == NULL)
@@ -1276,8 +1287,8 @@ int xo_node_spawn(xo_runtime_t *rt, unsigned node, const char *type,
     else
         rc = call_register(p, f, 1, &call);
     if (rc == 0) {
-        rc = xi_net_push_special(p, xi_sq_special(XI_SQ_SPAWN, call->base),
-                                 env, size + XI_WIRE_HDR);
+        env->msg.tag = call->base;
+        rc = xi_net_push_special(p, XI_SQ_SPAWN, env, size + XI_WIRE_HDR);
         if (rc != 0)
             call_unregister(p, call);
     }

@@ -1,0 +1,482 @@
+/*
+ * test_net.c -- nodes over TCP (net/, docs/net.md), two runtimes in this
+ * process over loopback, plus "fake" peers made of a raw socket and the
+ * wire's own encoder (net/wire.h, net/auth.h): a peer that proves the
+ * secret and then misbehaves (garbage, oversized and truncated frames,
+ * silence, a full socket), or one that cannot prove it.
+ *
+ * The two-process tests (the node program of net_node.c, SIGKILL, a
+ * partition made with network namespaces) are in test_net_process.c.
+ * Nothing here asserts a time: waits are for events, bounded only by
+ * ctest's timeout; the loss timeouts are short so that the suite is.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/auth.h"
+#include "net/net.h"
+#include "net/wire.h"
+#include "net_actors.h"
+#include "net_common.h"
+#include "support.h"
+
+/* ---- two runtimes ---------------------------------------------------- */
+
+struct two {
+    xo_runtime_t *a, *b;
+    unsigned b_at_a; /* B's number on A */
+    unsigned port_b;
+};
+
+static void two_up(struct two *t, uint64_t loss_ns)
+{
+    t->a = start_runtime(2);
+    t->b = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, loss_ns);
+    cfg.on_log = quiet_log;
+    cfg.name = "a";
+    cr_assert_eq(xo_node_start(t->a, &cfg), 0);
+    cfg.name = "b";
+    cr_assert_eq(xo_node_start(t->b, &cfg), 0);
+    cr_assert_eq(net_actors_setup(t->b), 0);
+    cr_assert_eq(xo_node_port(t->b, &t->port_b), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", t->port_b);
+    int rc = xo_node_connect(t->a, addr, -1, &t->b_at_a);
+    cr_assert_eq(rc, 0, "connect: %s", xo_strerror(rc));
+}
+
+static void two_down(struct two *t)
+{
+    stop_runtime(t->a);
+    stop_runtime(t->b);
+}
+
+Test(net, connect_numbers_each_end_and_info_tells_them_apart)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    cr_assert_geq(t.b_at_a, 1);
+    xo_node_info_t ia, ib;
+    cr_assert_eq(xo_node_info(t.a, t.b_at_a, &ia), 0);
+    cr_assert_eq(ia.state, XO_NODE_UP);
+    cr_assert_str_eq(ia.name, "b");
+    cr_assert(ia.outbound, "A made the connection");
+    unsigned a_at_b;
+    wait_until(xo_node_find(t.b, "a", &a_at_b) == 0);
+    cr_assert_eq(xo_node_info(t.b, a_at_b, &ib), 0);
+    cr_assert_str_eq(ib.name, "a");
+    cr_assert_not(ib.outbound);
+    cr_assert_neq(ia.incarnation, ib.incarnation);
+    xo_node_info_t self;
+    cr_assert_eq(xo_node_info(t.a, 0, &self), 0);
+    cr_assert_str_eq(self.name, "a");
+    cr_assert_eq(self.incarnation, ib.incarnation);
+    /* A second connect to the same address gives the same number. */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", t.port_b);
+    unsigned again;
+    cr_assert_eq(xo_node_connect(t.a, addr, -1, &again), 0);
+    cr_assert_eq(again, t.b_at_a);
+    two_down(&t);
+}
+
+Test(net, every_sending_function_crosses_nodes_with_exact_accounting)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    every_sending_function(t.a, t.b_at_a, 2000);
+    two_down(&t);
+}
+
+Test(net, tells_from_several_actors_keep_each_pair_in_order)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    per_pair_order(t.a, t.b_at_a, 4, 3000);
+    two_down(&t);
+}
+
+Test(net, a_chunked_message_arrives_whole_and_keeps_its_place)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    chunked_in_order(t.a, t.b_at_a);
+    two_down(&t);
+}
+
+Test(net, lookup_and_spawn_by_type_name_on_another_node)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    lookup_and_spawn(t.a, t.b_at_a);
+    two_down(&t);
+}
+
+Test(net, a_remote_stream_gives_every_part_then_its_end)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    remote_stream(t.a, t.b_at_a, 500);
+    two_down(&t);
+}
+
+Test(net, cancel_reaches_a_running_remote_handler_and_skips_a_queued_call)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_ref_t streamer = remote_lookup(t.a, t.b_at_a, "streamer");
+    xo_future_t *running, *queued;
+    cr_assert_eq(xo_call(streamer, T_WAIT_CANCEL, NULL, 0, &running), 0);
+    cr_assert_eq(xo_call(streamer, T_STREAM, NULL, 0, &queued), 0);
+    wait_until(atomic_load(&streamer_waiting) == 1);
+    /* The second is queued behind the first on a stateful actor. */
+    cr_assert_eq(xo_future_cancel(queued), 0);
+    cr_assert_eq(xo_future_wait(queued, -1), 0);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(queued, 0, &r), XO_ECANCELED);
+    cr_assert_eq(xo_future_cancel(running), 0);
+    cr_assert_eq(xo_future_wait(running, -1), 0);
+    cr_assert_eq(xo_future_result(running, 0, &r), XO_ECANCELED);
+    cr_assert_str_eq(r.error, "saw the cancel",
+                     "the handler itself answered: %s", r.error);
+    cr_assert(xo_ref_eq(r.from, streamer));
+    xo_future_release(queued);
+    xo_future_release(running);
+    two_down(&t);
+}
+
+Test(net, a_monitor_of_a_remote_actor_gets_down_with_its_reason)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    monitor_remote(t.a, t.b_at_a);
+    two_down(&t);
+}
+
+Test(net, a_lost_node_fails_every_call_in_flight_and_fires_monitors)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    struct lost_check lc;
+    lost_prepare(&lc, t.a, t.b_at_a, 200);
+    cr_assert_eq(xi_net_sever(t.b), 0);
+    lost_verify(&lc);
+    two_down(&t);
+}
+
+Test(net, the_connecting_node_reconnects_and_old_refs_work_again)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    struct events ev;
+    events_watch(&ev, t.a);
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    cr_assert_eq(xi_net_sever(t.b), 0);
+    /* Lost, then back under the same number (same process there). */
+    events_wait(&ev, t.b_at_a, XO_NODE_CONNECTING);
+    events_wait(&ev, t.b_at_a, XO_NODE_UP);
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(t.a, t.b_at_a, &info), 0);
+    cr_assert_eq(info.state, XO_NODE_UP);
+    cr_assert_geq(info.connects, 2);
+    cr_assert_eq(info.losses, 1);
+    call_echo_ok(echo);
+    events_stop(&ev);
+    two_down(&t);
+}
+
+Test(net, a_restarted_node_gets_a_new_number_and_old_refs_fail)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_ref_t old_echo = remote_lookup(t.a, t.b_at_a, "echo");
+    stop_runtime(t.b);
+    /* A new process (here: a new runtime) on the same address. */
+    t.b = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 2000000000ull);
+    cfg.name = "b";
+    cfg.on_log = quiet_log;
+    cfg.listen_port = t.port_b;
+    int rc;
+    while ((rc = xo_node_start(t.b, &cfg)) == XO_EADDRINUSE)
+        sleep_ms(20);
+    cr_assert_eq(rc, 0, "restart: %s", xo_strerror(rc));
+    cr_assert_eq(net_actors_setup(t.b), 0);
+    unsigned now_b;
+    wait_until(xo_node_find(t.a, "b", &now_b) == 0 && now_b != t.b_at_a &&
+               node_state(t.a, now_b) == XO_NODE_UP);
+    cr_assert_eq(node_state(t.a, t.b_at_a), XO_NODE_DOWN);
+    xo_future_t *f;
+    cr_assert_eq(xo_tell(old_echo, T_PLAIN, NULL, 0), XO_ENODELOST);
+    cr_assert_eq(xo_call(old_echo, T_PLAIN, NULL, 0, &f), XO_ENODELOST);
+    call_echo_ok(remote_lookup(t.a, now_b, "echo"));
+    two_down(&t);
+}
+
+Test(net, node_events_reach_subscribers_and_the_callback)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    struct events ev;
+    events_watch(&ev, t.a);
+    cr_assert_eq(xi_net_sever(t.b), 0);
+    events_wait(&ev, t.b_at_a, XO_NODE_CONNECTING);
+    events_wait(&ev, t.b_at_a, XO_NODE_UP);
+    cr_assert_eq(ev.last_reason_down, XO_ECLOSED,
+                 "the connection closed: %s",
+                 xo_strerror(ev.last_reason_down));
+    events_stop(&ev);
+    two_down(&t);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+Test(net, a_wrong_secret_is_refused_every_time_and_the_listener_goes_on)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_runtime_t *c = start_runtime(1);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 2000000000ull);
+    cfg.secret[7] ^= 1; /* one bit off */
+    cfg.name = "intruder";
+    cfg.on_log = quiet_log;
+    unsigned lines = log_lines();
+    cr_assert_eq(xo_node_start(c, &cfg), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", t.port_b);
+    for (int i = 0; i < 3; i++) {
+        unsigned n;
+        int rc = xo_node_connect(c, addr, -1, &n);
+        cr_assert_eq(rc, XO_EAUTH, "attempt %d: %s", i, xo_strerror(rc));
+    }
+    xo_node_info_t self;
+    cr_assert_eq(xo_node_info(t.b, 0, &self), 0);
+    cr_assert_eq(self.refused, 3);
+    cr_assert_eq(xo_node_find(t.b, "intruder", &(unsigned){ 0 }),
+                 XO_ENOTEXIST, "a refused node gets no number");
+    /* The good connection is untouched, and a new one is welcome. */
+    call_echo_ok(remote_lookup(t.a, t.b_at_a, "echo"));
+    xo_runtime_t *d = start_runtime(1);
+    net_test_config(&cfg, 2000000000ull);
+    cfg.name = "friend";
+    cfg.on_log = quiet_log;
+    cr_assert_eq(xo_node_start(d, &cfg), 0);
+    unsigned n;
+    cr_assert_eq(xo_node_connect(d, addr, -1, &n), 0);
+    cr_assert_geq(log_lines(), lines + 3, "each refusal logged");
+    stop_runtime(c);
+    stop_runtime(d);
+    two_down(&t);
+}
+
+Test(net, a_node_without_the_secret_is_refused)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_node_config_t cfg;
+    xo_node_config_init(&cfg); /* no secret */
+    cr_assert_eq(xo_node_start(rt, &cfg), XO_EINVAL);
+    net_test_config(&cfg, 2000000000ull);
+    cfg.handshake_timeout_ns = 300000000ull;
+    cfg.on_log = quiet_log;
+    cr_assert_eq(xo_node_start(rt, &cfg), 0);
+    unsigned port;
+    cr_assert_eq(xo_node_port(rt, &port), 0);
+    /* A peer that says HELLO and answers with a proof it cannot make. */
+    for (int i = 0; i < 3; i++) {
+        struct fake f;
+        fake_connect(&f, port);
+        fake_hello(&f, "nosecret", 0);
+        cr_assert_eq(fake_read_hello(&f), 0);
+        unsigned char zero[XI_WIRE_MAC] = { 0 };
+        struct xi_wire_hdr h = { .type = XI_WT_AUTH };
+        fake_send(&f, &h, zero, sizeof(zero));
+        struct xi_wire_hdr got;
+        cr_assert_eq(fake_read_frame(&f, &got, NULL, 0), 0);
+        cr_assert_eq(got.type, XI_WT_BYE, "told why: %s",
+                     xi_wire_type_name(got.type));
+        cr_assert_eq((int)got.c, XO_EAUTH);
+        cr_assert(fake_closed(&f));
+        fake_close(&f);
+    }
+    /* One that says nothing at all is closed at the handshake's end. */
+    struct fake mute;
+    fake_connect(&mute, port);
+    cr_assert(fake_closed(&mute));
+    fake_close(&mute);
+    xo_node_info_t self;
+    cr_assert_eq(xo_node_info(rt, 0, &self), 0);
+    cr_assert_eq(self.refused, 3);
+    stop_runtime(rt);
+}
+
+/* ---- bad frames ------------------------------------------------------------ */
+
+/* Each kind of bad input, from a peer that proved the secret; only its
+   connection goes, and the good one beside it keeps working. */
+Test(net, truncated_oversized_or_garbage_frames_close_only_that_connection)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    unsigned lines = log_lines();
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    uint64_t faults_before = node_faults(t.b);
+    for (int kind = 0; kind < BAD_KINDS; kind++) {
+        struct fake f;
+        fake_connect(&f, t.port_b);
+        fake_authenticate(&f, "bad");
+        fake_send_bad(&f, kind);
+        cr_assert(fake_closed(&f), "bad frame %d: closed", kind);
+        fake_close(&f);
+        call_echo_ok(echo);
+    }
+    /* Every kind but the plain truncation (a peer that goes mid-frame is
+       just gone) is counted as a fault and logged. */
+    wait_until(node_faults(t.b) >= faults_before + BAD_KINDS - 1);
+    cr_assert_geq(log_lines(), lines + BAD_KINDS - 1);
+    cr_assert_eq(node_state(t.a, t.b_at_a), XO_NODE_UP);
+    two_down(&t);
+}
+
+/* ---- flow control, silence ---------------------------------------------- */
+
+Test(net, a_peer_that_stops_reading_fills_the_queue_and_sends_get_efull)
+{
+    xo_runtime_t *a = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 20000000000ull); /* no loss during the test */
+    cfg.send_queue = 16;
+    cfg.send_queue_bytes = (size_t)1 << 20;
+    cfg.on_log = quiet_log;
+    cr_assert_eq(xo_node_start(a, &cfg), 0);
+    struct fake_listener fl;
+    fake_listen(&fl);
+    unsigned node;
+    fake_accept_async(&fl); /* it answers the handshake, then never reads */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", fl.port);
+    cr_assert_eq(xo_node_connect(a, addr, -1, &node), 0);
+    xo_ref_t far = { a, ((uint64_t)1 << 40) | ((uint64_t)node << 28) | 5 };
+    static unsigned char big[64 << 10];
+    int rc = 0;
+    long sent = 0;
+    for (long i = 0; i < 100000 && rc == 0; i++) {
+        rc = xo_tell(far, T_BLOB, big, sizeof(big));
+        if (rc == 0)
+            sent++;
+    }
+    cr_assert_eq(rc, XO_EFULL, "after %ld sends: %s", sent, xo_strerror(rc));
+    cr_assert_gt(sent, 0);
+    /* Refused means refused: nothing of it was queued. */
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(a, node, &info), 0);
+    cr_assert_leq(info.msgs_sent, (uint64_t)sent);
+    fake_listener_close(&fl);
+    wait_until(node_state(a, node) != XO_NODE_UP);
+    stop_runtime(a);
+}
+
+Test(net, a_silent_peer_is_lost_within_the_loss_timeout)
+{
+    xo_runtime_t *a = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 400000000ull);
+    cfg.reconnect = false;
+    cfg.on_log = quiet_log;
+    cr_assert_eq(xo_node_start(a, &cfg), 0);
+    struct fake_listener fl;
+    fake_listen(&fl);
+    fake_accept_async(&fl); /* it never answers a heartbeat */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", fl.port);
+    unsigned node;
+    cr_assert_eq(xo_node_connect(a, addr, -1, &node), 0);
+    struct events ev;
+    events_watch(&ev, a);
+    xo_ref_t far = { a, ((uint64_t)1 << 40) | ((uint64_t)node << 28) | 5 };
+    xo_future_t *f;
+    cr_assert_eq(xo_call(far, T_PLAIN, NULL, 0, &f), 0);
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(f, 0, &r), XO_ENODELOST, "%s", r.error);
+    xo_future_release(f);
+    events_wait(&ev, node, XO_NODE_DOWN);
+    cr_assert_eq(ev.last_reason_down, XO_ENODELOST);
+    cr_assert_eq(xo_tell(far, T_PLAIN, NULL, 0), XO_ENODELOST);
+    events_stop(&ev);
+    fake_listener_close(&fl);
+    stop_runtime(a);
+}
+
+Test(net, an_idle_connection_stays_up_on_heartbeats)
+{
+    struct two t;
+    two_up(&t, 300000000ull);
+    sleep_ms(1500); /* five loss timeouts with nothing to send */
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(t.a, t.b_at_a, &info), 0);
+    cr_assert_eq(info.state, XO_NODE_UP);
+    cr_assert_eq(info.losses, 0);
+    cr_assert_gt(info.rtt_ns, 0, "heartbeats were echoed");
+    two_down(&t);
+}
+
+Test(net, node_api_errors)
+{
+    xo_runtime_t *rt = start_runtime(1);
+    xo_node_config_t cfg;
+    unsigned n;
+    xo_ref_t r;
+    cr_assert_eq(xo_node_connect(rt, "127.0.0.1:1", 0, &n), XO_ENOTEXIST,
+                 "no node started");
+    net_test_config(&cfg, 2000000000ull);
+    cfg.loss_timeout_ns = cfg.heartbeat_ns; /* must be twice at least */
+    cr_assert_eq(xo_node_start(rt, &cfg), XO_EINVAL);
+    net_test_config(&cfg, 2000000000ull);
+    cfg.listen_addr = "not an address";
+    cr_assert_eq(xo_node_start(rt, &cfg), XO_EINVAL);
+    net_test_config(&cfg, 2000000000ull);
+    cr_assert_eq(xo_node_start(rt, &cfg), 0);
+    cr_assert_eq(xo_node_start(rt, &cfg), XO_EINVAL, "one node a runtime");
+    cr_assert_eq(xo_node_connect(rt, "nonsense", 0, &n), XO_EINVAL);
+    cr_assert_eq(xo_node_connect(rt, "127.0.0.1:99999", 0, &n), XO_EINVAL);
+    /* Nobody listens on a port we just closed. */
+    int port = free_port();
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    cr_assert_eq(xo_node_connect(rt, addr, -1, &n), XO_ECONNREFUSED);
+    cr_assert_eq(xo_node_lookup(rt, 7, "x", -1, &r), XO_ENOTEXIST);
+    cr_assert_eq(xo_node_spawn(rt, 7, "echo", NULL, NULL, 0, -1, &r),
+                 XO_ENOTEXIST);
+    xo_ref_t nowhere = { rt, ((uint64_t)1 << 40) | ((uint64_t)9 << 28) | 1 };
+    cr_assert_eq(xo_tell(nowhere, 1, NULL, 0), XO_ENOTEXIST);
+    cr_assert_eq(xo_node_register(rt, "echo", &net_echo_def, NULL), 0);
+    cr_assert_eq(xo_node_register(rt, "echo", &net_echo_def, NULL),
+                 XO_EEXIST);
+    unsigned char s[XO_NODE_SECRET_SIZE];
+    cr_assert_eq(xo_node_secret_parse("00ff", s), XO_EINVAL);
+    char hex[65];
+    for (int i = 0; i < 64; i++)
+        hex[i] = "0123456789abcdef"[i % 16];
+    hex[64] = '\0';
+    cr_assert_eq(xo_node_secret_parse(hex, s), 0);
+    cr_assert_eq(s[0], 0x01);
+    cr_assert_eq(s[31], 0xef);
+    hex[10] = 'g';
+    cr_assert_eq(xo_node_secret_parse(hex, s), XO_EINVAL);
+    stop_runtime(rt);
+}
