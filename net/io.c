@@ -162,6 +162,7 @@ struct xi_conn {
        is not a fault of the peer's (its BYE, a refused proof). */
     int close_code;
     char close_why[160];
+    bool said_bye;               /* the peer said BYE */
 };
 
 static uint64_t now_ns(void)
@@ -513,8 +514,9 @@ static void conn_close(struct xi_conn *c, int code, const char *why)
 {
     struct xi_net *net = c->net;
     if (c->st == C_UP) {
-        xi_net_log(net, "connection to %s (%s) closed: %s", c->peer->name,
-                   c->addr_text, why);
+        if (!c->said_bye) /* a goodbye is no news */
+            xi_net_log(net, "lost node %s (%s): %s", c->peer->name,
+                       c->addr_text, why);
         peer_lost(net, c, code, why, false);
         return;
     }
@@ -1002,6 +1004,37 @@ static int on_down(struct xi_conn *c, struct xi_wire_frame *f,
     return 0;
 }
 
+/* A peer watches one of our actors: the agent does (its DOWN becomes the
+   peer's DOWN frame), set up now, before any message after this frame is
+   delivered. */
+static int on_monitor(struct xi_conn *c, struct xi_wire_frame *f,
+                      struct xi_wire_fault *fault)
+{
+    struct xi_net *net = c->net;
+    xo_runtime_t *rt = net->rt;
+    if (!local_id(f->h.a) || f->h.a == 0)
+        return bad(fault, XO_EPROTO, "a MONITOR of a foreign actor id");
+    struct xi_net_mon *am = xi_mem_alloc(&rt->mem, sizeof(*am));
+    if (am == NULL)
+        return 0; /* its DOWN comes with the loss of this connection */
+    *am = (struct xi_net_mon){
+        c->peer->node,
+        atomic_load_explicit(&c->peer->conn_gen, memory_order_relaxed),
+        f->h.a
+    };
+    xo_monitor_t mon;
+    pthread_mutex_lock(&net->mon_lock);
+    int rc = xo_monitor(net->agent, (xo_ref_t){ rt, f->h.a }, &mon);
+    if (rc == 0 && xi_map_put(&net->mons, mon.id, am) != 0) {
+        (void)xo_demonitor(&mon);
+        rc = XO_ENOMEM;
+    }
+    if (rc != 0) /* stopping, or no memory: the loss will tell them */
+        xi_mem_free(&rt->mem, am, sizeof(*am));
+    pthread_mutex_unlock(&net->mon_lock);
+    return 0;
+}
+
 static int on_cancel(struct xi_conn *c, struct xi_wire_frame *f,
                      struct xi_wire_fault *fault)
 {
@@ -1040,6 +1073,7 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
                 c->req = NULL;
             }
         }
+        c->said_bye = true;
         c->close_code = code == XO_EAUTH ? XO_EAUTH : XO_ECLOSED;
         snprintf(c->close_why, sizeof(c->close_why), "%s",
                  code == XO_EAUTH ? "the peer refused this node's proof "
@@ -1063,17 +1097,8 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
         return 0;
     case XI_WT_CANCEL:
         return on_cancel(c, f, fault);
-    case XI_WT_MONITOR: {
-        if (!local_id(f->h.a) || f->h.a == 0)
-            return bad(fault, XO_EPROTO, "a MONITOR of a foreign actor id");
-        struct xi_net_monitor_req req = {
-            c->peer->node,
-            atomic_load_explicit(&c->peer->conn_gen, memory_order_relaxed),
-            f->h.a
-        };
-        tell_agent(net, XI_TAG_NET_MONITOR, &req, sizeof(req));
-        return 0;
-    }
+    case XI_WT_MONITOR:
+        return on_monitor(c, f, fault);
     case XI_WT_LOOKUP:
         return on_lookup(c, f, fault);
     case XI_WT_TELL:
@@ -1234,7 +1259,13 @@ static void src_from_env(struct xi_net *net, struct cursor *cur,
     const unsigned char *data = e->msg.data;
     uint64_t size = e->msg.size;
     if (xi_ref_node(cur->to) == 0) {
-        if ((cur->to & 0xFF) == XI_SQ_DOWN) {
+        if (cur->to == XI_SQ_MONITOR) {
+            uint64_t target;
+            memcpy(&target, e->msg.data, sizeof(target));
+            h.type = XI_WT_MONITOR;
+            h.a = local_part(target);
+            size = 0;
+        } else if (cur->to == XI_SQ_DOWN) {
             const struct xi_down_notice *n = e->msg.data;
             h.type = XI_WT_DOWN;
             h.a = n->target;

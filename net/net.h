@@ -42,18 +42,17 @@
 /* Special entries of a peer's ring: `to` is the op, with node bits 0 (a
    real destination names the peer's node). A SPAWN's wire call id is its
    envelope's tag (the frame has no tag of its own). */
-enum { XI_SQ_DOWN = 1, XI_SQ_SPAWN = 2 };
+enum { XI_SQ_DOWN = 1, XI_SQ_SPAWN = 2, XI_SQ_MONITOR = 3 };
 
 /* The node's agent: its tags (the runtime's range: no user sends them). */
 #define XI_TAG_NET_SPAWN 0xFFFFFF20u   /* call: a peer's SPAWN */
-#define XI_TAG_NET_MONITOR 0xFFFFFF21u /* a peer asks to watch an actor */
 #define XI_TAG_NET_LOST 0xFFFFFF22u    /* a peer was lost */
-#define XI_TAG_NET_RETRY 0xFFFFFF23u   /* DOWN notices wait for room */
 
-struct xi_net_monitor_req {
+/* A monitor held by the agent for a peer (net->mons, by its id here). */
+struct xi_net_mon {
     unsigned node;
     uint64_t conn_gen;
-    uint64_t target;
+    uint64_t target;   /* as the peer names it (node bits 0) */
 };
 
 /* A DOWN notice in a ring (XI_SQ_DOWN): the envelope's payload. */
@@ -204,6 +203,12 @@ struct xi_net {
     pthread_mutex_t lock;        /* the table, names, types, subscribers,
                                     info's reads of I/O fields */
     struct xi_type *types;
+    /* The monitors peers asked for: set up by the I/O thread (a MONITOR
+       frame), fired into the agent, which sends the DOWN. mon_lock is
+       held across xo_monitor and the insert, so the agent never sees a
+       DOWN before its entry; it is taken before the relation lock. */
+    pthread_mutex_t mon_lock;
+    struct xi_map mons;
     uint64_t *subscribers;       /* actor ids (lock) */
     size_t nsubscribers, subscribers_cap;
     xo_ref_t agent;

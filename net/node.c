@@ -511,16 +511,19 @@ void xi_net_proxy_hook(struct xo_future *f, enum xi_hook_what what)
 /* The remote-monitor seam (runtime.h): inside xo_monitor's section. */
 static int watch_remote(xo_runtime_t *rt, uint64_t target, void *arg)
 {
-    (void)rt;
     struct xi_net *net = arg;
     struct xi_peer *p = peer_at(net, xi_ref_node(target));
-    uint64_t gen;
-    if (p == NULL || !peer_up(p, &gen))
+    if (p == NULL || !peer_up(p, NULL))
         return XO_ENODELOST;
-    struct xi_wire_hdr h = { .type = XI_WT_MONITOR,
-                             .a = target & ~((uint64_t)XI_REF_NODE_MAX
-                                             << XI_REF_NODE_SHIFT) };
-    return post_frame(p, gen, &h, NULL, 0);
+    /* Through the ring: in order with what is sent after it. */
+    struct xi_envelope *env;
+    if (xi_envelope_new(rt, 0, sizeof(target), &env) != 0)
+        return XO_ENOMEM;
+    memcpy(env->msg.data, &target, sizeof(target));
+    int rc = xi_net_push_special(p, XI_SQ_MONITOR, env, XI_WIRE_HDR);
+    if (rc != 0)
+        xi_envelope_free(rt, env);
+    return rc;
 }
 
 /* ---- peers, events ---------------------------------------------------------- */
@@ -609,15 +612,8 @@ void xi_net_event(struct xi_net *net, struct xi_peer *p, int state,
 
 /* ---- the agent ------------------------------------------------------------- */
 
-struct agent_mon {
-    unsigned node;
-    uint64_t gen;
-    uint64_t target;
-};
-
 struct agent {
     struct xi_net *net;
-    struct xi_map mons;           /* this runtime's monitor id -> agent_mon */
     struct xi_envelope *waiting;  /* DOWN notices for full rings, in order */
     struct xi_envelope *waiting_last;
     bool retry_armed;
@@ -638,11 +634,6 @@ static int agent_destroy(xo_ctx_t *ctx, void *state)
     (void)ctx;
     struct agent *a = state;
     xo_runtime_t *rt = a->net->rt;
-    for (size_t s = 0; s < xi_map_cap(&a->mons); s++)
-        if (a->mons.slots[s].key != 0)
-            xi_mem_free(&rt->mem, a->mons.slots[s].value,
-                        sizeof(struct agent_mon));
-    xi_map_free(&a->mons);
     while (a->waiting != NULL) {
         struct xi_envelope *next = (struct xi_envelope *)atomic_load_explicit(
             &a->waiting->item.node.next, memory_order_relaxed);
@@ -700,23 +691,6 @@ static int agent_spawn(xo_ctx_t *ctx, struct agent *a, const xo_msg_t *m)
     return xo_reply(m->request, 0, &ref.id, sizeof(ref.id));
 }
 
-static void agent_monitor(xo_ctx_t *ctx, struct agent *a, const xo_msg_t *m)
-{
-    xo_runtime_t *rt = xo_ctx_runtime(ctx);
-    const struct xi_net_monitor_req *req = m->data;
-    struct agent_mon *am = xi_mem_alloc(&rt->mem, sizeof(*am));
-    xo_monitor_t mon;
-    if (am == NULL)
-        return;
-    *am = (struct agent_mon){ req->node, req->conn_gen, req->target };
-    if (xo_monitor(xo_self(ctx), (xo_ref_t){ rt, req->target }, &mon) != 0 ||
-        xi_map_put(&a->mons, mon.id, am) != 0) {
-        /* Out of memory (or stopping): the watcher there hears nothing
-           more of this one; its DOWN comes with the node's loss. */
-        xi_mem_free(&rt->mem, am, sizeof(*am));
-    }
-}
-
 static void agent_retry(xo_ctx_t *ctx, struct agent *a);
 
 /* Send a DOWN notice through the peer's ring, behind what the ended actor
@@ -768,7 +742,9 @@ static void agent_down(xo_ctx_t *ctx, struct agent *a, const xo_msg_t *m)
 {
     xo_runtime_t *rt = xo_ctx_runtime(ctx);
     const xo_down_t *d = m->data;
-    struct agent_mon *am = xi_map_del(&a->mons, d->monitor);
+    pthread_mutex_lock(&a->net->mon_lock);
+    struct xi_net_mon *am = xi_map_del(&a->net->mons, d->monitor);
+    pthread_mutex_unlock(&a->net->mon_lock);
     if (am == NULL)
         return;
     size_t text = strlen(d->message);
@@ -777,7 +753,7 @@ static void agent_down(xo_ctx_t *ctx, struct agent *a, const xo_msg_t *m)
                         &env) == 0) {
         struct xi_down_notice *n = env->msg.data;
         n->target = am->target;
-        n->gen = am->gen;
+        n->gen = am->conn_gen;
         n->node = am->node;
         n->reason = (int32_t)d->reason;
         n->code = d->code;
@@ -791,18 +767,21 @@ static void agent_down(xo_ctx_t *ctx, struct agent *a, const xo_msg_t *m)
 static void agent_lost(xo_ctx_t *ctx, struct agent *a, unsigned node)
 {
     xo_runtime_t *rt = xo_ctx_runtime(ctx);
-    for (size_t s = 0; s < xi_map_cap(&a->mons);) {
-        uint64_t id = a->mons.slots[s].key;
-        struct agent_mon *am = a->mons.slots[s].value;
+    struct xi_net *net = a->net;
+    pthread_mutex_lock(&net->mon_lock);
+    for (size_t s = 0; s < xi_map_cap(&net->mons);) {
+        uint64_t id = net->mons.slots[s].key;
+        struct xi_net_mon *am = net->mons.slots[s].value;
         if (id == 0 || am->node != node) {
             s++;
             continue;
         }
         xo_monitor_t mon = { (xo_ref_t){ rt, am->target }, id };
         (void)xo_demonitor(&mon);
-        (void)xi_map_del(&a->mons, id); /* may shift an entry into s */
+        (void)xi_map_del(&net->mons, id); /* may shift an entry into s */
         xi_mem_free(&rt->mem, am, sizeof(*am));
     }
+    pthread_mutex_unlock(&net->mon_lock);
 }
 
 static int agent_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
@@ -811,9 +790,6 @@ static int agent_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     switch (m->tag) {
     case XI_TAG_NET_SPAWN:
         return agent_spawn(ctx, a, m);
-    case XI_TAG_NET_MONITOR:
-        agent_monitor(ctx, a, m);
-        return 0;
     case XO_TAG_DOWN:
         agent_down(ctx, a, m);
         return 0;
@@ -861,6 +837,12 @@ static void layer_free(xo_runtime_t *rt, void *arg)
         xi_mem_free(&rt->mem, t, sizeof(*t) + strlen(t->name) + 1);
     }
     free(net->subscribers);
+    for (size_t s = 0; s < xi_map_cap(&net->mons); s++)
+        if (net->mons.slots[s].key != 0)
+            xi_mem_free(&rt->mem, net->mons.slots[s].value,
+                        sizeof(struct xi_net_mon));
+    xi_map_free(&net->mons);
+    pthread_mutex_destroy(&net->mon_lock);
     pthread_mutex_destroy(&net->lock);
     xi_mem_free(&rt->mem, net, sizeof(*net));
 }
@@ -882,6 +864,7 @@ int xo_node_start(xo_runtime_t *rt, const xo_node_config_t *cfg)
         snprintf(net->name, sizeof(net->name), "%s", cfg->name);
     net->cfg.name = net->name;
     pthread_mutex_init(&net->lock, NULL);
+    pthread_mutex_init(&net->mon_lock, NULL);
     xi_mpscq_init(&net->ctlq, &net->ctlq_tail, false);
     xi_mpscq_init(&net->outbox, &net->outbox_tail, false);
     int rc = 0;

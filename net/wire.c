@@ -63,7 +63,6 @@ static const struct type_rule rules[XI_WT_COUNT] = {
     [XI_WT_BYE] = { "BYE", 0, 0, XI_WIRE_TEXT_MAX, true },
     [XI_WT_HEARTBEAT] = { "HEARTBEAT", XI_WF_REPLY, 0, 0, false },
     [XI_WT_CANCEL] = { "CANCEL", 0, 0, 0, false },
-    [XI_WT_MONITOR] = { "MONITOR", 0, 0, 0, false },
     [XI_WT_LOOKUP] = { "LOOKUP", 0, 1, XI_WIRE_NAME_MAX, false },
     [XI_WT_TELL] = { "TELL", XI_WF_MORE | XI_WF_CHUNKED, 0,
                      XI_WIRE_PAYLOAD_MAX, false },
@@ -75,6 +74,7 @@ static const struct type_rule rules[XI_WT_COUNT] = {
     [XI_WT_DOWN] = { "DOWN", 0, 0, XI_WIRE_TEXT_MAX, false },
     [XI_WT_SPAWN] = { "SPAWN", XI_WF_CHUNKED, XI_WIRE_SPAWN_FIXED + 1,
                       XI_WIRE_PAYLOAD_MAX, false },
+    [XI_WT_MONITOR] = { "MONITOR", 0, 0, 0, false },
     [XI_WT_CHUNK] = { "CHUNK", XI_WF_LAST, 1, XI_WIRE_PAYLOAD_MAX, false },
 };
 

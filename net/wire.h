@@ -51,8 +51,8 @@ enum xi_wire_type {
     XI_WT_AUTH,       /* handshake: my answer to your challenge */
     XI_WT_BYE,        /* I close: c = reason code, payload = text */
     XI_WT_HEARTBEAT,  /* a = sender's clock; XI_WF_REPLY: the echo */
-    XI_WT_CANCEL,     /* a = call id: the caller cancelled or left */
-    XI_WT_MONITOR,    /* a = target: watch it, send DOWN at its end */
+    XI_WT_CANCEL,     /* a = call id, b = count: the caller cancelled or
+                         left */
     XI_WT_LOOKUP,     /* c = call id, payload = uid */
     /* Data lane: in order, chunked when large. */
     XI_WT_TELL,       /* a = to, b = from, tag; MORE: same batch */
@@ -63,6 +63,9 @@ enum xi_wire_type {
     XI_WT_DOWN,       /* a = target, b = code, c = reason, payload =
                          its message */
     XI_WT_SPAWN,      /* c = call id, payload = struct xi_wire_spawn */
+    XI_WT_MONITOR,    /* a = target: watch it, send DOWN at its end (in
+                         order with the messages: it is set up before a
+                         message sent after it can end the target) */
     XI_WT_CHUNK,      /* the next part of a chunked payload; LAST */
     XI_WT_COUNT
 };

@@ -477,6 +477,19 @@ int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out)
             (tn = node_get(rt, target.id)) == NULL)
             rc = XO_ENOMEM;
     }
+    /* Ask the other node first: a full send queue (or no memory for the
+       request) refuses the monitor; a lost node gives DOWN at once. The
+       lock keeps the node's loss, and the DOWN from there, behind us. */
+    bool lost = false;
+    if (rc == 0 && watch != NULL) {
+        int wrc = watch(rt, target.id, rt->watch_remote_arg);
+        if (wrc == XO_EFULL || wrc == XO_ENOMEM)
+            rc = wrc;
+        else
+            lost = wrc != 0;
+        if (rc != 0)
+            node_trim(rt, tn);
+    }
     if (rc == 0) {
         m->h.key = rt->rel.next_monitor++;
         hmap_insert(&rt->rel.monitors, &m->h);
@@ -493,7 +506,7 @@ int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out)
                 tn->targeted->t_prev = &m->t_next;
             tn->targeted = m;
             m->t_prev = &tn->targeted;
-            if (watch(rt, target.id, rt->watch_remote_arg) != 0)
+            if (lost)
                 fire_monitor(rt, m, XO_EXIT_NODE_LOST, 0, NULL,
                              locked_mode(rt), true, tn);
             node_trim(rt, tn);

@@ -68,11 +68,13 @@ typedef int (*xi_route_fn)(xo_runtime_t *rt, xo_ref_t to,
 
 /*
  * The remote-monitor seam: xo_monitor hands it a target on another node,
- * under the relation lock, after the monitor is in the table. 0: that
- * node was asked to watch the actor, and its end arrives later through
- * xi_recovery_remote_exit or xi_recovery_node_lost (recovery.h); an error:
- * the node cannot be asked (it is lost), and the DOWN fires at once with
- * XO_EXIT_NODE_LOST. It must not take the relation lock, nor wait.
+ * under the relation lock, inside a read-side section, before the monitor
+ * goes in the table. 0: that node was asked to watch the actor, and its
+ * end arrives later through xi_recovery_remote_exit or
+ * xi_recovery_node_lost (recovery.h); XO_EFULL or XO_ENOMEM: it could not
+ * be asked now, and xo_monitor fails with that code; another error: the
+ * node is lost, and the DOWN fires at once with XO_EXIT_NODE_LOST. It
+ * must not take the relation lock, nor wait.
  */
 typedef int (*xi_watch_fn)(xo_runtime_t *rt, uint64_t target, void *arg);
 

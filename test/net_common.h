@@ -30,6 +30,8 @@
 #include "net_actors.h"
 #include "support.h"
 
+#define XO_UNUSED __attribute__((unused))
+
 #define wait_until(cond)                                                      \
     do {                                                                      \
         while (!(cond))                                                       \
@@ -40,7 +42,7 @@
 
 static _Atomic unsigned net_log_count;
 
-static void quiet_log(xo_runtime_t *rt, const char *line, void *user)
+XO_UNUSED static void quiet_log(xo_runtime_t *rt, const char *line, void *user)
 {
     (void)rt;
     (void)line;
@@ -48,28 +50,28 @@ static void quiet_log(xo_runtime_t *rt, const char *line, void *user)
     atomic_fetch_add(&net_log_count, 1);
 }
 
-__attribute__((unused)) static unsigned log_lines(void)
+XO_UNUSED static unsigned log_lines(void)
 {
     return atomic_load(&net_log_count);
 }
 
 /* ---- small queries ------------------------------------------------------ */
 
-__attribute__((unused)) static int node_state(xo_runtime_t *rt,
+XO_UNUSED static int node_state(xo_runtime_t *rt,
                                               unsigned node)
 {
     xo_node_info_t info;
     return xo_node_info(rt, node, &info) == 0 ? (int)info.state : -1;
 }
 
-__attribute__((unused)) static uint64_t node_faults(xo_runtime_t *rt)
+XO_UNUSED static uint64_t node_faults(xo_runtime_t *rt)
 {
     xo_node_info_t info;
     cr_assert_eq(xo_node_info(rt, 0, &info), 0);
     return info.faults;
 }
 
-static xo_ref_t remote_lookup(xo_runtime_t *rt, unsigned node,
+XO_UNUSED static xo_ref_t remote_lookup(xo_runtime_t *rt, unsigned node,
                               const char *uid)
 {
     xo_ref_t r;
@@ -79,7 +81,7 @@ static xo_ref_t remote_lookup(xo_runtime_t *rt, unsigned node,
     return r;
 }
 
-static void call_echo_ok(xo_ref_t echo)
+XO_UNUSED static void call_echo_ok(xo_ref_t echo)
 {
     xo_future_t *f;
     cr_assert_eq(xo_call(echo, T_PLAIN, "ping", 4, &f), 0);
@@ -95,7 +97,7 @@ static void call_echo_ok(xo_ref_t echo)
 
 /* A counter's counts (a call; it answers after what came before it from
    this thread). */
-static struct counts get_counts(xo_ref_t counter)
+XO_UNUSED static struct counts get_counts(xo_ref_t counter)
 {
     xo_future_t *f;
     cr_assert_eq(xo_call(counter, T_GET, NULL, 0, &f), 0);
@@ -109,7 +111,7 @@ static struct counts get_counts(xo_ref_t counter)
     return c;
 }
 
-static xo_ref_t remote_spawn(xo_runtime_t *rt, unsigned node,
+XO_UNUSED static xo_ref_t remote_spawn(xo_runtime_t *rt, unsigned node,
                              const char *type, const char *uid)
 {
     xo_ref_t r;
@@ -123,7 +125,7 @@ static xo_ref_t remote_spawn(xo_runtime_t *rt, unsigned node,
 
 static _Atomic int wrap_freed;
 
-static void count_free(void *buf, void *arg)
+XO_UNUSED static void count_free(void *buf, void *arg)
 {
     (void)arg;
     free(buf);
@@ -136,7 +138,7 @@ struct then_caller {
     _Atomic int status; /* 1: not yet */
 };
 
-static int then_done(xo_ctx_t *ctx, void *state, xo_future_t *f, void *arg)
+XO_UNUSED static int then_done(xo_ctx_t *ctx, void *state, xo_future_t *f, void *arg)
 {
     (void)ctx;
     (void)state;
@@ -146,7 +148,7 @@ static int then_done(xo_ctx_t *ctx, void *state, xo_future_t *f, void *arg)
     return 0;
 }
 
-static int then_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+XO_UNUSED static int then_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     (void)state;
     struct then_caller *tc;
@@ -157,7 +159,7 @@ static int then_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 static const xo_actor_def_t then_def = { .name = "then",
                                          .on_message = then_message };
 
-__attribute__((unused)) static void every_sending_function(xo_runtime_t *rt,
+XO_UNUSED static void every_sending_function(xo_runtime_t *rt,
                                                            unsigned node,
                                                            unsigned n)
 {
@@ -182,9 +184,10 @@ __attribute__((unused)) static void every_sending_function(xo_runtime_t *rt,
     /* delayed tell */
     cr_assert_eq(xo_tell_after(counter, 1000000, T_PLAIN, NULL, 0), 0);
     /* a batch of tells */
+    static const int values[10] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
     xo_batch_item_t items[10];
     for (int i = 0; i < 10; i++)
-        items[i] = (xo_batch_item_t){ T_PLAIN, &i, sizeof(i) };
+        items[i] = (xo_batch_item_t){ T_PLAIN, &values[i], sizeof(int) };
     cr_assert_eq(xo_tell_batch(counter, items, 10), 0);
     /* a call */
     xo_future_t *f;
@@ -247,7 +250,7 @@ struct flooder {
     uint64_t next_echo;
 };
 
-static void send_retrying(xo_ref_t to, uint32_t tag, const void *p,
+XO_UNUSED static void send_retrying(xo_ref_t to, uint32_t tag, const void *p,
                           size_t size)
 {
     int rc;
@@ -256,7 +259,7 @@ static void send_retrying(xo_ref_t to, uint32_t tag, const void *p,
     cr_assert_eq(rc, 0, "tell: %s", xo_strerror(rc));
 }
 
-static int flooder_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+XO_UNUSED static int flooder_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     (void)ctx;
     struct flooder *s = state;
@@ -283,7 +286,7 @@ static const xo_actor_def_t flooder_def = {
     .on_message = flooder_message,
 };
 
-__attribute__((unused)) static void per_pair_order(xo_runtime_t *rt,
+XO_UNUSED static void per_pair_order(xo_runtime_t *rt,
                                                    unsigned node,
                                                    unsigned senders,
                                                    uint64_t n)
@@ -310,7 +313,7 @@ __attribute__((unused)) static void per_pair_order(xo_runtime_t *rt,
 
 /* ---- chunked messages ------------------------------------------------- */
 
-__attribute__((unused)) static void chunked_in_order(xo_runtime_t *rt,
+XO_UNUSED static void chunked_in_order(xo_runtime_t *rt,
                                                      unsigned node)
 {
     xo_ref_t counter = remote_spawn(rt, node, "counter", NULL);
@@ -353,13 +356,13 @@ __attribute__((unused)) static void chunked_in_order(xo_runtime_t *rt,
 
 /* ---- lookup, spawn ----------------------------------------------------- */
 
-static void tell_quit(xo_ref_t counter)
+XO_UNUSED static void tell_quit(xo_ref_t counter)
 {
     cr_assert_eq(xo_tell(counter, T_QUIT, NULL, 0), 0);
 }
 
 
-__attribute__((unused)) static void lookup_and_spawn(xo_runtime_t *rt,
+XO_UNUSED static void lookup_and_spawn(xo_runtime_t *rt,
                                                      unsigned node)
 {
     call_echo_ok(remote_lookup(rt, node, "echo"));
@@ -386,7 +389,7 @@ __attribute__((unused)) static void lookup_and_spawn(xo_runtime_t *rt,
 
 /* ---- streams ---------------------------------------------------------- */
 
-__attribute__((unused)) static void remote_stream(xo_runtime_t *rt,
+XO_UNUSED static void remote_stream(xo_runtime_t *rt,
                                                   unsigned node, uint32_t n)
 {
     xo_ref_t streamer = remote_lookup(rt, node, "streamer");
@@ -425,7 +428,7 @@ struct downs {
     char text[128];
 };
 
-static int watcher_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+XO_UNUSED static int watcher_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     (void)ctx;
     struct downs *d;
@@ -442,7 +445,7 @@ static int watcher_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     return 0;
 }
 
-static int watcher_create(xo_ctx_t *ctx, void *state, const void *arg,
+XO_UNUSED static int watcher_create(xo_ctx_t *ctx, void *state, const void *arg,
                           size_t size)
 {
     (void)ctx;
@@ -455,7 +458,7 @@ static const xo_actor_def_t watcher_def = {
     .on_create = watcher_create, .on_message = watcher_message,
 };
 
-static xo_ref_t watcher_new(xo_runtime_t *rt, struct downs *d)
+XO_UNUSED static xo_ref_t watcher_new(xo_runtime_t *rt, struct downs *d)
 {
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
@@ -469,7 +472,7 @@ static xo_ref_t watcher_new(xo_runtime_t *rt, struct downs *d)
     return w;
 }
 
-static void downs_wait(struct downs *d, unsigned n)
+XO_UNUSED static void downs_wait(struct downs *d, unsigned n)
 {
     pthread_mutex_lock(&d->lock);
     while (d->n < n)
@@ -477,7 +480,7 @@ static void downs_wait(struct downs *d, unsigned n)
     pthread_mutex_unlock(&d->lock);
 }
 
-__attribute__((unused)) static void monitor_remote(xo_runtime_t *rt,
+XO_UNUSED static void monitor_remote(xo_runtime_t *rt,
                                                    unsigned node)
 {
     static struct downs d;
@@ -511,7 +514,7 @@ struct lost_check {
     xo_ref_t watcher;
 };
 
-__attribute__((unused)) static void lost_prepare(struct lost_check *lc,
+XO_UNUSED static void lost_prepare(struct lost_check *lc,
                                                  xo_runtime_t *rt,
                                                  unsigned node, unsigned n)
 {
@@ -530,7 +533,7 @@ __attribute__((unused)) static void lost_prepare(struct lost_check *lc,
     call_echo_ok(echo);
 }
 
-__attribute__((unused)) static void lost_verify(struct lost_check *lc)
+XO_UNUSED static void lost_verify(struct lost_check *lc)
 {
     for (unsigned i = 0; i < lc->n; i++) {
         cr_assert_eq(xo_future_wait(lc->f[i], -1), 0);
@@ -559,7 +562,7 @@ struct events {
     xo_ref_t actor;
 };
 
-static int events_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+XO_UNUSED static int events_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     (void)ctx;
     struct events *e;
@@ -582,7 +585,7 @@ static const xo_actor_def_t events_def = {
     .on_create = watcher_create, .on_message = events_message,
 };
 
-__attribute__((unused)) static void events_watch(struct events *e,
+XO_UNUSED static void events_watch(struct events *e,
                                                  xo_runtime_t *rt)
 {
     memset(e, 0, sizeof(*e));
@@ -597,7 +600,7 @@ __attribute__((unused)) static void events_watch(struct events *e,
 }
 
 /* Until an event of node with state comes (after those seen before). */
-__attribute__((unused)) static void events_wait(struct events *e,
+XO_UNUSED static void events_wait(struct events *e,
                                                 unsigned node, int state)
 {
     pthread_mutex_lock(&e->lock);
@@ -613,7 +616,7 @@ __attribute__((unused)) static void events_wait(struct events *e,
     }
 }
 
-__attribute__((unused)) static void events_stop(struct events *e)
+XO_UNUSED static void events_stop(struct events *e)
 {
     cr_assert_eq(xo_node_subscribe(e->actor, false), 0);
     cr_assert_eq(xo_destroy(e->actor), 0);
@@ -629,7 +632,7 @@ struct fake {
     size_t theirs_size;
 };
 
-static void fake_connect(struct fake *f, unsigned port)
+XO_UNUSED static void fake_connect(struct fake *f, unsigned port)
 {
     f->fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(f->fd, 0);
@@ -640,14 +643,14 @@ static void fake_connect(struct fake *f, unsigned port)
                  "connect: %s", strerror(errno));
 }
 
-static void fake_close(struct fake *f)
+XO_UNUSED static void fake_close(struct fake *f)
 {
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
 }
 
-static void write_all_bytes(int fd, const void *p, size_t n)
+XO_UNUSED static void write_all_bytes(int fd, const void *p, size_t n)
 {
     const unsigned char *b = p;
     while (n > 0) {
@@ -661,7 +664,7 @@ static void write_all_bytes(int fd, const void *p, size_t n)
     }
 }
 
-static void fake_send(struct fake *f, const struct xi_wire_hdr *h,
+XO_UNUSED static void fake_send(struct fake *f, const struct xi_wire_hdr *h,
                       const void *payload, uint32_t size)
 {
     unsigned char hdr[XI_WIRE_HDR];
@@ -675,7 +678,7 @@ static void fake_send(struct fake *f, const struct xi_wire_hdr *h,
         write_all_bytes(f->fd, payload, size);
 }
 
-static int read_exact(int fd, void *p, size_t n)
+XO_UNUSED static int read_exact(int fd, void *p, size_t n)
 {
     unsigned char *b = p;
     while (n > 0) {
@@ -692,7 +695,7 @@ static int read_exact(int fd, void *p, size_t n)
 
 /* The next frame's header; its payload into buf (what fits; the rest is
    skipped). */
-static int fake_read_frame(struct fake *f, struct xi_wire_hdr *h,
+XO_UNUSED static int fake_read_frame(struct fake *f, struct xi_wire_hdr *h,
                            unsigned char *buf, size_t cap)
 {
     unsigned char hdr[XI_WIRE_HDR];
@@ -712,7 +715,7 @@ static int fake_read_frame(struct fake *f, struct xi_wire_hdr *h,
     return 0;
 }
 
-static void fake_hello(struct fake *f, const char *name, uint8_t role)
+XO_UNUSED static void fake_hello(struct fake *f, const char *name, uint8_t role)
 {
     struct xi_wire_hello h = { .magic = XI_WIRE_MAGIC, .role = role };
     cr_assert_eq(xi_auth_random(&h.incarnation, sizeof(h.incarnation)), 0);
@@ -725,7 +728,7 @@ static void fake_hello(struct fake *f, const char *name, uint8_t role)
     fake_send(f, &hdr, f->mine, (uint32_t)f->mine_size);
 }
 
-static int fake_read_hello(struct fake *f)
+XO_UNUSED static int fake_read_hello(struct fake *f)
 {
     struct xi_wire_hdr h;
     if (fake_read_frame(f, &h, f->theirs, sizeof(f->theirs)) != 0 ||
@@ -736,7 +739,7 @@ static int fake_read_hello(struct fake *f)
 }
 
 /* The whole handshake as the connecting end, with the right secret. */
-__attribute__((unused)) static void fake_authenticate(struct fake *f,
+XO_UNUSED static void fake_authenticate(struct fake *f,
                                                       const char *name)
 {
     fake_hello(f, name, 0);
@@ -752,7 +755,7 @@ __attribute__((unused)) static void fake_authenticate(struct fake *f,
 }
 
 /* Until the node closes the connection (reading what it still sends). */
-static bool fake_closed(struct fake *f)
+XO_UNUSED static bool fake_closed(struct fake *f)
 {
     unsigned char sink[4096];
     for (;;) {
@@ -765,9 +768,10 @@ static bool fake_closed(struct fake *f)
 enum { BAD_KINDS = 10 };
 
 /* One kind of bad input (kind 9, a frame cut short, is last). */
-__attribute__((unused)) static void fake_send_bad(struct fake *f, int kind)
+XO_UNUSED static void fake_send_bad(struct fake *f, int kind)
 {
     unsigned char junk[64];
+    memset(junk, 0, sizeof(junk));
     struct xi_wire_hdr h = { .type = XI_WT_TELL, .a = 1 | (1ull << 40) };
     switch (kind) {
     case 0: /* a frame past the size limit */
@@ -837,7 +841,7 @@ struct fake_listener {
     bool started;
 };
 
-static void fake_listen(struct fake_listener *fl)
+XO_UNUSED static void fake_listen(struct fake_listener *fl)
 {
     memset(fl, 0, sizeof(*fl));
     fl->conn.fd = -1;
@@ -851,7 +855,7 @@ static void fake_listen(struct fake_listener *fl)
     fl->port = ntohs(a.sin_port);
 }
 
-static void *fake_accept_main(void *arg)
+XO_UNUSED static void *fake_accept_main(void *arg)
 {
     struct fake_listener *fl = arg;
     struct fake *f = &fl->conn;
@@ -877,13 +881,13 @@ static void *fake_accept_main(void *arg)
     return NULL; /* and never reads again */
 }
 
-__attribute__((unused)) static void fake_accept_async(struct fake_listener *fl)
+XO_UNUSED static void fake_accept_async(struct fake_listener *fl)
 {
     cr_assert_eq(pthread_create(&fl->thread, NULL, fake_accept_main, fl), 0);
     fl->started = true;
 }
 
-__attribute__((unused)) static void fake_listener_close(
+XO_UNUSED static void fake_listener_close(
     struct fake_listener *fl)
 {
     if (fl->started)
@@ -892,7 +896,7 @@ __attribute__((unused)) static void fake_listener_close(
     close(fl->lfd);
 }
 
-__attribute__((unused)) static int free_port(void)
+XO_UNUSED static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET };

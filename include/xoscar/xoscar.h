@@ -842,9 +842,12 @@ typedef struct xo_monitor {
  * tag XO_TAG_DOWN (sender: the target), exactly once per monitor. Several
  * monitors of one pair are independent. A target that is gone already
  * gives DOWN at once, with XO_EXIT_NO_SUCH_ACTOR. A restart does not end
- * an actor: its monitors stay. From any thread. Errors: XO_EINVAL (a
- * stateless or foreign watcher, or a ref of another runtime), XO_ENOTEXIST
- * (the watcher is gone), XO_ECLOSED, XO_ENOMEM.
+ * an actor: its monitors stay. From any thread. A target on another node
+ * (docs/net.md) is watched there, in order with the messages sent after
+ * this call: its DOWN carries its reason, or XO_EXIT_NODE_LOST if the node
+ * is lost first. Errors: XO_EINVAL (a stateless or foreign watcher, or a
+ * ref of another runtime), XO_ENOTEXIST (the watcher is gone), XO_ECLOSED,
+ * XO_ENOMEM, XO_EFULL (the target's node's send queue is full).
  */
 XO_API int xo_monitor(xo_ref_t watcher, xo_ref_t target, xo_monitor_t *out);
 /* Remove a monitor: once this returns 0, its DOWN is not handed to the
@@ -1216,9 +1219,10 @@ typedef struct xo_node_config {
        NULL: none). */
     xo_node_event_fn on_event;
     void *on_event_user;
-    /* One line for each connection refused or closed for a fault (failed
-       authentication, a broken protocol, a limit passed), on the I/O
-       thread. NULL: to stderr. */
+    /* One line for each connection refused (failed authentication, too
+       many handshakes), closed for a fault (a broken protocol, a limit
+       passed) or lost (silence, a reset; not a peer's goodbye), on the
+       I/O thread. NULL: to stderr. */
     xo_node_log_fn on_log;
     void *on_log_user;
 } xo_node_config_t;
