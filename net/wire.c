@@ -313,7 +313,8 @@ static int begin_assembly(struct xi_wire_rx *rx, const struct xi_wire_hdr *h,
         drop_assembly(rx);
         return -1;
     }
-    memcpy(rx->abuf, payload + 8, first);
+    if (first > 0) /* a first part may be empty: abuf may be NULL yet */
+        memcpy(rx->abuf, payload + 8, first);
     rx->alen = first;
     return 0;
 }
