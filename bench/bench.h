@@ -200,10 +200,21 @@ int bench_call(const struct bench_opts *, const uint64_t *,
                struct bench_result *);
 int bench_batch(const struct bench_opts *, const uint64_t *,
                 struct bench_result *);
+int bench_remote_pingpong(const struct bench_opts *, const uint64_t *,
+                          struct bench_result *);
+int bench_remote_tell(const struct bench_opts *, const uint64_t *,
+                      struct bench_result *);
+/* The second node of the remote benchmarks (remote.c): the hidden
+   command `xoscar-bench __node`. */
+int bench_remote_node(void);
 
 /* The cache-line round trip between the first two CPUs in ns (hw.c), for
    the benchmarks that report themselves against it; -1 with one CPU. When
    `all` is not NULL, its ops and seconds get every round trip timed. */
 double hw_line_round_trip_ns(uint64_t round_trips, struct bench_result *all);
+/* A 64-byte TCP round trip on 127.0.0.1 in ns (hw.c: two threads, one
+   socket each, TCP_NODELAY); the median batch of round_trips. -1 when
+   the sockets cannot be made. */
+double hw_tcp_round_trip_ns(uint64_t round_trips);
 
 #endif /* XO_BENCH_BENCH_H */

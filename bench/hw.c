@@ -15,7 +15,12 @@
  *   futex_call_ns  the FUTEX_WAKE system call alone, with nobody waiting:
  *                  what the sender pays for it;
  *   clock_ns       one clock_gettime(CLOCK_MONOTONIC): the latency
- *                  benchmark's timestamps include two of them.
+ *                  benchmark's timestamps include two of them;
+ *   tcp_rt_ns      a 64-byte message over TCP on 127.0.0.1 and back, two
+ *                  sockets with TCP_NODELAY, one thread each, blocking
+ *                  reads: the least a message to another process and its
+ *                  answer cost through the kernel (remote_pingpong reports
+ *                  itself against it).
  *
  * The line's round trips are the benchmark's `ops` and `seconds` (all of
  * them, timed in batches; line_rt_ns is the median batch's pace).
@@ -24,12 +29,17 @@
  */
 #include "bench.h"
 
+#include <arpa/inet.h>
 #include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -240,6 +250,110 @@ static double futex_wake_ns(uint64_t rounds)
     return (double)f.ns / (double)rounds / 2;
 }
 
+/* ---- a TCP round trip on loopback ----------------------------------------- */
+
+#define TCP_MSG 64
+#define TCP_BATCHES 15
+
+struct tcp_pingpong {
+    int fd[2];          /* the two ends of one connection */
+    _Atomic int ready;
+    uint64_t warmup, batch;
+    uint64_t ns[TCP_BATCHES];
+    bool failed;
+};
+
+static bool io_exact(int fd, unsigned char *buf, bool writing)
+{
+    size_t done = 0;
+    while (done < TCP_MSG) {
+        ssize_t n = writing ? write(fd, buf + done, TCP_MSG - done)
+                            : read(fd, buf + done, TCP_MSG - done);
+        if (n <= 0)
+            return false;
+        done += (size_t)n;
+    }
+    return true;
+}
+
+static void *tcp_first(void *arg)
+{
+    struct tcp_pingpong *t = arg;
+    unsigned char buf[TCP_MSG] = { 1 };
+    wait_both(&t->ready);
+    uint64_t total = t->warmup + t->batch * TCP_BATCHES, t0 = 0;
+    for (uint64_t i = 0; i < total; i++) {
+        if (i >= t->warmup && (i - t->warmup) % t->batch == 0) {
+            uint64_t now = bench_now_ns();
+            if (i > t->warmup)
+                t->ns[(i - t->warmup) / t->batch - 1] = now - t0;
+            t0 = now;
+        }
+        if (!io_exact(t->fd[0], buf, true) || !io_exact(t->fd[0], buf, false)) {
+            t->failed = true;
+            break;
+        }
+    }
+    t->ns[TCP_BATCHES - 1] = bench_now_ns() - t0;
+    shutdown(t->fd[0], SHUT_WR);
+    return NULL;
+}
+
+static void *tcp_second(void *arg)
+{
+    struct tcp_pingpong *t = arg;
+    unsigned char buf[TCP_MSG];
+    wait_both(&t->ready);
+    while (io_exact(t->fd[1], buf, false) && io_exact(t->fd[1], buf, true))
+        ;
+    return NULL;
+}
+
+/* Two connected sockets on 127.0.0.1 with TCP_NODELAY; 0 or -1. */
+static int tcp_pair(int fd[2])
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    int rc = -1;
+    if (l >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        listen(l, 1) == 0 && getsockname(l, (struct sockaddr *)&a, &len) == 0) {
+        fd[0] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd[0] >= 0 &&
+            connect(fd[0], (struct sockaddr *)&a, sizeof(a)) == 0 &&
+            (fd[1] = accept(l, NULL, NULL)) >= 0) {
+            int one = 1;
+            setsockopt(fd[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            setsockopt(fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            rc = 0;
+        } else if (fd[0] >= 0) {
+            close(fd[0]);
+        }
+    }
+    if (l >= 0)
+        close(l);
+    return rc;
+}
+
+double hw_tcp_round_trip_ns(uint64_t round_trips)
+{
+    static struct tcp_pingpong t;
+    memset(&t, 0, sizeof(t));
+    if (tcp_pair(t.fd) != 0)
+        return -1;
+    t.batch = round_trips / TCP_BATCHES + 1;
+    t.warmup = t.batch;
+    struct pair p = { { tcp_first, tcp_second }, &t, { -1, -1 } };
+    int rc = run_pair(&p);
+    close(t.fd[0]);
+    close(t.fd[1]);
+    if (rc != 0 || t.failed)
+        return -1;
+    qsort(t.ns, TCP_BATCHES, sizeof(t.ns[0]), by_value);
+    return (double)t.ns[TCP_BATCHES / 2] / (double)t.batch;
+}
+
 /* ---- single-thread costs ------------------------------------------------- */
 
 /* Results are stored here so the compiler cannot drop the loops. */
@@ -291,6 +405,9 @@ int bench_hw(const struct bench_opts *opts, const uint64_t *args,
         bench_extra(out, "futex_wake_ns", "%.0f", wake);
     bench_extra(out, "futex_call_ns", "%.1f", futex_call_ns(rounds / 10 + 10));
     bench_extra(out, "clock_ns", "%.1f", clock_ns(rounds));
+    double tcp = hw_tcp_round_trip_ns(rounds / 50 + 10);
+    if (tcp > 0)
+        bench_extra(out, "tcp_rt_ns", "%.0f", tcp);
     bench_extra(out, "peak_rss_kib", "%llu",
                 (unsigned long long)bench_peak_rss_kib());
     /* Not a runtime's workers: the two threads that bounced the line. */
