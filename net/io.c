@@ -19,8 +19,8 @@
  * freed once its last byte went. A lone message is written the moment the
  * loop sees it: nothing waits to fill a batch. A batch is written whole
  * before the next is made, so control frames wait at most one batch (and
- * the kernel's unsent bytes, which a bulk transfer keeps under
- * XI_UNSENT_MAX) behind a large message.
+ * the kernel's unsent bytes, which a connection under load keeps under
+ * XI_UNSENT_MAX) behind a large message or a flood.
  *
  * Reading. Bytes go through the decoder (wire.c), frames to their
  * handlers. Messages in a row for one actor become one chain, pushed with
@@ -163,6 +163,8 @@ struct xi_conn {
     int close_code;
     char close_why[160];
     bool said_bye;               /* the peer said BYE */
+    bool loaded;                 /* the last batch was full of data */
+    bool held;                   /* data waits for the kernel to drain */
 };
 
 static uint64_t now_ns(void)
@@ -546,7 +548,7 @@ static void conn_fault(struct xi_conn *c, const struct xi_wire_fault *f)
 
 /* ---- handshake ---------------------------------------------------------- */
 
-static void conn_up(struct xi_conn *c);
+static int conn_up(struct xi_conn *c);
 
 static int on_hello(struct xi_conn *c, struct xi_wire_frame *f,
                     struct xi_wire_fault *fault)
@@ -628,12 +630,12 @@ static int on_auth(struct xi_conn *c, struct xi_wire_frame *f,
         struct xi_wire_hdr h = { .type = XI_WT_AUTH };
         (void)ctl_frame(c, &h, mac, sizeof(mac));
     }
-    conn_up(c);
-    return 0;
+    return conn_up(c);
 }
 
-/* Both ends proved the secret: give the peer its number and go. */
-static void conn_up(struct xi_conn *c)
+/* Both ends proved the secret: give the peer its number and go. -1 (with
+   close_code set): the connection must go (its decoder stops first). */
+static int conn_up(struct xi_conn *c)
 {
     struct xi_net *net = c->net;
     struct xi_peer *p = c->peer;
@@ -649,11 +651,14 @@ static void conn_up(struct xi_conn *c)
         p = NULL;
     }
     if (p == NULL)
-        p = xi_net_peer_for(net, c->theirs.name, c->theirs.incarnation);
+        p = xi_net_peer_for(net, c->theirs.name, c->theirs.incarnation, true);
     if (p == NULL) {
-        struct xi_wire_fault f = { XO_ENOSLOT, "no node number left" };
-        conn_fault(c, &f);
-        return;
+        xi_net_log(net, "refused node %s (%s): no node number left",
+                   c->theirs.name, c->addr_text);
+        bump(&net->refused, 1);
+        c->close_code = XO_ENOSLOT;
+        snprintf(c->close_why, sizeof(c->close_why), "no node number left");
+        return -1;
     }
     c->peer = p;
     if (p->conn != NULL) {
@@ -667,7 +672,7 @@ static void conn_up(struct xi_conn *c)
         (void)ctl_frame(c, &h, NULL, 0);
         c->bye_code = XO_EEXIST;
         c->st = C_BYE;
-        return;
+        return 0;
     }
     net->handshakes--;
     c->st = C_UP;
@@ -696,6 +701,7 @@ static void conn_up(struct xi_conn *c)
         c->req = NULL;
     }
     xi_net_event(net, p, XO_NODE_UP, 0);
+    return 0;
 }
 
 /* ---- delivering to local actors ----------------------------------------- */
@@ -1067,7 +1073,7 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
         if (code == XO_EEXIST && c->req != NULL) {
             /* A connection of ours was there first: use it. */
             struct xi_peer *p = xi_net_peer_for(net, c->theirs.name,
-                                                c->theirs.incarnation);
+                                                c->theirs.incarnation, false);
             if (p != NULL && p->conn != NULL) {
                 answer_connect(net, c->req, 0, p->node, NULL);
                 c->req = NULL;
@@ -1367,11 +1373,14 @@ static bool fill_batch(struct xi_conn *c)
         c->clen = c->ccap = 0;
     }
     bool data = c->st == C_UP;
-    /* A bulk transfer waits while the kernel holds enough unsent: the
-       control frames behind it wait no longer than that. */
-    if (data && cur->active && cur->src.started &&
-        cur->src.size > XI_WIRE_PAYLOAD_MAX && unsent(c->fd) > XI_UNSENT_MAX)
-        data = false;
+    /* Under load (the last batch was full of data), data waits while the
+       kernel holds enough unsent bytes: the control frames behind it then
+       wait no longer than that. A lone message never pays the look. */
+    c->held = false;
+    if (data && c->loaded && unsent(c->fd) > XI_UNSENT_MAX) {
+        data = false; /* EPOLLOUT comes below TCP_NOTSENT_LOWAT */
+        c->held = true;
+    }
     size_t budget = XI_BATCH_BYTES;
     while (data && budget > 0 && !batch_full(b)) {
         if (!cur->active && !cursor_next(c))
@@ -1397,6 +1406,8 @@ static bool fill_batch(struct xi_conn *c)
         else
             (void)cursor_next(c);
     }
+    if (data)
+        c->loaded = budget == 0 || batch_full(b);
     seg_close(b);
     return b->niov > 0;
 }
@@ -1458,21 +1469,22 @@ static bool conn_write(struct xi_conn *c, bool *gone)
             *gone = true;
             return true;
         }
-        if (r == 0) {
-            if (!c->want_out)
-                epoll_set(c, true);
-            return wrote;
-        }
+        if (r == 0)
+            break; /* the socket is full */
         wrote = true;
     }
-    if (c->want_out && !c->batch_pending)
-        epoll_set(c, false);
     if (c->st == C_BYE && !c->batch_pending && c->clen == 0) {
         conn_close(c, c->bye_code, c->bye_code == XO_EAUTH
                                        ? "refused: failed authentication"
                                        : "connected already");
         *gone = true;
+        return wrote;
     }
+    /* Wait for EPOLLOUT while a batch is half written, or while data
+       waits for the kernel to drain (fill_batch's `held`). */
+    bool wait = c->batch_pending || c->held;
+    if (wait != c->want_out)
+        epoll_set(c, wait);
     return wrote;
 }
 
@@ -2059,6 +2071,7 @@ static void io_finish(struct xi_net *net)
         else
             conn_close(c, XO_ECLOSED, "the node stops");
     }
+    (void)drain_outbox(net);
     for (unsigned i = 1; i <= net->npeers; i++) {
         struct xi_peer *p = atomic_load_explicit(&net->peers[i],
                                                  memory_order_relaxed);
@@ -2068,8 +2081,19 @@ static void io_finish(struct xi_net *net)
             set_state(p, XO_NODE_DOWN);
             xi_net_calls_fail(p, XO_ECLOSED, "this node stops");
         }
+        /* Calls from it still unanswered (a request kept by a handler):
+           nobody will send their answers; the I/O thread lets go of them
+           (an answer given later frees its future, unseen). */
+        for (size_t s = 0; s < xi_map_cap(&p->proxies); s++) {
+            struct xi_proxy *px = p->proxies.slots[s].value;
+            if (p->proxies.slots[s].key == 0 || px->finished)
+                continue;
+            px->finished = true;
+            p->proxies_open--;
+            xi_future_unref(px->f);
+        }
+        xi_map_free(&p->proxies);
     }
-    (void)drain_outbox(net);
 }
 
 /* ---- start, stop --------------------------------------------------------------- */
@@ -2164,6 +2188,13 @@ void xi_io_stop(struct xi_net *net)
 
 void xi_io_free(struct xi_net *net)
 {
+    /* What other threads posted after the I/O thread ended. */
+    struct xi_qnode *n;
+    while ((n = xi_mpscq_pop(&net->ctlq, &net->ctlq_tail)) != NULL)
+        if (n != &net->stop_node)
+            ctl_free(net, xi_container_of(n, struct xi_ctl, node));
+    while ((n = xi_mpscq_pop(&net->outbox, &net->outbox_tail)) != NULL)
+        xi_future_unref(xi_container_of(n, struct xi_proxy, node)->f);
     if (net->lfd >= 0)
         close(net->lfd);
     if (net->evfd >= 0)

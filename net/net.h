@@ -227,10 +227,11 @@ void xi_net_wake(struct xi_net *net);
 /* Hand the I/O thread a request (any thread). XO_ECLOSED (c is freed):
    the I/O thread is gone. */
 int xi_net_post(struct xi_net *net, struct xi_ctl *c);
-/* Give a peer its number, or find the one it has (I/O thread). NULL: no
-   number left. */
+/* The peer of that name and incarnation; with `give`, one is made under
+   a new number if there is none (I/O thread). NULL: none (or no number
+   left). */
 struct xi_peer *xi_net_peer_for(struct xi_net *net, const char *name,
-                                uint64_t incarnation);
+                                uint64_t incarnation, bool give);
 /* The hooks set on the futures of calls that cross (node.c). */
 void xi_net_caller_hook(struct xo_future *f, enum xi_hook_what what);
 void xi_net_proxy_hook(struct xo_future *f, enum xi_hook_what what);

@@ -529,7 +529,7 @@ static int watch_remote(xo_runtime_t *rt, uint64_t target, void *arg)
 /* ---- peers, events ---------------------------------------------------------- */
 
 struct xi_peer *xi_net_peer_for(struct xi_net *net, const char *name,
-                                uint64_t incarnation)
+                                uint64_t incarnation, bool give)
 {
     xo_runtime_t *rt = net->rt;
     pthread_mutex_lock(&net->lock);
@@ -542,7 +542,7 @@ struct xi_peer *xi_net_peer_for(struct xi_net *net, const char *name,
             break;
         }
     }
-    if (p == NULL && net->npeers < XO_NODES_MAX) {
+    if (p == NULL && give && net->npeers < XO_NODES_MAX) {
         unsigned size = 4;
         while (size < net->cfg.send_queue)
             size <<= 1;

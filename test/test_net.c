@@ -425,8 +425,8 @@ Test(net, a_silent_peer_is_lost_within_the_loss_timeout)
 Test(net, an_idle_connection_stays_up_on_heartbeats)
 {
     struct two t;
-    two_up(&t, 300000000ull);
-    sleep_ms(1500); /* five loss timeouts with nothing to send */
+    two_up(&t, 1000000000ull);
+    sleep_ms(2500); /* two and a half loss timeouts with nothing to send */
     xo_node_info_t info;
     cr_assert_eq(xo_node_info(t.a, t.b_at_a, &info), 0);
     cr_assert_eq(info.state, XO_NODE_UP);
