@@ -20,13 +20,17 @@
  *                    queue (XO_EFULL: the net layer's backpressure) is
  *                    retried after a sched_yield; efull counts them.
  *
- * Both processes run their runtime with the options given (--pools and
- * the rest) and the net layer's defaults.
+ * The two processes split the CPUs this one may run on: the first half
+ * for this one, the rest for the second node (as one would run two nodes
+ * on one machine), so that their pinned workers never share a core; each
+ * runs its runtime with the options given (--pools, default one pool per
+ * CPU it has, and the rest) and the net layer's defaults.
  */
 #include "bench.h"
 #include "histogram.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,7 @@
 
 #define SECRET_ENV "XO_BENCH_NODE_SECRET"
 #define POOLS_ENV "XO_BENCH_NODE_POOLS"
+#define SPIN_ENV "XO_BENCH_NODE_SPIN_NS"
 
 enum { KICK = 1, BALL, CALL, SETUP, ITEM, DONE };
 
@@ -93,6 +98,9 @@ static const xo_actor_def_t sink_def = {
 static int node_config(xo_node_config_t *ncfg)
 {
     xo_node_config_init(ncfg);
+    const char *io_spin = getenv("XO_BENCH_IO_SPIN_NS");
+    if (io_spin != NULL)
+        ncfg->io_spin_ns = strtoull(io_spin, NULL, 10);
     const char *hex = getenv(SECRET_ENV);
     return hex != NULL ? xo_node_secret_parse(hex, ncfg->secret) : XO_EINVAL;
 }
@@ -103,6 +111,9 @@ int bench_remote_node(void)
     xo_config_init(&cfg);
     const char *pools = getenv(POOLS_ENV);
     cfg.pools = pools != NULL ? (unsigned)strtoul(pools, NULL, 10) : 0;
+    const char *spin = getenv(SPIN_ENV);
+    if (spin != NULL)
+        cfg.spin_ns = strtoull(spin, NULL, 10);
     xo_runtime_t *rt;
     xo_node_config_t ncfg;
     int rc = node_config(&ncfg);
@@ -149,7 +160,30 @@ struct peer {
     pid_t pid;
     int in;
     unsigned port;
+    cpu_set_t mine, theirs, saved; /* the split; this process's before */
+    bool split;
 };
+
+/* The first half of the CPUs for this process, the rest for the peer. */
+static void split_cpus(struct peer *p)
+{
+    p->split = false;
+    if (sched_getaffinity(0, sizeof(p->saved), &p->saved) != 0)
+        return;
+    int n = CPU_COUNT(&p->saved), k = 0;
+    if (n < 2)
+        return;
+    CPU_ZERO(&p->mine);
+    CPU_ZERO(&p->theirs);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &p->saved)) {
+            if (k++ < n / 2)
+                CPU_SET(cpu, &p->mine);
+            else
+                CPU_SET(cpu, &p->theirs);
+        }
+    p->split = sched_setaffinity(0, sizeof(p->mine), &p->mine) == 0;
+}
 
 static int peer_start(const struct bench_opts *opts, const char *secret,
                       struct peer *p)
@@ -157,19 +191,27 @@ static int peer_start(const struct bench_opts *opts, const char *secret,
     int in[2], out[2];
     if (pipe(in) != 0 || pipe(out) != 0)
         return -1;
+    split_cpus(p);
     fflush(NULL);
     p->pid = fork();
     if (p->pid < 0)
         return -1;
     if (p->pid == 0) {
+        if (p->split)
+            (void)sched_setaffinity(0, sizeof(p->theirs), &p->theirs);
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[1]);
         close(out[0]);
-        char pools[16];
+        char pools[16], spin[32];
         snprintf(pools, sizeof(pools), "%u", opts->pools);
         setenv(SECRET_ENV, secret, 1);
         setenv(POOLS_ENV, pools, 1);
+        if (opts->spin_set) {
+            snprintf(spin, sizeof(spin), "%llu",
+                     (unsigned long long)opts->spin_ns);
+            setenv(SPIN_ENV, spin, 1);
+        }
         execl("/proc/self/exe", "xoscar-bench", "__node", (char *)NULL);
         _exit(127);
     }
@@ -186,6 +228,8 @@ static int peer_start(const struct bench_opts *opts, const char *secret,
 /* Close its stdin: it stops its runtime and exits. */
 static int peer_stop(struct peer *p)
 {
+    if (p->split)
+        (void)sched_setaffinity(0, sizeof(p->saved), &p->saved);
     close(p->in);
     int status;
     if (waitpid(p->pid, &status, 0) != p->pid)

@@ -916,8 +916,12 @@ int xo_node_start(xo_runtime_t *rt, const xo_node_config_t *cfg)
     }
     /* Attached: from here the runtime's stop and free take care of it,
        started or not (a node that could not start its thread stays,
-       without peers: its refs answer XO_ENOTEXIST). */
-    return xi_io_run(net);
+       without peers: its refs answer XO_ENOTEXIST). Where the pools and
+       the I/O thread crowd the CPUs, idle workers yield to it. */
+    rc = xi_io_run(net);
+    if (rc == 0)
+        xi_pools_add_layer_thread(rt);
+    return rc;
 }
 
 int xo_node_port(xo_runtime_t *rt, unsigned *port)

@@ -207,13 +207,16 @@ void xi_pools_update_sharing(xo_runtime_t *rt)
         struct xi_pool *p = xi_pool_at(rt, i);
         active += p != NULL && xi_pool_running(p);
     }
-    bool crowded = active > (unsigned)CPU_COUNT(&rt->allowed);
+    bool crowded = active + rt->layer_threads >
+                   (unsigned)CPU_COUNT(&rt->allowed);
     for (unsigned i = 0; i < n; i++) {
         struct xi_pool *p = xi_pool_at(rt, i);
         if (p == NULL || !xi_pool_running(p))
             continue;
         struct xi_worker *w = p->worker;
-        bool shared = !w->pinned && crowded;
+        /* An unpinned thread may land on any core: crowded, it may be on
+           ours (a layer's thread is never pinned). */
+        bool shared = (!w->pinned || rt->layer_threads > 0) && crowded;
         struct xi_worker *mate = NULL;
         /* The next pinned sharer after w in index order, wrapping. */
         for (unsigned k = 1; k < n && w->pinned; k++) {
@@ -233,6 +236,14 @@ void xi_pools_update_sharing(xo_runtime_t *rt)
         /* relaxed: a hint for the worker's idle loop (see core_shared). */
         atomic_store_explicit(&w->core_shared, shared, memory_order_relaxed);
     }
+}
+
+void xi_pools_add_layer_thread(xo_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->pools_lock);
+    rt->layer_threads++;
+    xi_pools_update_sharing(rt);
+    pthread_mutex_unlock(&rt->pools_lock);
 }
 
 int xi_pools_start(xo_runtime_t *rt, const xo_pool_spec_t *specs, unsigned n)

@@ -80,6 +80,11 @@ void xi_pools_free(xo_runtime_t *rt);
 /* Recompute every worker's core_shared and core_mate. Under pools_lock,
    or before the runtime is shared. */
 void xi_pools_update_sharing(xo_runtime_t *rt);
+/* A layer above starts a busy thread of its own, unpinned (a node's I/O
+   thread): counted with the pools, so that where they crowd the CPUs the
+   workers give a core up between polls instead of spinning it away from
+   that thread. Any thread. */
+void xi_pools_add_layer_thread(xo_runtime_t *rt);
 /* Does the pool carry `label`? */
 bool xi_pool_has_label(const struct xi_pool *p, const char *label);
 /* How busy a pool's worker is: 0 parked, 1 awake and idle, 2 running,

@@ -104,6 +104,8 @@ struct xo_runtime {
     _Atomic unsigned npools;
     pthread_mutex_t pools_lock;
     struct xi_claim *claims;      /* idle-label claims, pools_lock */
+    unsigned layer_threads;       /* busy threads of layers above (a
+                                     node's I/O thread), pools_lock */
     cpu_set_t allowed;            /* CPUs this process may run on */
     struct xi_allocator mem;
     struct xi_slots slots;

@@ -976,8 +976,9 @@ typedef struct xo_pool_info {
     bool pinned;       /* the worker is bound to `core` */
     bool core_shared;  /* another pool's worker may run on its CPU (pinned
                           to the same core, or, unpinned, more pools than
-                          CPUs): it gives the CPU up while it waits for
-                          work instead of spinning on it */
+                          CPUs; a node's I/O thread counts as one):
+                          it gives the CPU up while it waits for work
+                          instead of spinning on it */
     int device;        /* GPU pools: the device; -1 for other kinds */
     const char *labels;/* the kind's label ("cpu") plus user labels,
                           comma-separated; valid until xo_runtime_free */
