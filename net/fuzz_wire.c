@@ -8,7 +8,9 @@
  * The input's first byte picks the mode: bit 0, the handshake is over
  * already (otherwise an AUTH frame ends it, as on a connection); the
  * other bits, the size of each read. The seeds (net/fuzz/corpus) are
- * well-formed conversations made by make-corpus.py.
+ * well-formed conversations made by make-corpus.py, the input of each
+ * bug found (regression-*), and the inputs a long run found that reach
+ * new code (found-*, merged with -merge=1).
  */
 #include <stdint.h>
 #include <stdlib.h>
