@@ -98,9 +98,6 @@ static const xo_actor_def_t sink_def = {
 static int node_config(xo_node_config_t *ncfg)
 {
     xo_node_config_init(ncfg);
-    const char *io_spin = getenv("XO_BENCH_IO_SPIN_NS");
-    if (io_spin != NULL)
-        ncfg->io_spin_ns = strtoull(io_spin, NULL, 10);
     const char *hex = getenv(SECRET_ENV);
     return hex != NULL ? xo_node_secret_parse(hex, ncfg->secret) : XO_EINVAL;
 }

@@ -33,10 +33,16 @@ forkjoin|messages/s|30e6|3.9e6|5.5e6
 spawn|actors/s|3e6|356e3|204e3
 spawn_burst|actors/s|3e6|10e3|363e3
 counting|messages/s|50e6|6.0e6|12.4e6
-restart|restarts/s|600e3|0|60e3'
+restart|restarts/s|600e3|0|60e3
+remote_pingpong|round trips/s|0|0|20e3
+remote_tell|messages/s|2e6|0|210e3'
 
 # restart's target is ten times OTP's supervisor in the same sitting
 # (bench/erlang, docs/performance.md "Restarts"); CAF has no figure (0: -).
+# remote_pingpong's target is not a rate: its p50 within 2x the TCP round
+# trip of the same run, and a call from an actor under 30 us; remote_tell's
+# is ten times Erlang distribution's 210 k messages/s (docs/net.md). The
+# Erlang figures are OTP 25's distribution on the same machine.
 
 # The awk program takes the peers from the environment and reads the
 # results; it writes the markdown table to stdout and the chart's data
@@ -118,6 +124,20 @@ END {
             }
         } else if (b == "threadring") {
             detail = field(line[b], "ns_per_hop") " ns per hop"
+        } else if (b == "remote_pingpong") {
+            p50 = field(line[b], "p50_ns"); tcp = field(line[b], "tcp_rt_ns")
+            call = field(line[b], "call_p50_ns")
+            t = "p50 <= 2x TCP, call < 30 us"
+            ok = tcp != "" && field(line[b], "vs_tcp") + 0 <= 2 && \
+                 call != "" && call + 0 < 30000
+            detail = "p50 " ns(p50) ", " field(line[b], "vs_tcp") \
+                "x the TCP round trip of the run (" ns(tcp) "), p99 " \
+                ns(field(line[b], "p99_ns")) "; a call from an actor p50 " \
+                ns(call)
+        } else if (b == "remote_tell") {
+            detail = field(line[b], "bytes") "-byte messages, " \
+                field(line[b], "MiB_per_s") " MiB/s, the receiver's peak RSS " \
+                int(field(line[b], "peer_peak_rss_kib") / 1024) " MiB"
         } else if (b == "restart") {
             detail = field(line[b], "us_per_restart") " us per restart"
             t = t " (10x OTP)"
@@ -158,9 +178,10 @@ END {
     }
     if ("hw" in line) {
         h = line["hw"]
-        printf "\nThe floor of the machine, measured in the same run (`hw`): the round trip of a cache line between two cores %s ns, an atomic exchange %s ns, a futex wake until the sleeper runs %s, a clock read %s ns.\n", \
+        printf "\nThe floor of the machine, measured in the same run (`hw`): the round trip of a cache line between two cores %s ns, an atomic exchange %s ns, a futex wake until the sleeper runs %s, a clock read %s ns, a 64-byte TCP round trip on loopback %s.\n", \
             field(h, "line_rt_ns"), field(h, "xchg_ns"), \
-            ns(field(h, "futex_wake_ns")), field(h, "clock_ns")
+            ns(field(h, "futex_wake_ns")), field(h, "clock_ns"), \
+            ns(field(h, "tcp_rt_ns"))
         print field(h, "line_rt_ns") > (out "/chart-line.dat")
         close(out "/chart-line.dat")
     }

@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2009,6 +2010,10 @@ static void *io_main(void *arg)
                                     : (int)((next - t + 999999u) / 1000000u);
             }
         }
+        /* Polling where the workers crowd the CPUs: give the core to a
+           worker that has work (maybe the answer we wait to write). */
+        if (timeout == 0 && !work && net->crowded)
+            sched_yield();
         int n = epoll_wait(net->epfd, evs, 64, timeout);
         /* relaxed: awake; a producer's exchange may have been first. */
         atomic_store_explicit(&net->io_sleeping, 0, memory_order_relaxed);

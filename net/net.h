@@ -182,6 +182,8 @@ struct xi_net {
     unsigned port;
     pthread_t io;
     bool io_started;
+    bool crowded;                /* the pools and the I/O thread outnumber
+                                    the CPUs: its polls yield the core */
     /* 1 while the I/O thread is, or is about to be, asleep in epoll_wait:
        stored seq_cst by it before its last look at its queues; a producer
        that pushed, then (seq_cst fence) sees 1, exchanges it to 0 and

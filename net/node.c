@@ -73,7 +73,7 @@ void xo_node_config_init(xo_node_config_t *cfg)
     cfg->max_message = (size_t)1 << 30;
     cfg->max_batch = 65536;
     cfg->max_incoming_calls = 1u << 20;
-    cfg->io_spin_ns = 20000;                  /* 20 us */
+    cfg->io_spin_ns = 50000;                  /* 50 us */
 }
 
 static int hex_digit(char c)
@@ -918,6 +918,7 @@ int xo_node_start(xo_runtime_t *rt, const xo_node_config_t *cfg)
        started or not (a node that could not start its thread stays,
        without peers: its refs answer XO_ENOTEXIST). Where the pools and
        the I/O thread crowd the CPUs, idle workers yield to it. */
+    net->crowded = xo_pool_count(rt) + 1 > (unsigned)CPU_COUNT(&rt->allowed);
     rc = xi_io_run(net);
     if (rc == 0)
         xi_pools_add_layer_thread(rt);

@@ -1214,7 +1214,10 @@ typedef struct xo_node_config {
     unsigned max_batch;
     unsigned max_incoming_calls;
     /* The I/O thread polls this long after its last work before it sleeps
-       (default 20 us): latency against a core's time. */
+       (default 50 us, as a worker's cfg.spin_ns): an answer that comes
+       within it is written without a wake-up. Where the pools and the I/O
+       thread outnumber the CPUs, its polls give the core to a worker with
+       work. 0: sleep at once. */
     uint64_t io_spin_ns;
     /* Nodes coming up and going down, on the I/O thread (keep it short;
        NULL: none). */
