@@ -136,7 +136,7 @@ END {
                 ns(call)
         } else if (b == "remote_tell") {
             detail = field(line[b], "bytes") "-byte messages, " \
-                field(line[b], "MiB_per_s") " MiB/s, the receiver's peak RSS " \
+                field(line[b], "MiB_per_s") " MiB/s, receiver peak RSS " \
                 int(field(line[b], "peer_peak_rss_kib") / 1024) " MiB"
         } else if (b == "restart") {
             detail = field(line[b], "us_per_restart") " us per restart"

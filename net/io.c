@@ -415,12 +415,18 @@ static void cursor_release(xo_runtime_t *rt, struct cursor *cur)
 }
 
 static void deliver_flush(struct xi_conn *c);
+static void fail_chain(struct xi_conn *c, struct xi_envelope *e,
+                       struct xi_envelope *last, int rc);
 
 /* Close the socket and free the connection (its peer was settled). */
 static void conn_free(struct xi_conn *c)
 {
     struct xi_net *net = c->net;
     xo_runtime_t *rt = net->rt;
+    if (c->dl.batch_open) { /* its end never came: none of it goes */
+        fail_chain(c, c->dl.first, c->dl.last, XO_ECLOSED);
+        c->dl = (struct delivery){ 0 };
+    }
     deliver_flush(c);
     (void)epoll_ctl(net->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -729,10 +735,12 @@ static void fail_chain(struct xi_conn *c, struct xi_envelope *e,
     }
 }
 
+/* Push what was gathered, unless a batch from the wire is still open: it
+   goes whole or not at all, and its rest may come with the next read. */
 static void deliver_flush(struct xi_conn *c)
 {
     struct delivery *d = &c->dl;
-    if (d->n == 0)
+    if (d->n == 0 || d->batch_open)
         return;
     xo_ref_t to = { c->net->rt, d->to };
     int rc = xi_enqueue_chain(to, d->first, d->last);

@@ -765,9 +765,12 @@ XO_UNUSED static bool fake_closed(struct fake *f)
     }
 }
 
-enum { BAD_KINDS = 10 };
+enum { BAD_KINDS = 11 };
 
-/* One kind of bad input (kind 9, a frame cut short, is last). */
+/* The batch limit of the node the bad frames go to (two_up's). */
+#define TEST_MAX_BATCH 16u
+
+/* One kind of bad input (kind 10, a frame cut short, is last). */
 XO_UNUSED static void fake_send_bad(struct fake *f, int kind)
 {
     unsigned char junk[64];
@@ -819,7 +822,13 @@ XO_UNUSED static void fake_send_bad(struct fake *f, int kind)
         h.a = 12345;
         h.flags = XI_WF_EMPTY;
         break;
-    case 9: /* cut short: a header promising more than comes */
+    case 9: /* a batch one longer than the limit */
+        h.flags = XI_WF_MORE;
+        for (unsigned i = 0; i < TEST_MAX_BATCH; i++)
+            fake_send(f, &h, NULL, 0);
+        h.flags = 0;
+        break;
+    case 10: /* cut short: a header promising more than comes */
         xi_wire_put_hdr(junk, &(struct xi_wire_hdr){
                                   .version = XI_WIRE_VERSION,
                                   .type = XI_WT_TELL, .a = h.a,

@@ -46,6 +46,7 @@ static void two_up(struct two *t, uint64_t loss_ns)
     xo_node_config_t cfg;
     net_test_config(&cfg, loss_ns);
     cfg.on_log = quiet_log;
+    cfg.max_batch = TEST_MAX_BATCH;
     cfg.name = "a";
     cr_assert_eq(xo_node_start(t->a, &cfg), 0);
     cfg.name = "b";
@@ -352,6 +353,47 @@ Test(net, truncated_oversized_or_garbage_frames_close_only_that_connection)
     two_down(&t);
 }
 
+/* A batch from the wire that arrives in pieces (a read each) is delivered
+   when its last message came, whole; one whose connection dies first is
+   not delivered at all. */
+Test(net, a_batch_split_across_reads_is_delivered_whole_or_not_at_all)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_ref_t counter = remote_spawn(t.a, t.b_at_a, "counter", NULL);
+    uint64_t to = counter.id & ~((uint64_t)0xFFF << 28); /* B's own id */
+    for (int round = 0; round < 2; round++) {
+        struct fake f;
+        fake_connect(&f, t.port_b);
+        fake_authenticate(&f, "batcher");
+        for (uint64_t seq = 0; seq < 4; seq++) {
+            struct xi_wire_hdr h = { .type = XI_WT_TELL, .a = to,
+                                     .tag = T_SEQ, .flags = XI_WF_MORE };
+            fake_send(&f, &h, &seq, sizeof(seq));
+            sleep_ms(20); /* each its own read there */
+        }
+        struct counts c = get_counts(counter);
+        cr_assert_eq(c.by_tag[T_SEQ], (uint64_t)round * 5,
+                     "round %d: nothing of an open batch", round);
+        if (round == 0) {
+            uint64_t seq = 4;
+            struct xi_wire_hdr h = { .type = XI_WT_TELL, .a = to,
+                                     .tag = T_SEQ };
+            fake_send(&f, &h, &seq, sizeof(seq));
+            do
+                c = get_counts(counter);
+            while (c.by_tag[T_SEQ] < 5);
+            cr_assert_eq(c.by_tag[T_SEQ], 5);
+            cr_assert_eq(c.out_of_order, 0);
+        }
+        fake_close(&f); /* round 1: its last message never comes */
+    }
+    sleep_ms(50);
+    struct counts c = get_counts(counter);
+    cr_assert_eq(c.by_tag[T_SEQ], 5, "the unfinished batch was dropped");
+    two_down(&t);
+}
+
 /* ---- flow control, silence ---------------------------------------------- */
 
 Test(net, a_peer_that_stops_reading_fills_the_queue_and_sends_get_efull)
@@ -381,6 +423,11 @@ Test(net, a_peer_that_stops_reading_fills_the_queue_and_sends_get_efull)
     }
     cr_assert_eq(rc, XO_EFULL, "after %ld sends: %s", sent, xo_strerror(rc));
     cr_assert_gt(sent, 0);
+    /* A monitor of an actor there needs room in the same queue. */
+    static struct downs d;
+    xo_ref_t w = watcher_new(a, &d);
+    xo_monitor_t mon;
+    cr_assert_eq(xo_monitor(w, far, &mon), XO_EFULL);
     /* Refused means refused: nothing of it was queued. */
     xo_node_info_t info;
     cr_assert_eq(xo_node_info(a, node, &info), 0);
@@ -432,6 +479,121 @@ Test(net, an_idle_connection_stays_up_on_heartbeats)
     cr_assert_eq(info.state, XO_NODE_UP);
     cr_assert_eq(info.losses, 0);
     cr_assert_gt(info.rtt_ns, 0, "heartbeats were echoed");
+    two_down(&t);
+}
+
+Test(net, a_disconnect_loses_the_node_for_good_on_both_ends)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    struct events ev;
+    events_watch(&ev, t.a);
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    unsigned a_at_b;
+    wait_until(xo_node_find(t.b, "a", &a_at_b) == 0 &&
+               node_state(t.b, a_at_b) == XO_NODE_UP);
+    cr_assert_eq(xo_node_disconnect(t.a, t.b_at_a), 0);
+    events_wait(&ev, t.b_at_a, XO_NODE_DOWN);
+    cr_assert_eq(ev.last_reason_down, XO_ECLOSED);
+    cr_assert_eq(xo_tell(echo, T_PLAIN, NULL, 0), XO_ENODELOST);
+    wait_until(node_state(t.b, a_at_b) == XO_NODE_DOWN);
+    sleep_ms(100); /* several reconnect intervals: none comes */
+    cr_assert_eq(node_state(t.a, t.b_at_a), XO_NODE_DOWN);
+    /* Connecting again is the user's to do, and gives the same number. */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", t.port_b);
+    unsigned again;
+    cr_assert_eq(xo_node_connect(t.a, addr, -1, &again), 0);
+    cr_assert_eq(again, t.b_at_a);
+    call_echo_ok(echo);
+    events_stop(&ev);
+    two_down(&t);
+}
+
+Test(net, calls_past_the_incoming_limit_fail_with_efull)
+{
+    xo_runtime_t *a = start_runtime(2), *b = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 2000000000ull);
+    cfg.on_log = quiet_log;
+    cr_assert_eq(xo_node_start(a, &cfg), 0);
+    cfg.max_incoming_calls = 3;
+    cr_assert_eq(xo_node_start(b, &cfg), 0);
+    cr_assert_eq(net_actors_setup(b), 0);
+    unsigned port, node;
+    cr_assert_eq(xo_node_port(b, &port), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    cr_assert_eq(xo_node_connect(a, addr, -1, &node), 0);
+    xo_ref_t holder = remote_lookup(a, node, "holder");
+    xo_future_t *f[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(xo_call(holder, T_PLAIN, NULL, 0, &f[i]), 0);
+    /* Three are held there; the fourth is refused. */
+    cr_assert_eq(xo_future_wait(f[3], -1), 0);
+    xo_result_t r;
+    cr_assert_eq(xo_future_result(f[3], 0, &r), XO_EFULL, "%s", r.error);
+    for (int i = 0; i < 3; i++)
+        cr_assert_not(xo_future_done(f[i]), "call %d is held", i);
+    stop_runtime(b); /* the holder answers its three as it ends */
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(xo_future_wait(f[i], -1), 0);
+        xo_future_release(f[i]);
+    }
+    stop_runtime(a);
+}
+
+/* Each allocation of a remote call, tell and monitor may fail: the caller
+   gets XO_ENOMEM (or, for one the I/O thread made, the call completes
+   with it), nothing is left behind (the sanitizer builds check), and the
+   next ones work. */
+Test(net, remote_sends_survive_each_failed_allocation)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    int failures = 0;
+    for (long k = 1; k <= 6; k++) {
+        xi_mem_fail_after(&t.a->mem, k);
+        xo_future_t *f = NULL;
+        int rc = xo_call(echo, T_PLAIN, "x", 1, &f);
+        xi_mem_fail_after(&t.a->mem, 0);
+        if (rc != 0) {
+            cr_assert_eq(rc, XO_ENOMEM, "allocation %ld: %s", k,
+                         xo_strerror(rc));
+            failures++;
+            continue;
+        }
+        cr_assert_eq(xo_future_wait(f, -1), 0);
+        xo_result_t r;
+        rc = xo_future_result(f, 0, &r);
+        cr_assert(rc == 0 || rc == XO_ENOMEM, "allocation %ld: %s", k,
+                  xo_strerror(rc));
+        xo_future_release(f);
+    }
+    cr_assert_geq(failures, 3, "the future, the envelope, the call's record");
+    xi_mem_fail_after(&t.a->mem, 1);
+    cr_assert_eq(xo_tell(echo, T_PLAIN, NULL, 0), XO_ENOMEM);
+    static struct downs d;
+    xo_ref_t w = watcher_new(t.a, &d);
+    xo_ref_t target = remote_spawn(t.a, t.b_at_a, "counter", NULL);
+    xo_monitor_t mon;
+    for (long k = 1;; k++) {
+        xi_mem_fail_after(&t.a->mem, k);
+        int rc = xo_monitor(w, target, &mon);
+        xi_mem_fail_after(&t.a->mem, 0);
+        if (rc == 0)
+            break;
+        cr_assert_eq(rc, XO_ENOMEM, "allocation %ld: %s", k, xo_strerror(rc));
+        cr_assert_lt(k, 10);
+    }
+    tell_quit(target);
+    downs_wait(&d, 1);
+    cr_assert_eq(d.last.reason, XO_EXIT_DESTROYED, "one monitor, one DOWN");
+    call_echo_ok(echo);
+    sleep_ms(50);
+    cr_assert_eq(d.n, 1, "the refused monitors left nothing behind");
+    cr_assert_eq(xo_destroy(w), 0);
     two_down(&t);
 }
 
