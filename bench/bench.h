@@ -41,7 +41,8 @@ struct bench_opts {
     bool yield_set;
     bool one_pool;        /* --placement=one: every actor in pool 0 */
     xo_place_kind_t place; /* --placement=least|rr|random (default least) */
-    bool movable;         /* --movable: spawn every actor movable */
+    xo_move_t move;       /* --move auto|fixed|free (default auto) */
+    bool no_steal;        /* --no-steal: cfg.steal = false */
     double timeout_s;     /* a measured part that takes longer has hung */
 };
 

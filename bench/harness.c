@@ -203,6 +203,7 @@ int bench_start(struct bench_env *env, const char *name,
         cfg.spin_ns = opts->spin_ns;
     if (opts->yield_set)
         cfg.yield_sends = opts->yield_sends;
+    cfg.steal = !opts->no_steal;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
     int rc = xo_runtime_start(&cfg, &env->rt);
@@ -219,7 +220,7 @@ void bench_spawn_opts(const struct bench_env *env, int pool,
         so->pool = (int)((unsigned)pool % xo_pool_count(env->rt));
     else
         so->place.kind = env->opts->place;
-    so->movable = env->opts->movable;
+    so->move = env->opts->move;
 }
 
 int bench_spawn(struct bench_env *env, const xo_actor_def_t *def, int pool,
@@ -329,8 +330,13 @@ int bench_finish(struct bench_env *env, struct bench_result *r)
     else if (env->opts->place == XO_PLACE_ROUND_ROBIN ||
              env->opts->place == XO_PLACE_RANDOM)
         bench_extra(r, "placement", "%s", places[env->opts->place]);
-    if (env->opts->movable)
-        bench_extra(r, "movable", "1");
+    static const char *const moves[] = {
+        [XO_MOVE_FIXED] = "fixed", [XO_MOVE_FREE] = "free",
+    };
+    if (env->opts->move != XO_MOVE_AUTO)
+        bench_extra(r, "move", "%s", moves[env->opts->move]);
+    if (env->opts->no_steal)
+        bench_extra(r, "steal", "0");
     return 0;
 }
 
