@@ -194,8 +194,12 @@ int bench_start(struct bench_env *env, const char *name,
     env->name = name;
     env->opts = opts;
     /* The state the machine is in for this run: measured before the
-       workers start, which would compete for the two CPUs. */
-    env->line_ns = hw_line_round_trip_ns(20000, NULL);
+       workers start, which would compete for the two CPUs. With one pool
+       no line crosses cores, and the bounce would only make an
+       instruction count of the run (callgrind) vary. */
+    env->line_ns = opts->pools == 1 || opts->one_pool
+                       ? -1
+                       : hw_line_round_trip_ns(20000, NULL);
     bench_done_reset(&env->done);
     xo_config_t cfg;
     xo_config_init(&cfg);
