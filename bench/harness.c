@@ -211,6 +211,8 @@ int bench_start(struct bench_env *env, const char *name,
     if (opts->yield_set)
         cfg.yield_sends = opts->yield_sends;
     cfg.steal = !opts->no_steal;
+    if (opts->steal_wait_set)
+        cfg.steal_wait_ns = opts->steal_wait_ns;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
     int rc = xo_runtime_start(&cfg, &env->rt);
@@ -344,6 +346,9 @@ int bench_finish(struct bench_env *env, struct bench_result *r)
         bench_extra(r, "move", "%s", moves[env->opts->move]);
     if (env->opts->no_steal)
         bench_extra(r, "steal", "0");
+    else if (env->opts->steal_wait_set)
+        bench_extra(r, "steal_wait_ns", "%llu",
+                    (unsigned long long)env->opts->steal_wait_ns);
     if (env->line_ns > 0) {
         if (bench_extra_get(r, "line_rt_ns") == NULL)
             bench_extra(r, "line_rt_ns", "%.1f", env->line_ns);
