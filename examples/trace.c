@@ -1,7 +1,8 @@
 /*
  * trace.c -- record what a small actor graph does and write it as a trace
- * that Perfetto's UI (ui.perfetto.dev, "Open trace file"), chrome://tracing
- * and speedscope open (docs/trace.md).
+ * in Chrome's trace-event format, which Perfetto's UI (ui.perfetto.dev,
+ * "Open trace file") and Catapult's trace viewer (chrome://tracing) open
+ * (docs/trace.md).
  *
  *   trace [FILE]       default FILE: xoscar-trace.json
  *
