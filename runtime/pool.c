@@ -95,6 +95,7 @@ const struct xi_pool_ops xi_cpu_pool_ops = {
     .poll = NULL,
     .wake = cpu_wake,
     .info = cpu_info,
+    .runs_movable = true,
 };
 
 /* ---- the table ---------------------------------------------------------- */

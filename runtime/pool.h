@@ -38,6 +38,11 @@ struct xi_pool_ops {
     void (*wake)(struct xi_pool *p);
     /* Fill the kind's fields of xo_pool_info. */
     void (*info)(const struct xi_pool *p, xo_pool_info_t *out);
+    /* The kind's worker runs movable actors of any pool: it keeps those a
+       send from it makes runnable, and steals them from busy workers when
+       idle (docs/scheduler.md, "Locality"). False for a worker that must
+       not run general CPU work (a GPU stream thread). */
+    bool runs_movable;
 };
 
 struct xi_pool {

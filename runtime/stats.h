@@ -85,6 +85,9 @@ struct xi_wobs {
     /* Turns of other pools' movable actors sent here (their senders add,
        atomically: the sharing path only). */
     _Atomic uint64_t shared;
+    /* Movable actors this worker took from other workers' local queues
+       (single writer: the thief). */
+    _Atomic uint64_t steals;
 };
 
 /* The stats block of c, made now if need be (NULL when memory is short:

@@ -236,6 +236,15 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
     }
     if (actor == 0)
         return;
+    /* One turn has held the worker since the last look while movable
+       actors wait in its local queue (too few for it to have offered them
+       itself): offer them, so an idle worker takes them (docs/scheduler.md,
+       "Locality"). */
+    uint64_t held = now - s->turn_since;
+    if (held != 0 && xi_stealq_len(&w->local) != 0 &&
+        /* relaxed: the hint (worker.h, `surplus`). */
+        !atomic_load_explicit(&w->surplus, memory_order_relaxed))
+        xi_worker_offer(w);
     xo_alert_t a[2];
     unsigned na = 0;
     uint64_t th = rt->cfg.slow_handler_ns;
@@ -249,7 +258,6 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
         na++;
     }
     uint64_t tt = rt->cfg.stuck_turn_ns;
-    uint64_t held = now - s->turn_since;
     if (tt != 0 && held >= tt && !s->turn_reported) {
         s->turn_reported = true;
         a[na] = (xo_alert_t){ .kind = XO_ALERT_STUCK_TURN, .tag = tag,

@@ -97,13 +97,20 @@ void xi_worker_post(struct xi_worker *w, struct xi_func *f)
 
 /* ---- scheduling ------------------------------------------------------- */
 
-/* A parked worker of a running pool other than `not`, or NULL. */
+/* Whether p's worker may take other pools' movable actors now. */
+static bool hosts_movable(const struct xi_pool *p)
+{
+    return p != NULL && p->ops->runs_movable && xi_pool_running(p);
+}
+
+/* A parked worker of a running pool other than `not` that runs movable
+   actors, or NULL. */
 static struct xi_worker *parked_worker(xo_runtime_t *rt, struct xi_worker *not)
 {
     unsigned n = xi_pool_slots(rt);
     for (unsigned i = 0; i < n; i++) {
         struct xi_pool *p = xi_pool_at(rt, i);
-        if (p == NULL || p->worker == not || !xi_pool_running(p))
+        if (p == NULL || p->worker == not || !hosts_movable(p))
             continue;
         /* relaxed: a hint; a wrong guess only costs locality. */
         if (atomic_load_explicit(&p->worker->runq.head,
@@ -114,8 +121,54 @@ static struct xi_worker *parked_worker(xo_runtime_t *rt, struct xi_worker *not)
     return NULL;
 }
 
+void xi_worker_offer(struct xi_worker *w)
+{
+    /* relaxed: a hint for thieves, who check the queue itself with its
+       own orderings (stealq.h). */
+    atomic_store_explicit(&w->surplus, true, memory_order_relaxed);
+    /* A thief that spins will see it; one that sleeps must be woken (a
+       wake of a worker that is about to spin anyway costs it one loop).
+       Pools and their workers stay memory until xo_runtime_free, so a
+       wake that reaches a worker just removed does no harm. */
+    struct xi_worker *idle = parked_worker(w->rt, w);
+    if (idle != NULL)
+        xi_worker_wake(idle);
+}
+
+/* Owner: queue a movable actor's item in w's local queue. False when the
+   queue is full. The first item beyond the one w runs next makes w offer
+   work to thieves. */
+static bool local_push(struct xi_worker *w, struct xi_item *it)
+{
+    uint32_t len = xi_stealq_push(&w->local, it);
+    /* relaxed: the owner's own hint (see `surplus`); loaded before the
+       store so that an unchanged flag costs no write on its line. */
+    if (len >= 2 &&
+        !atomic_load_explicit(&w->surplus, memory_order_relaxed))
+        xi_worker_offer(w);
+    return len != 0;
+}
+
+/* Owner: the next item of w's local queue, or NULL; an empty queue takes
+   the offer back. */
+static struct xi_item *local_pop(struct xi_worker *w)
+{
+    struct xi_item *it = xi_stealq_pop(&w->local);
+    /* relaxed: see local_push. */
+    if (it == NULL &&
+        atomic_load_explicit(&w->surplus, memory_order_relaxed))
+        atomic_store_explicit(&w->surplus, false, memory_order_relaxed);
+    return it;
+}
+
 void xi_schedule(struct xi_cell *c)
 {
+    /* Locality: a movable actor made runnable by a send from a worker
+       runs on that worker, where the message was just written. */
+    struct xi_worker *w = xi_tls_worker;
+    if (c->movable && w != NULL && w->rt == c->rt && w->hosts_movable &&
+        local_push(w, &c->run))
+        return;
     xi_schedule_item(c, &c->run);
 }
 
@@ -140,6 +193,40 @@ void xi_schedule_item(struct xi_cell *c, struct xi_item *it)
         return;
     }
     xi_runq_push(home, it);
+}
+
+/* ---- stealing ----------------------------------------------------------- */
+
+/* Idle w: take half of the local queue of the first worker (from
+   steal_from on) that offers work; run the first, keep the rest in w's
+   own local queue. Returns the node to run, or NULL. */
+static struct xi_qnode *steal(struct xi_worker *w)
+{
+    xo_runtime_t *rt = w->rt;
+    unsigned n = xi_pool_slots(rt);
+    struct xi_item *got[XI_STEALQ_SIZE / 2];
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = (w->steal_from + k) % n;
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->ops->runs_movable)
+            continue;
+        struct xi_worker *v = p->worker;
+        /* relaxed: the hint; the take checks the queue itself. */
+        if (!atomic_load_explicit(&v->surplus, memory_order_relaxed))
+            continue;
+        unsigned m = xi_stealq_take(&v->local, got, XI_STEALQ_SIZE / 2,
+                                    true);
+        if (m == 0)
+            continue;
+        w->steal_from = i; /* it had more: come back to it first */
+        if (XI_STATS)
+            xi_bump(&w->obs.steals, m);
+        for (unsigned j = 1; j < m; j++)
+            if (!local_push(w, got[j]))
+                xi_runq_push(w, got[j]);
+        return &got[0]->node;
+    }
+    return NULL;
 }
 
 struct xi_worker *xi_task_worker(xo_runtime_t *rt)
@@ -378,7 +465,8 @@ static bool watch(struct xi_worker *w, struct xi_cell *c)
         c->mbox_tail != &c->mbox.stub)
         return false;
     if (!recently_run(w, c) &&
-        (w->nwatched != 0 || !xi_mpscq_empty(&w->runq, w->runq_tail)))
+        (w->nwatched != 0 || !xi_mpscq_empty(&w->runq, w->runq_tail) ||
+         xi_stealq_len(&w->local) != 0))
         return false;
     w->watched[w->nwatched++] = c;
     return true;
@@ -386,9 +474,6 @@ static bool watch(struct xi_worker *w, struct xi_cell *c)
 
 /* ---- the loop ------------------------------------------------------------ */
 
-/* One poll: the run queue and the watched mailboxes, alternately first,
-   so that neither a busy run queue nor busy watched actors keep the other
-   waiting for more than one turn. */
 /* A pop of the run queue, counted. */
 static inline struct xi_qnode *runq_pop(struct xi_worker *w)
 {
@@ -398,12 +483,32 @@ static inline struct xi_qnode *runq_pop(struct xi_worker *w)
     return n;
 }
 
+/* The next queued item: the run queue and the local queue, alternately
+   first, so that neither can keep the other waiting for more than one
+   item. */
+static struct xi_qnode *queue_pop(struct xi_worker *w)
+{
+    struct xi_qnode *n;
+    struct xi_item *it;
+    w->local_first = !w->local_first;
+    if (w->local_first && (it = local_pop(w)) != NULL)
+        return &it->node;
+    if ((n = runq_pop(w)) != NULL)
+        return n;
+    if (!w->local_first && (it = local_pop(w)) != NULL)
+        return &it->node;
+    return NULL;
+}
+
+/* One poll: the queues and the watched mailboxes, alternately first, so
+   that neither busy queues nor busy watched actors keep the other waiting
+   for more than one turn. */
 static struct xi_qnode *poll_once(struct xi_worker *w)
 {
     struct xi_qnode *n;
     struct xi_cell *c;
     if (w->last_watched) {
-        if ((n = runq_pop(w)) != NULL) {
+        if ((n = queue_pop(w)) != NULL) {
             w->last_watched = false;
             return n;
         }
@@ -414,7 +519,7 @@ static struct xi_qnode *poll_once(struct xi_worker *w)
         w->last_watched = true;
         return &c->run.node;
     }
-    return runq_pop(w);
+    return queue_pop(w);
 }
 
 /* Whether a worker that may run on w's CPU is awake (not parked): while
@@ -440,9 +545,9 @@ static bool mate_awake(struct xi_worker *w)
     return false;
 }
 
-/* The next runnable node: poll (the run queue, and the watched mailboxes),
-   spin for spin_ns, let the pool's kind poll, then sleep. Due timers fire
-   in between. */
+/* The next runnable node: poll (the queues, and the watched mailboxes),
+   spin for spin_ns looking for work to steal now and then, let the pool's
+   kind poll, then sleep. Due timers fire in between. */
 static struct xi_qnode *next_runnable(struct xi_worker *w)
 {
     uint64_t next = xi_worker_timers_run(w);
@@ -455,6 +560,10 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
     bool (*kind_poll)(struct xi_pool *) = w->pool->ops->poll;
     for (unsigned i = 1;; i++) {
         n = poll_once(w);
+        /* The victims' offers are on lines they write only when the
+           offer changes: looking costs them nothing. */
+        if (n == NULL && (i & 3) == 0 && w->hosts_movable)
+            n = steal(w);
         if (n != NULL) {
             xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
             return n;
@@ -478,6 +587,10 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
         if (kind_poll != NULL && kind_poll(w->pool)) {
             deadline = spin ? xi_now_ns() + spin : 0;
             continue;
+        }
+        if (w->hosts_movable && (n = steal(w)) != NULL) {
+            xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
+            return n;
         }
         xi_worker_sleep(w, next, NULL, 0, 0);
         xi_cpu_relax(); /* it may return at once: a send is mid-way */
@@ -509,10 +622,14 @@ static void after_turn(struct xi_worker *w, struct xi_cell *c,
        look at its depth (the common turn does not look). */
     if (XI_STATS && end == XI_TURN_MORE)
         xi_note_depth(w->rt, c, xi_cell_depth(c));
+    /* A movable actor stays where it ran, where an idle worker can take
+       it; the others go back to their home. */
+    if (c->movable && w->hosts_movable && local_push(w, &c->run))
+        return;
     if (c->pool == w->pool->index)
         xi_runq_push(w, &c->run);
     else
-        xi_schedule(c);
+        xi_schedule_item(c, &c->run);
 }
 
 /* Run one run-queue item. Returns false for the exit request. */
@@ -549,7 +666,7 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
 
 bool xi_worker_run_lent(struct xi_worker *w)
 {
-    struct xi_qnode *n = runq_pop(w);
+    struct xi_qnode *n = queue_pop(w);
     if (n == NULL)
         return false;
     if (((struct xi_item *)n)->kind == XI_K_EXIT)
@@ -577,6 +694,12 @@ static void *worker_main(void *arg)
         if (!go_on)
             break;
     }
+    /* A removed pool's worker: the movable actors still in its local
+       queue go home (at stop, every actor is gone by now). */
+    w->hosts_movable = false;
+    struct xi_item *it;
+    while (!xi_rt_closing(w->rt) && (it = xi_stealq_pop(&w->local)) != NULL)
+        xi_schedule_item(xi_container_of(it, struct xi_cell, run), it);
     /* A removed pool's timers go to the other pools (pool.c); at stop
        nobody is left to fire them. */
     if (xi_rt_closing(w->rt))
@@ -600,6 +723,8 @@ void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
         pow2 <<= 1;
     w->obs.sample_mask = every == 0 ? UINT64_MAX : (uint64_t)pow2 - 1;
     xi_mpscq_init(&w->runq, &w->runq_tail, false);
+    xi_stealq_init(&w->local);
+    w->hosts_movable = pool->ops->runs_movable;
 }
 
 int xi_worker_start(struct xi_worker *w)
