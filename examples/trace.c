@@ -10,7 +10,8 @@
  * to a splitter (pool 0), which deals each number to one of two hashers
  * (one per pool); each hasher mixes its number for a while and tells the
  * sink (pool 1), which keeps a checksum. At the end the main thread calls
- * the sink for its count, so every message was handled before the trace
+ * the sink with the count it sent; the sink defers the answer until that
+ * many hashes are in, so every message was handled before the trace
  * stops. In the file: a track per worker with a slice per turn (named
  * after the definition), flows from each send to the turn that handled
  * it, and the parks and wakes between rounds.
@@ -30,15 +31,22 @@
 #include <time.h>
 #include <xoscar/xoscar.h>
 
-enum { WORK = 1, HASHED = 2, COUNT = 3 };
+enum { WORK = 1, HASHED = 2, TOTAL = 3 };
 
 #define ROUNDS 20
 #define PER_ROUND 50
 
 /* ---- sink: counts and checksums what the hashers found ---------------- */
 
-struct sink {
+/* What the sink answers TOTAL with. */
+struct total {
     uint64_t count, checksum;
+};
+
+struct sink {
+    struct total got;
+    uint64_t want;           /* the count TOTAL waits for */
+    xo_request_t *waiting;   /* TOTAL's request, deferred until then */
 };
 
 static int sink_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
@@ -46,18 +54,46 @@ static int sink_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     (void)ctx;
     struct sink *s = state;
     if (m->tag == HASHED) {
-        s->count++;
-        s->checksum ^= *(const uint64_t *)m->data;
-        return 0;
+        s->got.count++;
+        s->got.checksum ^= *(const uint64_t *)m->data;
+    } else if (m->tag == TOTAL && m->request != NULL &&
+               m->size == sizeof(s->want) && s->waiting == NULL) {
+        /* The main thread's call is ordered after its own sends only, not
+           after the hashers': answer once the count it names is in. */
+        memcpy(&s->want, m->data, sizeof(s->want));
+        if (s->got.count < s->want) {
+            s->waiting = xo_request_defer(m->request);
+            return 0;
+        }
+        return xo_reply(m->request, TOTAL, &s->got, sizeof(s->got));
+    } else {
+        return XO_EINVAL;
     }
-    if (m->tag == COUNT)
-        return xo_reply(m->request, COUNT, s, sizeof(*s));
+    if (s->waiting != NULL && s->got.count >= s->want) {
+        xo_request_t *req = s->waiting;
+        s->waiting = NULL;
+        return xo_reply(req, TOTAL, &s->got, sizeof(s->got));
+    }
+    return 0;
+}
+
+/* A request still deferred when the sink goes is answered, not lost. */
+static int sink_destroy(xo_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    struct sink *s = state;
+    if (s->waiting != NULL)
+        xo_reply_error(s->waiting, XO_ECLOSED,
+                       "the sink stopped with %llu of %llu numbers",
+                       (unsigned long long)s->got.count,
+                       (unsigned long long)s->want);
+    s->waiting = NULL;
     return 0;
 }
 
 static const xo_actor_def_t sink_def = {
     .name = "sink", .state_size = sizeof(struct sink),
-    .on_message = sink_message,
+    .on_message = sink_message, .on_destroy = sink_destroy,
 };
 
 /* ---- hasher: a few microseconds of work per number -------------------- */
@@ -164,12 +200,18 @@ int main(int argc, char **argv)
         while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
             ;
     }
+    /* The sink answers once all n are in (a minute at most: a lost
+       message would show as a timeout, not a hang). */
     xo_future_t *f;
-    check(xo_call(sink, COUNT, NULL, 0, &f), "call");
-    check(xo_future_wait(f, -1), "wait");
+    check(xo_call(sink, TOTAL, &n, sizeof(n), &f), "call");
+    check(xo_future_wait(f, 60LL * 1000 * 1000 * 1000), "wait for the sink");
     xo_result_t res;
-    check(xo_future_result(f, 0, &res), "result");
-    struct sink got = { 0 };
+    int status = xo_future_result(f, 0, &res);
+    if (status != 0) {
+        fprintf(stderr, "trace: the sink's answer: %s\n", res.error);
+        exit(1);
+    }
+    struct total got = { 0 };
     if (res.size == sizeof(got))
         memcpy(&got, res.data, sizeof(got));
     xo_future_release(f);
