@@ -82,8 +82,8 @@ struct xi_wobs {
     uint64_t sample_mask;
     /* Counters (single writer). */
     _Atomic uint64_t parks, wakes, runq_taken;
-    /* Turns of other pools' movable actors sent here (their senders add,
-       atomically: the sharing path only). */
+    /* Turns of actors whose home is another pool (movable actors that ran
+       here). */
     _Atomic uint64_t shared;
     /* Movable actors this worker took from other workers' local queues
        (single writer: the thief). */

@@ -331,6 +331,8 @@ static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
                                       memory_order_relaxed) + 1;
     atomic_store_explicit(&w->obs.turn_seq, t, memory_order_relaxed);
     atomic_store_explicit(&w->obs.actor, c->id, memory_order_relaxed);
+    if (c->pool != w->pool->index)
+        xi_bump(&w->obs.shared, 1);
     return (t & w->obs.sample_mask) == 0;
 }
 

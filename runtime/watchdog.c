@@ -237,13 +237,12 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
     if (actor == 0)
         return;
     /* One turn has held the worker since the last look while movable
-       actors wait in its local queue (too few for it to have offered them
-       itself): offer them, so an idle worker takes them (docs/scheduler.md,
+       actors wait in its local queue: offer them (again: a thief that
+       looked at an earlier offer may have found the worker keeping up,
+       and parked), so that an idle worker takes them (docs/scheduler.md,
        "Locality"). */
     uint64_t held = now - s->turn_since;
-    if (held != 0 && xi_stealq_len(&w->local) != 0 &&
-        /* relaxed: the hint (worker.h, `surplus`). */
-        !atomic_load_explicit(&w->surplus, memory_order_relaxed))
+    if (held != 0 && w->steals && xi_stealq_len(&w->local) != 0)
         xi_worker_offer(w);
     xo_alert_t a[2];
     unsigned na = 0;

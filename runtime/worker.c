@@ -126,13 +126,38 @@ void xi_worker_offer(struct xi_worker *w)
     /* relaxed: a hint for thieves, who check the queue itself with its
        own orderings (stealq.h). */
     atomic_store_explicit(&w->surplus, true, memory_order_relaxed);
-    /* A thief that spins will see it; one that sleeps must be woken (a
-       wake of a worker that is about to spin anyway costs it one loop).
-       Pools and their workers stay memory until xo_runtime_free, so a
-       wake that reaches a worker just removed does no harm. */
-    struct xi_worker *idle = parked_worker(w->rt, w);
-    if (idle != NULL)
-        xi_worker_wake(idle);
+    /* A worker that is awake with nothing to run looks at the offer soon;
+       when none is, wake a parked one (a system call, made only when the
+       rest of the runtime sleeps). Pools and their workers stay memory
+       until xo_runtime_free, so a wake that reaches a worker just removed
+       does no harm. relaxed: hints, as in parked_worker. */
+    xo_runtime_t *rt = w->rt;
+    struct xi_worker *parked = NULL;
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->worker->steals ||
+            !xi_pool_running(p))
+            continue;
+        struct xi_worker *v = p->worker;
+        if (atomic_load_explicit(&v->runq.head, memory_order_relaxed) &
+            XI_MPSCQ_IDLE)
+            parked = parked != NULL ? parked : v;
+        else if (!atomic_load_explicit(&v->running, memory_order_relaxed))
+            return; /* it spins: it will look */
+    }
+    if (parked == NULL)
+        return;
+    /* At most one such wake per tick of the coarse clock: a producer
+       whose queue fills and empties again and again (its consumers run in
+       its yields) would otherwise wake a worker that finds nothing worth
+       taking each time. relaxed: the owner and the watchdog both offer;
+       a lost update costs one wake more or less. */
+    uint64_t now = xi_coarse_ns();
+    if (atomic_load_explicit(&w->offer_woke, memory_order_relaxed) == now)
+        return;
+    atomic_store_explicit(&w->offer_woke, now, memory_order_relaxed);
+    xi_worker_wake(parked);
 }
 
 /* Owner: queue a movable actor's item in w's local queue. False when the
@@ -143,7 +168,7 @@ static bool local_push(struct xi_worker *w, struct xi_item *it)
     uint32_t len = xi_stealq_push(&w->local, it);
     /* relaxed: the owner's own hint (see `surplus`); loaded before the
        store so that an unchanged flag costs no write on its line. */
-    if (len >= 2 &&
+    if (len >= 2 && w->steals &&
         !atomic_load_explicit(&w->surplus, memory_order_relaxed))
         xi_worker_offer(w);
     return len != 0;
@@ -183,50 +208,11 @@ void xi_schedule_item(struct xi_cell *c, struct xi_item *it)
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
         struct xi_reader *sect = xi_section_enter(&c->rt->rcu_sync);
         struct xi_worker *idle = parked_worker(c->rt, home);
-        /* relaxed: a count (senders race on it: an atomic add, on this
-           path only). */
-        if (XI_STATS && idle != NULL)
-            atomic_fetch_add_explicit(&idle->obs.shared, 1,
-                                      memory_order_relaxed);
         xi_runq_push(idle != NULL ? idle : home, it);
         xi_section_leave(&c->rt->rcu_sync, sect);
         return;
     }
     xi_runq_push(home, it);
-}
-
-/* ---- stealing ----------------------------------------------------------- */
-
-/* Idle w: take half of the local queue of the first worker (from
-   steal_from on) that offers work; run the first, keep the rest in w's
-   own local queue. Returns the node to run, or NULL. */
-static struct xi_qnode *steal(struct xi_worker *w)
-{
-    xo_runtime_t *rt = w->rt;
-    unsigned n = xi_pool_slots(rt);
-    struct xi_item *got[XI_STEALQ_SIZE / 2];
-    for (unsigned k = 0; k < n; k++) {
-        unsigned i = (w->steal_from + k) % n;
-        struct xi_pool *p = xi_pool_at(rt, i);
-        if (p == NULL || p->worker == w || !p->ops->runs_movable)
-            continue;
-        struct xi_worker *v = p->worker;
-        /* relaxed: the hint; the take checks the queue itself. */
-        if (!atomic_load_explicit(&v->surplus, memory_order_relaxed))
-            continue;
-        unsigned m = xi_stealq_take(&v->local, got, XI_STEALQ_SIZE / 2,
-                                    true);
-        if (m == 0)
-            continue;
-        w->steal_from = i; /* it had more: come back to it first */
-        if (XI_STATS)
-            xi_bump(&w->obs.steals, m);
-        for (unsigned j = 1; j < m; j++)
-            if (!local_push(w, got[j]))
-                xi_runq_push(w, got[j]);
-        return &got[0]->node;
-    }
-    return NULL;
 }
 
 struct xi_worker *xi_task_worker(xo_runtime_t *rt)
@@ -241,6 +227,83 @@ struct xi_worker *xi_task_worker(xo_runtime_t *rt)
             return p->worker;
     }
     return xi_pool_worker(rt, 0); /* the main pool is never removed */
+}
+
+/* ---- stealing ----------------------------------------------------------- */
+
+/*
+ * An idle worker takes movable actors that have waited in another
+ * worker's local queue for longer than cfg.steal_wait_ns: a queue whose
+ * owner keeps up (the actors it queues run within that time, as a
+ * producer's consumers do in its yields) is left alone, since moving an
+ * actor costs its next messages a trip between cores each; one whose
+ * owner is held by a long turn, or falls behind, gives half of what it
+ * holds (docs/scheduler.md, "Locality").
+ *
+ * The thief watches one candidate at a time: a worker whose offer is up.
+ * It notes the candidate's tail; once steal_wait_ns has passed, an item
+ * below that tail still in the queue (head has not reached it) has
+ * waited at least that long. The only reads of the candidate's queue are
+ * those two, steal_wait_ns apart: its owner's lines are not kept busy.
+ */
+static struct xi_qnode *take_from(struct xi_worker *w, struct xi_worker *v)
+{
+    struct xi_item *got[XI_STEALQ_SIZE / 2];
+    unsigned m = xi_stealq_take(&v->local, got, XI_STEALQ_SIZE / 2, true);
+    if (m == 0)
+        return NULL;
+    if (XI_STATS)
+        xi_bump(&w->obs.steals, m);
+    for (unsigned j = 1; j < m; j++)
+        if (!local_push(w, got[j]))
+            xi_runq_push(w, got[j]);
+    return &got[0]->node;
+}
+
+/* The next worker, from steal_from on, whose offer is up, or NULL. */
+static struct xi_worker *offering(struct xi_worker *w)
+{
+    xo_runtime_t *rt = w->rt;
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = (w->steal_from + k) % n;
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->ops->runs_movable)
+            continue;
+        /* relaxed: the hint; the take checks the queue itself. */
+        if (atomic_load_explicit(&p->worker->surplus, memory_order_relaxed)) {
+            w->steal_from = i + 1;
+            return p->worker;
+        }
+    }
+    return NULL;
+}
+
+/* Idle w, now `now`: what it steals, or NULL. `at_once`: take from the
+   first offer without waiting (a worker about to park with spin_ns 0). */
+static struct xi_qnode *steal(struct xi_worker *w, uint64_t now, bool at_once)
+{
+    struct xi_worker *v = w->cand;
+    if (v == NULL || at_once) {
+        if ((v = offering(w)) == NULL)
+            return NULL;
+        if (at_once)
+            return take_from(w, v);
+        w->cand = v;
+        /* relaxed: a snapshot; the take orders what it takes. */
+        w->cand_tail = atomic_load_explicit(&v->local.tail,
+                                            memory_order_relaxed);
+        w->cand_since = now;
+        return NULL;
+    }
+    if (now - w->cand_since < w->rt->cfg.steal_wait_ns)
+        return NULL;
+    w->cand = NULL;
+    /* relaxed: as above. */
+    uint32_t head = atomic_load_explicit(&v->local.head, memory_order_relaxed);
+    if ((int32_t)(w->cand_tail - head) <= 0)
+        return NULL; /* everything it held then has run: it keeps up */
+    return take_from(w, v);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -453,14 +516,17 @@ static bool recently_run(struct xi_worker *w, struct xi_cell *c)
     return seen;
 }
 
-/* The turn of c ended with its mailbox empty: watch it when this is its
-   home worker's main loop, the worker will spin, the watch set has room,
-   and either c came back here lately or the worker has nothing else to do
-   (queued or watched). */
+/* The turn of c ended with its mailbox empty: watch it when this is the
+   main loop of its home worker (or, for a movable actor, of any worker
+   that runs movable actors), the worker will spin, the watch set has
+   room, and either c came back here lately or the worker has nothing else
+   to do (queued or watched). A movable actor watched here stays here:
+   its next message runs on this worker, wherever it was sent from. */
 static bool watch(struct xi_worker *w, struct xi_cell *c)
 {
     /* A push racing with the emptiness check is seen by the poll. */
-    if (w->block_depth != 0 || c->pool != w->pool->index ||
+    if (w->block_depth != 0 ||
+        (c->pool != w->pool->index && !(c->movable && w->hosts_movable)) ||
         w->rt->cfg.spin_ns == 0 || w->nwatched == XI_WATCH_MAX ||
         c->mbox_tail != &c->mbox.stub)
         return false;
@@ -560,10 +626,10 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
     bool (*kind_poll)(struct xi_pool *) = w->pool->ops->poll;
     for (unsigned i = 1;; i++) {
         n = poll_once(w);
-        /* The victims' offers are on lines they write only when the
-           offer changes: looking costs them nothing. */
-        if (n == NULL && (i & 3) == 0 && w->hosts_movable)
-            n = steal(w);
+        /* The offers are on lines their owners write only when an offer
+           changes: looking costs them nothing. */
+        if (n == NULL && (i & 3) == 0 && w->steals)
+            n = steal(w, xi_now_ns(), false);
         if (n != NULL) {
             xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
             return n;
@@ -578,6 +644,16 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
                 xi_cpu_relax();
             continue;
         }
+        /* A look at an offer is under way: finish it before sleeping,
+           or the worker that offered (and will not offer again while its
+           offer stands) would keep its queue. Bounded by steal_wait_ns,
+           when that is short; a longer wait is the watchdog's to cut. */
+        if (w->cand != NULL && w->rt->cfg.steal_wait_ns <= XI_STEAL_LOOK_MAX &&
+            xi_now_ns() - w->cand_since <= w->rt->cfg.steal_wait_ns) {
+            xi_cpu_relax();
+            continue;
+        }
+        w->cand = NULL;
         /* Nothing came: stop watching before sleeping (the next sender
            then schedules the actor and wakes us as usual). */
         if (w->nwatched != 0) {
@@ -588,7 +664,7 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
             deadline = spin ? xi_now_ns() + spin : 0;
             continue;
         }
-        if (w->hosts_movable && (n = steal(w)) != NULL) {
+        if (w->steals && spin == 0 && (n = steal(w, 0, true)) != NULL) {
             xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
             return n;
         }
@@ -694,12 +770,20 @@ static void *worker_main(void *arg)
         if (!go_on)
             break;
     }
-    /* A removed pool's worker: the movable actors still in its local
-       queue go home (at stop, every actor is gone by now). */
+    /* A removed pool's worker: the movable actors it watches or holds in
+       its local queue go home (at stop, every actor is gone by now). */
     w->hosts_movable = false;
-    struct xi_item *it;
-    while (!xi_rt_closing(w->rt) && (it = xi_stealq_pop(&w->local)) != NULL)
-        xi_schedule_item(xi_container_of(it, struct xi_cell, run), it);
+    if (!xi_rt_closing(w->rt)) {
+        for (unsigned i = 0; i < w->nwatched; i++) {
+            struct xi_cell *c = w->watched[i];
+            if (!xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+                xi_schedule_item(c, &c->run);
+        }
+        w->nwatched = 0;
+        struct xi_item *it;
+        while ((it = xi_stealq_pop(&w->local)) != NULL)
+            xi_schedule_item(xi_container_of(it, struct xi_cell, run), it);
+    }
     /* A removed pool's timers go to the other pools (pool.c); at stop
        nobody is left to fire them. */
     if (xi_rt_closing(w->rt))
@@ -725,6 +809,7 @@ void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
     xi_mpscq_init(&w->runq, &w->runq_tail, false);
     xi_stealq_init(&w->local);
     w->hosts_movable = pool->ops->runs_movable;
+    w->steals = w->hosts_movable && rt->cfg.steal;
 }
 
 int xi_worker_start(struct xi_worker *w)

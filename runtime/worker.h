@@ -63,7 +63,16 @@ struct xi_worker {
     /* This worker takes movable actors into `local` (a CPU pool's worker;
        owner worker only, set at start, cleared at exit). */
     bool hosts_movable;
+    /* It steals, and offers its local queue (hosts_movable and
+       cfg.steal; set at start). */
+    bool steals;
     unsigned steal_from;  /* where the next search for a victim starts */
+    /* The worker whose offer this one watches while idle, its local
+       queue's tail then, and when (owner worker only; worker.c,
+       "stealing"). */
+    struct xi_worker *cand;
+    uint32_t cand_tail;
+    uint64_t cand_since;
     /* The actors whose turns ended here lately, by a hash of the cell's
        address (owner worker only): an actor found here again is one that
        comes back often, worth watching. */
@@ -119,7 +128,13 @@ struct xi_worker {
        line of its own, written only when it changes, so the reads cost the
        owner nothing. */
     alignas(XI_CACHELINE) _Atomic bool surplus;
+    /* The coarse clock when an offer last woke a parked worker. */
+    _Atomic uint64_t offer_woke;
 };
+
+/* The longest steal_wait_ns an idle worker keeps spinning for, past its
+   spin_ns, to finish a look at an offer before it parks. */
+#define XI_STEAL_LOOK_MAX UINT64_C(1000000)
 
 _Static_assert(offsetof(struct xi_worker, runq_tail) >=
                    offsetof(struct xi_worker, runq) + XI_CACHELINE,
