@@ -160,6 +160,9 @@ static xo_ref_t spawn_on(xo_runtime_t *rt, const xo_actor_def_t *def,
     xo_spawn_opts_t opts;
     xo_spawn_opts_init(&opts);
     opts.place = (xo_placement_t){ .kind = XO_PLACE_POOL, .pool = pool };
+    /* Its turns stay on its pool's worker: one track per pool's actors
+       (a pool asked for is fixed already; said here for the reader). */
+    opts.move = XO_MOVE_FIXED;
     opts.arg = arg;
     opts.arg_size = size;
     xo_ref_t ref;
