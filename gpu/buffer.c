@@ -438,7 +438,7 @@ static void xfer_run(struct xfer *x)
     int rc = xi_gstream_usable(s);
     struct xi_gpoint *w = x->src_ready;
     if (rc == 0 && w != NULL && xi_gpoint_state(w) == XI_GP_FAILED)
-        rc = xi_gpu_seterr(XO_EGPU, "%s", w->error ? w->error : "");
+        rc = xi_gpu_seterr(w->status, "%s", w->error ? w->error : "");
     if (rc == 0 && w != NULL && w->stream != s &&
         xi_gpoint_state(w) == XI_GP_OPEN)
         rc = be->wait(s, w);
@@ -596,7 +596,7 @@ static int take_on_stream(struct xo_stream *s, struct bufmsg *m,
         return rc;
     struct xi_gpoint *p = m->ready;
     if (p != NULL && xi_gpoint_state(p) == XI_GP_FAILED)
-        return xi_gpu_seterr(XO_EGPU, "%s", p->error ? p->error : "");
+        return xi_gpu_seterr(p->status, "%s", p->error ? p->error : "");
     bool wait = p != NULL && p->stream != s &&
                 xi_gpoint_state(p) == XI_GP_OPEN;
     xo_buf_t *b = m->buf;

@@ -66,6 +66,7 @@ struct xi_gpoint {
     struct xi_held *held, *held_last; /* answers released here */
     struct xi_gcb *cbs, *cbs_last;
     struct xo_future *f;          /* host waiters (NULL: none) */
+    int status;                   /* FAILED: the code (XO_EGPU, ...) */
     char *error;                  /* FAILED: why */
 };
 

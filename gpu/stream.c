@@ -115,6 +115,7 @@ void xi_gpoint_complete(xo_runtime_t *rt, struct xi_gpoint *p, int status,
                         const char *error)
 {
     if (status < 0) {
+        p->status = status;
         p->error = xi_mem_strdup(&rt->mem, error != NULL ? error : "");
         /* release: error is written before the state says FAILED. */
         atomic_store_explicit(&p->state, XI_GP_FAILED, memory_order_release);
@@ -163,7 +164,7 @@ int xi_gpoint_wait(xo_runtime_t *rt, struct xi_gpoint *p)
         }
     }
     if (xi_gpoint_state(p) == XI_GP_FAILED)
-        return xi_gpu_seterr(XO_EGPU, "%s", p->error ? p->error : "");
+        return xi_gpu_seterr(p->status, "%s", p->error ? p->error : "");
     return 0;
 }
 

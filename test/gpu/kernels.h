@@ -10,6 +10,10 @@
 
 #include "xoscar/xoscar.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum tk_id {
     TK_FILL,   /* (uint64_t *dst, uint64_t words, uint64_t seed):
                   dst[i] = tk_word(seed, i) */
@@ -29,6 +33,10 @@ extern const void *const tk_cuda[TK_N_];
 
 /* Kernel `id`, both versions. */
 const xo_kernel_t *tk(enum tk_id id);
+
+#ifdef __cplusplus
+}
+#endif
 
 #ifdef __CUDACC__
 #define TK_HD __host__ __device__
