@@ -43,6 +43,7 @@ struct bench_opts {
     xo_place_kind_t place; /* --placement=least|rr|random (default least) */
     bool movable;         /* --movable: spawn every actor movable */
     double timeout_s;     /* a measured part that takes longer has hung */
+    xo_gpu_backend_t gpu_backend; /* --gpu: the GPU benchmarks' backend */
 };
 
 /* ---- results --------------------------------------------------------- */
@@ -200,6 +201,10 @@ int bench_call(const struct bench_opts *, const uint64_t *,
                struct bench_result *);
 int bench_batch(const struct bench_opts *, const uint64_t *,
                 struct bench_result *);
+int bench_gpu_launch(const struct bench_opts *, const uint64_t *,
+                     struct bench_result *);
+int bench_gpu_pipeline(const struct bench_opts *, const uint64_t *,
+                       struct bench_result *);
 
 /* The cache-line round trip between the first two CPUs in ns (hw.c), for
    the benchmarks that report themselves against it; -1 with one CPU. When
