@@ -95,16 +95,19 @@ static void op_free(struct xo_stream *s, struct host_op *op)
 }
 
 static int run_wait(struct xo_stream *s, struct host_op *op);
+static int run_free(struct xo_stream *s, struct host_op *op);
 
 static void host_stream_close(struct xo_stream *s)
 {
     struct host_stream *hs = s->be;
-    /* What a failure left queued never runs. */
+    /* What a failure left queued never runs; what it held goes. */
     while (hs->head != NULL) {
         struct host_op *op = hs->head;
         hs->head = op->next;
         if (op->run == run_wait)
             xi_gpoint_unref(s->rt, op->u.wait);
+        else if (op->run == run_free)
+            (void)run_free(s, op);
         op_free(s, op);
     }
     xi_mem_free(&s->rt->mem, hs, sizeof(*hs));

@@ -482,9 +482,10 @@ GTEST(a_reply_completes_only_after_the_work_its_handler_enqueued)
     cr_assert_eq(snap(1)[0], 21);
     cr_assert_eq(snap(1)[21], 6);
     no_handler_faults();
-    stop_runtime(rt);
+    /* Every buffer goes before its runtime. */
     xo_buf_release(g_snap[0]);
     xo_buf_release(g_snap[1]);
+    stop_runtime(rt);
 }
 
 /* ---- buffers: the same device -------------------------------------------------- */
@@ -503,7 +504,8 @@ static int hander_create(xo_ctx_t *ctx, void *state, const void *arg,
                          size_t size)
 {
     (void)ctx;
-    memcpy(state, arg, size);
+    if (size > 0)
+        memcpy(state, arg, size);
     return 0;
 }
 
@@ -1142,8 +1144,8 @@ GTEST(pool_removal_with_work_in_flight_drains_it_first)
     cr_assert_eq(xo_pool_info(rt, idx, &info), 0);
     cr_assert_eq(info.state, XO_POOL_REMOVED);
     no_handler_faults();
-    stop_runtime(rt);
     xo_buf_release(atomic_load(&drained_snap));
+    stop_runtime(rt);
 }
 
 /* ---- out of memory --------------------------------------------------------------------- */
