@@ -172,7 +172,7 @@ static void buf_free(xo_buf_t *b)
             buf_destroy(b);
             return;
         }
-        struct xi_gpoint *p;
+        struct xi_gpoint *p = NULL;
         if (xi_gpoint_record(s, false, &p) == 0) {
             b->free_cb.fn = free_at_point;
             xi_gpoint_then(p, &b->free_cb);
@@ -204,7 +204,7 @@ static int buf_new(xo_runtime_t *rt, struct xi_gpu *g, xo_mem_kind_t kind,
 /* A device buffer of s's device, allocated in s's order. */
 static int buf_device_on(struct xo_stream *s, size_t size, xo_buf_t **out)
 {
-    xo_buf_t *b;
+    xo_buf_t *b = NULL;
     int rc = buf_new(s->rt, s->gpu, XO_MEM_DEVICE, s->dev->index, size, &b);
     if (rc != 0)
         return rc;
@@ -221,7 +221,7 @@ static int buf_device_on(struct xo_stream *s, size_t size, xo_buf_t **out)
 static int buf_pinned(xo_runtime_t *rt, struct xi_gpu *g, size_t size,
                       xo_buf_t **out)
 {
-    xo_buf_t *b;
+    xo_buf_t *b = NULL;
     int rc = buf_new(rt, g, XO_MEM_PINNED, -1, size, &b);
     if (rc != 0)
         return rc;
@@ -248,7 +248,7 @@ int xo_buf_alloc(xo_runtime_t *rt, xo_mem_kind_t kind, int device,
         *out = NULL;
     if (rt == NULL || out == NULL || size == 0 || !kind_valid(kind))
         return xi_gpu_seterr(XO_EINVAL, "xo_buf_alloc: a bad argument");
-    xo_buf_t *b;
+    xo_buf_t *b = NULL;
     int rc;
     if (kind == XO_MEM_HOST) {
         if ((rc = buf_new(rt, NULL, kind, -1, size, &b)) != 0)
@@ -263,7 +263,7 @@ int xo_buf_alloc(xo_runtime_t *rt, xo_mem_kind_t kind, int device,
         *out = b;
         return 0;
     }
-    struct xi_gpu *g;
+    struct xi_gpu *g = NULL;
     if ((rc = xi_gpu_get(rt, &g)) != 0)
         return rc;
     if (kind == XO_MEM_PINNED)
@@ -274,7 +274,7 @@ int xo_buf_alloc(xo_runtime_t *rt, xo_mem_kind_t kind, int device,
                                         "device: name one here");
     if (device == -1)
         device = s->dev->index;
-    struct xi_gdev *d;
+    struct xi_gdev *d = NULL;
     if ((rc = xi_gdev_get(g, device, &d)) != 0)
         return rc;
     if (xi_gdev_failed(d))
@@ -306,11 +306,11 @@ int xo_buf_wrap(xo_runtime_t *rt, xo_mem_kind_t kind, int device, void *data,
     if (kind != XO_MEM_HOST) {
         if ((rc = xi_gpu_get(rt, &g)) != 0)
             return rc;
-        struct xi_gdev *d;
+        struct xi_gdev *d = NULL;
         if (kind == XO_MEM_DEVICE && (rc = xi_gdev_get(g, device, &d)) != 0)
             return rc;
     }
-    xo_buf_t *b;
+    xo_buf_t *b = NULL;
     if ((rc = buf_new(rt, g, kind, device, size, &b)) != 0)
         return rc;
     b->data = data;
@@ -530,8 +530,8 @@ int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *b, const void *data,
                                             "xo_send_buf: a bad argument"));
     struct xo_stream *cur = xi_gpu_current(rt);
     bool host_side = receiver_device(rt, to.id) < 0;
-    struct xi_envelope *env;
-    struct bufmsg *m;
+    struct xi_envelope *env = NULL;
+    struct bufmsg *m = NULL;
     int rc = xi_envelope_new_tailed(rt, tag, size, sizeof(*m), bufmsg_free,
                                     &env, (void **)&m);
     if (rc != 0)
@@ -604,7 +604,7 @@ static int take_on_stream(struct xo_stream *s, struct bufmsg *m,
         if (wait && (rc = be->wait(s, p)) != 0)
             return rc;
     } else {
-        xo_buf_t *n;
+        xo_buf_t *n = NULL;
         if ((rc = buf_device_on(s, b->size, &n)) != 0)
             return rc;
         if (wait)
@@ -637,7 +637,7 @@ static int take_on_host(xo_runtime_t *rt, struct bufmsg *m, xo_buf_t **out)
     if (b->kind == XO_MEM_DEVICE) {
         /* Not moved at the send (its receiver was not known as a CPU
            actor then): move it now. */
-        struct xfer *x;
+        struct xfer *x = NULL;
         int rc = xfer_prepare(rt, b, m->ready, NULL, &x);
         if (rc != 0)
             return rc;

@@ -212,7 +212,7 @@ static int host_launch(struct xo_stream *s, const xo_kernel_t *k,
         return xi_gpu_seterr(XO_EINVAL, "kernel %s: arguments over %u "
                                         "bytes",
                              k->name ? k->name : "?", XO_KERNEL_ARG_BYTES);
-    struct host_op *op;
+    struct host_op *op = NULL;
     int rc = op_new(s, run_launch, total, &op);
     if (rc != 0)
         return rc;
@@ -239,7 +239,7 @@ static int run_copy(struct xo_stream *s, struct host_op *op)
 static int host_copy(struct xo_stream *s, void *dst, const void *src,
                      size_t n)
 {
-    struct host_op *op;
+    struct host_op *op = NULL;
     int rc = op_new(s, run_copy, 0, &op);
     if (rc != 0)
         return rc;
@@ -267,7 +267,7 @@ static int run_fill(struct xo_stream *s, struct host_op *op)
 
 static int host_fill(struct xo_stream *s, void *dst, int byte, size_t n)
 {
-    struct host_op *op;
+    struct host_op *op = NULL;
     int rc = op_new(s, run_fill, 0, &op);
     if (rc != 0)
         return rc;
@@ -291,7 +291,7 @@ static int run_wait(struct xo_stream *s, struct host_op *op)
 
 static int host_wait(struct xo_stream *s, struct xi_gpoint *p)
 {
-    struct host_op *op;
+    struct host_op *op = NULL;
     int rc = op_new(s, run_wait, 0, &op);
     if (rc != 0)
         return rc;
@@ -327,7 +327,7 @@ static int run_free(struct xo_stream *s, struct host_op *op)
 static void host_dev_free(struct xi_gdev *d, struct xo_stream *s, void *p,
                           size_t n)
 {
-    struct host_op *op;
+    struct host_op *op = NULL;
     /* In s's order when there is s. Without memory for the operation,
        what is queued runs first (progress) and then the block goes: only
        a queue stalled on another stream's point could still hold a use

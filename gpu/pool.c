@@ -159,7 +159,7 @@ int xo_gpu_backend(xo_runtime_t *rt, xo_gpu_backend_t *backend,
 {
     if (rt == NULL)
         return XO_EINVAL;
-    struct xi_gpu *g;
+    struct xi_gpu *g = NULL;
     int rc = xi_gpu_get(rt, &g);
     if (rc != 0)
         return rc;
@@ -299,6 +299,8 @@ static int gpu_start(struct xi_pool *p)
     struct xi_worker *w = p->worker;
     w->hold = xi_gstream_hold;
     s->open_item.fn = open_stream;
+    /* relaxed: the thread that stores the outcome does not exist yet;
+       its creation orders this before it. */
     atomic_store_explicit(&s->open_state, 0, memory_order_relaxed);
     /* Queued before the thread starts: its first item. */
     xi_worker_post(w, &s->open_item);
@@ -371,7 +373,7 @@ static void poll_drop(struct xi_timer *t, xo_runtime_t *rt, int why);
 static int gpu_make(xo_runtime_t *rt, struct xi_pool *p,
                     const xo_pool_spec_t *spec, const char **label)
 {
-    struct xi_gpu *g;
+    struct xi_gpu *g = NULL;
     int rc = gpu_get_locked(rt, &g);
     if (rc != 0)
         return rc;
@@ -383,7 +385,7 @@ static int gpu_make(xo_runtime_t *rt, struct xi_pool *p,
                              g->ndev);
     if (d == -1)
         d = (int)(g->next_dev++ % (unsigned)g->ndev);
-    struct xi_gdev *dev;
+    struct xi_gdev *dev = NULL;
     if ((rc = gdev_open_locked(g, d, &dev)) != 0)
         return rc;
     if (xi_gdev_failed(dev))
@@ -414,7 +416,7 @@ static int gpu_start_specs(xo_runtime_t *rt, xo_pool_spec_t *specs,
                            unsigned max, unsigned *n)
 {
     *n = 0;
-    struct xi_gpu *g;
+    struct xi_gpu *g = NULL;
     int rc = gpu_get_locked(rt, &g);
     if (rc != 0)
         return rc;
@@ -445,6 +447,7 @@ static void gpu_free(xo_runtime_t *rt)
         return;
     xi_gpu_pinned_flush(g);
     for (int d = 0; d < XO_GPU_DEVICES_MAX; d++) {
+        /* relaxed: as g, above. */
         struct xi_gdev *dev = atomic_load_explicit(&g->dev[d],
                                                    memory_order_relaxed);
         if (dev == NULL)
@@ -454,6 +457,7 @@ static void gpu_free(xo_runtime_t *rt)
         xi_mem_free(&rt->mem, dev, sizeof(*dev));
     }
     pthread_mutex_destroy(&g->pin_lock);
+    /* relaxed: nobody is left to load it. */
     atomic_store_explicit(&rt->gpu, NULL, memory_order_relaxed);
     xi_mem_free(&rt->mem, g, sizeof(*g));
 }

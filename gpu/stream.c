@@ -90,7 +90,7 @@ int xi_gpoint_record_made(struct xo_stream *s, struct xi_gpoint *p)
 int xi_gpoint_record(struct xo_stream *s, bool future,
                      struct xi_gpoint **out)
 {
-    struct xi_gpoint *p;
+    struct xi_gpoint *p = NULL;
     int rc = xi_gpoint_new(s->rt, s, future, &p);
     if (rc != 0)
         return rc;
@@ -251,7 +251,7 @@ bool xi_gstream_poll(struct xo_stream *s)
 void xi_gstream_hold(struct xi_worker *w, struct xi_held *h)
 {
     struct xo_stream *s = w->pool->kind_data;
-    struct xi_gpoint *p;
+    struct xi_gpoint *p = NULL;
     int rc = xi_gpoint_record(s, false, &p);
     if (rc != 0) {
         xi_held_release(s->rt, h, rc, xi_gpu_err());
