@@ -15,6 +15,12 @@
  * stalls the queue until that point is reached, as cudaStreamWaitEvent
  * stalls a device stream.
  *
+ * Like a device's launch queue, a stream's queue is bounded: with
+ * XI_HOST_QUEUE operations waiting, the next one enqueued first runs the
+ * oldest (a handler that floods its stream runs some of its own work, as a
+ * CUDA launch into a full queue waits for it). Below that, which is all
+ * that the tests enqueue at once, nothing runs inside a handler.
+ *
  * A kernel that returns an error is a device failure, as a faulting CUDA
  * kernel is (a sticky error: the device's pools fail). Device and pinned
  * memory are host memory from the runtime's allocator, so fault injection
@@ -62,6 +68,10 @@ struct host_stream {
     struct host_op *head, *tail;
     uint64_t queued, done;
 };
+
+#define XI_HOST_QUEUE 1024
+
+static bool host_progress_upto(struct xo_stream *s, uint64_t keep);
 
 static int host_count(xo_runtime_t *rt, int *n)
 {
@@ -133,6 +143,10 @@ static int op_new(struct xo_stream *s, host_run_fn run, size_t extra,
 static void op_queue(struct xo_stream *s, struct host_op *op)
 {
     struct host_stream *hs = s->be;
+    /* A full queue runs its oldest first (a stalled one grows: a wait for
+       another stream's point is not ours to hurry). */
+    if (hs->queued - hs->done >= XI_HOST_QUEUE)
+        (void)host_progress_upto(s, XI_HOST_QUEUE - 1);
     if (hs->tail != NULL)
         hs->tail->next = op;
     else
@@ -143,11 +157,14 @@ static void op_queue(struct xo_stream *s, struct host_op *op)
     xi_gstream_arm(s);
 }
 
-static bool host_progress(struct xo_stream *s)
+/* Run queued operations in order until at most `keep` are left, one
+   stalls, or one fails. True when something ran. */
+static bool host_progress_upto(struct xo_stream *s, uint64_t keep)
 {
     struct host_stream *hs = s->be;
     bool ran = false;
-    while (hs->head != NULL) {
+    while (hs->head != NULL && hs->queued - hs->done > keep &&
+           !xi_gdev_failed(s->dev)) {
         struct host_op *op = hs->head;
         int r = op->run(s, op);
         if (r > 0)
@@ -165,6 +182,11 @@ static bool host_progress(struct xo_stream *s)
     }
     s->work = hs->head != NULL;
     return ran;
+}
+
+static bool host_progress(struct xo_stream *s)
+{
+    return host_progress_upto(s, 0);
 }
 
 static int host_record(struct xo_stream *s, struct xi_gpoint *p)
