@@ -117,8 +117,14 @@ static void usage(FILE *f)
         "  --placement P     where actors live: least (the runtime's "
         "default),\n"
         "                    rr, random, or one (every actor in pool 0)\n"
-        "  --movable         spawn actors movable (work sharing, "
-        "docs/pools.md)\n"
+        "  --move M          auto (the runtime's default: movable unless "
+        "placed\n"
+        "                    explicitly), fixed or free (docs/scheduler.md)\n"
+        "  --no-steal        idle workers do not take movable actors from "
+        "busy ones\n"
+        "  --steal-wait-ns N how long a movable actor waits before an idle "
+        "worker\n"
+        "                    may take it (default 20000)\n"
         "  --timeout S       a measured part longer than S seconds has hung "
         "(default 300)\n"
         "  --scale F         multiply the default sizes by F (quick checks)\n"
@@ -229,8 +235,23 @@ static int parse_flag(struct cli *c, int argc, char **argv, int *i)
         c->opts.yield_set = true;
         return set_unsigned(v, 0, UINT32_MAX, &c->opts.yield_sends);
     }
-    if (strcmp(argv[*i], "--movable") == 0) {
-        c->opts.movable = true;
+    if ((v = flag_value(argc, argv, i, "--move")) != NULL) {
+        if (strcmp(v, "auto") == 0)
+            c->opts.move = XO_MOVE_AUTO;
+        else if (strcmp(v, "fixed") == 0)
+            c->opts.move = XO_MOVE_FIXED;
+        else if (strcmp(v, "free") == 0)
+            c->opts.move = XO_MOVE_FREE;
+        else
+            return -1;
+        return 0;
+    }
+    if ((v = flag_value(argc, argv, i, "--steal-wait-ns")) != NULL) {
+        c->opts.steal_wait_set = true;
+        return parse_size(v, 0, &c->opts.steal_wait_ns);
+    }
+    if (strcmp(argv[*i], "--no-steal") == 0) {
+        c->opts.no_steal = true;
         return 0;
     }
     if ((v = flag_value(argc, argv, i, "--placement")) != NULL)

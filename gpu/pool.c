@@ -360,6 +360,9 @@ static void gpu_info(const struct xi_pool *p, xo_pool_info_t *out)
 
 static const struct xi_pool_ops gpu_ops = {
     .name = "gpu",
+    /* Its thread runs its own actors only: no other pool's movable actor
+       (and none of its own moves). */
+    .runs_movable = false,
     .start = gpu_start,
     .stop = gpu_stop,
     .poll = gpu_poll,

@@ -95,6 +95,7 @@ const struct xi_pool_ops xi_cpu_pool_ops = {
     .poll = NULL,
     .wake = cpu_wake,
     .info = cpu_info,
+    .runs_movable = true,
 };
 
 /* ---- the table ---------------------------------------------------------- */
@@ -530,12 +531,14 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
     out->up_ns = up;
     out->turns = atomic_load_explicit(&w->obs.turn_seq, memory_order_relaxed);
     out->shared = atomic_load_explicit(&w->obs.shared, memory_order_relaxed);
+    out->steals = atomic_load_explicit(&w->obs.steals, memory_order_relaxed);
     out->parks = atomic_load_explicit(&w->obs.parks, memory_order_relaxed);
     out->wakes = atomic_load_explicit(&w->obs.wakes, memory_order_relaxed);
     uint64_t pushed = atomic_load_explicit(&w->runq_pushed,
                                            memory_order_relaxed);
     uint64_t taken = atomic_load_explicit(&w->obs.runq_taken,
                                           memory_order_relaxed);
-    out->runq_depth = pushed > taken ? pushed - taken : 0;
+    out->runq_depth = (pushed > taken ? pushed - taken : 0) +
+                      xi_stealq_len(&w->local);
     return 0;
 }

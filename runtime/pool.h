@@ -44,6 +44,11 @@ struct xi_pool_ops {
     void (*wake)(struct xi_pool *p);
     /* Fill the kind's fields of xo_pool_info. */
     void (*info)(const struct xi_pool *p, xo_pool_info_t *out);
+    /* The kind's worker runs movable actors of any pool: it keeps those a
+       send from it makes runnable, and steals them from busy workers when
+       idle (docs/scheduler.md, "Locality"). False for a worker that must
+       not run general CPU work (a GPU stream thread). */
+    bool runs_movable;
 };
 
 struct xi_pool {
@@ -63,10 +68,11 @@ struct xi_pool {
     void *kind_data;             /* the kind's own (a GPU pool's stream) */
 };
 
-/* May the pool run other pools' work and take unlabeled placements? */
+/* A general pool (its kind runs movable actors: a CPU pool) runs other
+   pools' work and takes the actors placed without a label. */
 static inline bool xi_pool_general(const struct xi_pool *p)
 {
-    return p->kind == XO_POOL_CPU;
+    return p->ops->runs_movable;
 }
 
 /*

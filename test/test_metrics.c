@@ -194,6 +194,7 @@ static const char *const families[] = {
     "xoscar_pool_messages_total",
     "xoscar_pool_turns_total",
     "xoscar_pool_shared_turns_total",
+    "xoscar_pool_steals_total",
     "xoscar_pool_parks_total",
     "xoscar_pool_wakes_total",
     "xoscar_pool_busy_seconds_total",

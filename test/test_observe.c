@@ -342,7 +342,7 @@ Test(observe, pool_info_counts_turns_parks_and_wakes)
        before it runs the turn. */
     cr_assert_gt(pi.wakes, wakes, "a sender woke it");
     cr_assert_geq(pi.up_ns, pi.busy_ns);
-    cr_assert_eq(pi.shared, 0, "no movable actors");
+    cr_assert_eq(pi.shared, 0, "no other pool's actor ran there");
     stop_runtime(rt);
 }
 

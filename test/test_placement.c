@@ -576,7 +576,7 @@ Test(placement, only_movable_actors_run_on_an_idle_pool_while_home_is_busy)
     xo_ref_t blocker, pinned, movable;
     cr_assert_eq(xo_spawn(rt, &blocker_def, &opts, &blocker), 0);
     cr_assert_eq(xo_spawn(rt, &thread_def, &opts, &pinned), 0);
-    opts.movable = true;
+    opts.move = XO_MOVE_FREE;
     cr_assert_eq(xo_spawn(rt, &thread_def, &opts, &movable), 0);
     /* Where pool 0's worker runs, measured while it is free. */
     xo_future_t *f;

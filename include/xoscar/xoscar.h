@@ -260,6 +260,17 @@ typedef struct xo_config {
        0: never. A handler run that way which waits for the yielding actor
        gets XO_EDEADLK (docs/scheduler.md, "Yielding"). */
     unsigned yield_sends;
+    /* Idle CPU workers take movable actors (xo_spawn_opts_t.move) that
+       wait behind a busy worker, half of what it has queued at a time
+       (docs/scheduler.md, "Locality"). Default true. false: a movable
+       actor runs where the send that made it runnable was made, and a
+       worker never takes work from another. */
+    bool steal;
+    /* How long a movable actor waits in a busy worker's queue before an
+       idle worker may take it, in nanoseconds. Default 20000 (20 us):
+       a worker that runs what it queues sooner keeps it, and its
+       messages stay on one core. 0: take any queued work at once. */
+    uint64_t steal_wait_ns;
     /* Stack of each worker thread, in bytes: default 8 MiB, at least
        XO_STACK_MIN. A handler's blocking wait runs other turns nested on its
        worker's stack (at most XO_MAX_NESTED_WAITS deep), each with its
@@ -474,6 +485,16 @@ typedef struct xo_placement {
     void *user;
 } xo_placement_t;
 
+/* Whether an actor's turns may run on other pools' workers. */
+typedef enum xo_move {
+    XO_MOVE_AUTO = 0, /* movable when the default placement chose its pool
+                         (opts.pool XO_POOL_ANY and XO_PLACE_LEAST_LOADED);
+                         fixed when the spawn asked for a pool, a label or
+                         any other policy */
+    XO_MOVE_FIXED,    /* its home pool's worker only */
+    XO_MOVE_FREE,     /* movable, whatever placed it */
+} xo_move_t;          /* an actor of a GPU pool is fixed, whatever it says */
+
 typedef struct xo_spawn_opts {
     /* A unique name (at most XO_UID_MAX bytes) that xo_lookup resolves;
        NULL for none. Taken by another live actor: XO_EEXIST. */
@@ -482,11 +503,13 @@ typedef struct xo_spawn_opts {
        or XO_POOL_ANY (the default): `place` decides. */
     int pool;
     xo_placement_t place;
-    /* May another pool's worker run this actor's turns when its own pool
-       is busy and that one idles? Default false: an actor runs on its
-       home pool's thread only (see docs/pools.md for the trade-off). The
-       actor stays single-threaded either way. */
-    bool movable;
+    /* Where its turns may run (docs/scheduler.md, "Locality"). A movable
+       actor runs where it is needed: on the CPU worker whose send made it
+       runnable, and on an idle one that takes it from a busy one; a fixed
+       actor runs on its home pool's worker only. Either way it stays
+       single-threaded and keeps its home (its pool in xo_actor_stats,
+       the pool a removal ends it with). Default XO_MOVE_AUTO. */
+    xo_move_t move;
     /* Bound the mailbox: at most `capacity` messages (tells and calls)
        waiting; a send beyond it fails with XO_EFULL and nothing is queued
        (the sender may retry later, or back off by telling itself to
@@ -1024,10 +1047,14 @@ typedef struct xo_pool_info {
     uint64_t up_ns;    /* time since its worker started (busy ratio:
                           busy_ns / up_ns) */
     uint64_t turns;    /* turns and tasks its worker ran */
-    uint64_t shared;   /* of those, turns of other pools' movable actors */
+    uint64_t shared;   /* of those, turns of actors whose home is another
+                          pool (movable actors that ran here) */
+    uint64_t steals;   /* movable actors its worker took from other
+                          workers' queues (docs/scheduler.md) */
     uint64_t parks;    /* times its worker went to sleep */
     uint64_t wakes;    /* times another thread woke it */
-    uint64_t runq_depth; /* items in its run queue now (approximate) */
+    uint64_t runq_depth; /* items in its run queue and its local queue of
+                            movable actors now (approximate) */
 } xo_pool_info_t;
 
 /* Pool indexes ever used (removed pools keep theirs). */
