@@ -355,8 +355,10 @@ XO_API void xo_config_init(xo_config_t *cfg);
 /* Start a runtime: workers are running when it returns. cfg may be NULL
    (defaults). Errors: XO_EINVAL (bad config), XO_ENOMEM, XO_EADDRINUSE
    (cfg.metrics_port is taken), XO_ESYSTEM (the shared-memory snapshot of
-   cfg.stats_shm could not be made: see docs/top.md). A failed start
-   leaves nothing behind. */
+   cfg.stats_shm could not be made: see docs/top.md), XO_ENOSYS and
+   XO_EGPU (the GPU pools cfg.gpu_devices asks for: no CUDA backend in
+   this build, no device, a device that could not be set up;
+   xo_gpu_last_error says why). A failed start leaves nothing behind. */
 XO_API int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out);
 
 /*
@@ -1066,8 +1068,11 @@ XO_API int xo_pool_info(const xo_runtime_t *rt, unsigned index,
  * Grow the pool table while the runtime runs (Xoscar's append_sub_pool):
  * a new pool as `spec` describes it (NULL: a CPU pool on the next allowed
  * CPU, round-robin, no user labels). Its index is returned in *index.
- * Errors: XO_EINVAL (a bad spec), XO_ENOSYS (a kind this build does not
- * have), XO_ENOMEM, XO_ENOSLOT (table full), XO_ECLOSED.
+ * Errors: XO_EINVAL (a bad spec: for a GPU pool, a device that is not
+ * visible), XO_ENOSYS (a GPU pool on the CUDA backend in a build without
+ * it), XO_EGPU (the device or its stream could not be set up:
+ * xo_gpu_last_error says why), XO_ENOMEM, XO_ENOSLOT (table full),
+ * XO_ECLOSED.
  */
 XO_API int xo_pool_add(xo_runtime_t *rt, const xo_pool_spec_t *spec,
                        unsigned *index);
