@@ -1084,6 +1084,44 @@ GTEST(bad_arguments_are_refused_with_einval_enosys_and_a_message)
     cr_assert_eq(xo_runtime_start(&cfg, &bad), XO_EINVAL);
 }
 
+#ifndef GPU_TEST_CUDA
+/* Where CUDA cannot be had, asking for it fails at start with the reason;
+   where it can, the same config starts. */
+GTEST(asking_for_cuda_where_there_is_none_fails_at_start_with_the_reason)
+{
+    xo_gpu_probe_t pr;
+    cr_assert_eq(xo_gpu_probe(&pr), 0);
+    cr_assert(pr.cuda_devices > 0 || pr.reason[0] != '\0',
+              "no device, and no reason given");
+    xo_config_t cfg;
+    xo_config_init(&cfg);
+    cfg.pools = 1;
+    cfg.gpu_backend = XO_GPU_CUDA;
+    cfg.gpu_devices = 1;
+    xo_runtime_t *rt = NULL;
+    int rc = xo_runtime_start(&cfg, &rt);
+    if (pr.cuda_devices > 0) {
+        cr_assert_eq(rc, 0, "%s", xo_gpu_last_error());
+        xo_runtime_free(rt);
+        return;
+    }
+    cr_assert_eq(rc, pr.cuda_built ? XO_EGPU : XO_ENOSYS, "%s",
+                 xo_err_name(rc));
+    cr_assert_null(rt);
+    cr_assert_neq(xo_gpu_last_error()[0], '\0');
+    if (pr.cuda_built)
+        cr_assert_not_null(strstr(xo_gpu_last_error(), "cudaGetDeviceCount"),
+                           "%s", xo_gpu_last_error());
+    /* The default, XO_GPU_AUTO, falls back on the host backend. */
+    cfg.gpu_backend = XO_GPU_AUTO;
+    cr_assert_eq(xo_runtime_start(&cfg, &rt), 0);
+    xo_gpu_backend_t be;
+    cr_assert_eq(xo_gpu_backend(rt, &be, NULL), 0);
+    cr_assert_eq(be, XO_GPU_HOST);
+    xo_runtime_free(rt);
+}
+#endif
+
 /* ---- removal with work in flight -------------------------------------------------------- */
 
 static atomic_int returned;
