@@ -130,6 +130,22 @@ static void call_ok(xo_ref_t to, uint32_t tag, const void *data, size_t size,
     xo_future_release(f);
 }
 
+/* A call answered with `code`; its error message into msg (msg_size
+   bytes). */
+static void call_fails(xo_ref_t to, uint32_t tag, int code, char *msg,
+                       size_t msg_size)
+{
+    xo_future_t *f;
+    cr_assert_eq(xo_call(to, tag, NULL, 0, &f), 0);
+    cr_assert_eq(xo_future_wait(f, -1), 0);
+    xo_result_t res;
+    int rc = xo_future_result(f, 0, &res);
+    cr_assert_eq(rc, code, "tag %u answered %s (%s)", tag, xo_err_name(rc),
+                 res.error ? res.error : "");
+    snprintf(msg, msg_size, "%s", res.error);
+    xo_future_release(f);
+}
+
 static int launch(xo_stream_t *s, enum tk_id k, void **args)
 {
     return xo_stream_launch(s, tk(k), XO_DIM3(1, 1, 1), XO_DIM3(1, 1, 1), 0,
@@ -461,14 +477,12 @@ GTEST(a_reply_completes_only_after_the_work_its_handler_enqueued)
     call_ok(a, LOG_RUN, NULL, 0, NULL, 0);
     cr_assert_eq(snap(0)[0], 10);
     /* A handler's error also waits for its work, and keeps its message. */
-    xo_future_t *f;
-    cr_assert_eq(xo_call(a, LOG_FAIL_AFTER, NULL, 0, &f), 0);
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t res;
-    cr_assert_eq(xo_future_result(f, 0, &res), XO_EINVAL);
-    cr_assert_str_eq(res.error, "refused after its work");
+    char error[256];
+    call_fails(a, LOG_FAIL_AFTER, XO_EINVAL, error, sizeof(error));
+    cr_assert_str_eq(error, "refused after its work");
     cr_assert_eq(snap(0)[0], 15);
-    xo_future_release(f);
+    xo_future_t *f;
+    xo_result_t res;
     /* xo_reply in the middle: it completes after the work enqueued before
        it (the first snapshot), not the work after. */
     cr_assert_eq(xo_call(a, LOG_SPLIT, NULL, 0, &f), 0);
@@ -862,14 +876,10 @@ GTEST(a_failing_stream_operation_reaches_the_caller_as_egpu_with_its_message)
 {
     xo_runtime_t *rt = gpu_start(1, 1, 1);
     xo_ref_t a = spawn_on(rt, &faulter_def, 1);
-    xo_future_t *f;
-    cr_assert_eq(xo_call(a, FAULT_NOW, NULL, 0, &f), 0);
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t res;
-    cr_assert_eq(xo_future_result(f, 0, &res), XO_EGPU);
-    assert_fault_message(res.error);
+    char error[256];
+    call_fails(a, FAULT_NOW, XO_EGPU, error, sizeof(error));
+    assert_fault_message(error);
     cr_assert_str_eq(xo_err_name(XO_EGPU), "EGPU");
-    xo_future_release(f);
     stop_runtime(rt);
 }
 
@@ -926,12 +936,8 @@ GTEST(a_failed_device_ends_its_pools_actors_with_a_reason_monitors_see)
     cr_assert_eq(xo_monitor(w, a, &mon), 0);
     cr_assert_eq(xo_monitor(w, b, &mon), 0);
     latch_init(&downs_seen, 2);
-    xo_future_t *f;
-    cr_assert_eq(xo_call(a, FAULT_NOW, NULL, 0, &f), 0);
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t res;
-    cr_assert_eq(xo_future_result(f, 0, &res), XO_EGPU);
-    xo_future_release(f);
+    char error[256];
+    call_fails(a, FAULT_NOW, XO_EGPU, error, sizeof(error));
     latch_wait(&downs_seen);
     cr_assert_eq(atomic_load(&downs.device_failed), 2);
     cr_assert_eq(atomic_load(&downs.bad), 0);
@@ -1008,14 +1014,9 @@ GTEST(bad_arguments_are_refused_with_einval_enosys_and_a_message)
 {
     xo_runtime_t *rt = gpu_start(1, 1, 1);
     xo_ref_t a = spawn_on(rt, &misuser_def, 1);
-    xo_future_t *f;
-    cr_assert_eq(xo_call(a, 1, NULL, 0, &f), 0);
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t res;
-    cr_assert_eq(xo_future_result(f, 0, &res), XO_ENOSYS);
-    cr_assert_not_null(strstr(res.error, "kernel nowhere has no"), "%s",
-                       res.error);
-    xo_future_release(f);
+    char error[256];
+    call_fails(a, 1, XO_ENOSYS, error, sizeof(error));
+    cr_assert_not_null(strstr(error, "kernel nowhere has no"), "%s", error);
     int want[] = { XO_EINVAL, XO_EINVAL, XO_ENOSYS, XO_EINVAL,
                    XO_EINVAL, XO_EINVAL, XO_EINVAL };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
@@ -1023,7 +1024,7 @@ GTEST(bad_arguments_are_refused_with_einval_enosys_and_a_message)
                      i, xo_err_name(atomic_load(&bad_results[i])));
     /* A stream used off its thread. */
     xo_stream_t *s = atomic_load(&leaked_stream);
-    cr_assert_eq(xo_stream_fill(s, &res, 0, 1), XO_EINVAL);
+    cr_assert_eq(xo_stream_fill(s, error, 0, 1), XO_EINVAL);
     cr_assert_not_null(strstr(xo_gpu_last_error(), "own stream thread"));
     cr_assert_null(xo_ctx_stream(NULL));
     /* Buffers. */
@@ -1329,14 +1330,9 @@ GTEST(failed_allocations_in_sends_and_held_replies_are_told_and_lose_nothing)
                      take_failure_text);
     /* A held reply without memory for its hold. */
     xo_ref_t r = spawn_on(rt, &enomem_replier_def, 1);
-    xo_future_t *f;
-    cr_assert_eq(xo_call(r, 1, NULL, 0, &f), 0);
-    cr_assert_eq(xo_future_wait(f, -1), 0);
-    xo_result_t res;
-    cr_assert_eq(xo_future_result(f, 0, &res), XO_ENOMEM);
-    cr_assert_not_null(strstr(res.error, "holding the answer"), "%s",
-                       res.error);
-    xo_future_release(f);
+    char error[256];
+    call_fails(r, 1, XO_ENOMEM, error, sizeof(error));
+    cr_assert_not_null(strstr(error, "holding the answer"), "%s", error);
     stop_runtime(rt);
     cr_assert_eq(atomic_load(&held_failed), 1, "xo_reply said XO_ENOMEM");
 }
