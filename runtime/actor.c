@@ -41,7 +41,8 @@ static bool movable(const xo_spawn_opts_t *opts)
 {
     if (opts->move == XO_MOVE_AUTO)
         return opts->pool == XO_POOL_ANY &&
-               opts->place.kind == XO_PLACE_LEAST_LOADED;
+               opts->place.kind == XO_PLACE_LEAST_LOADED &&
+               opts->place.label == NULL;
     return opts->move == XO_MOVE_FREE;
 }
 
@@ -204,6 +205,13 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     int rc = xi_place(rt, def, opts, &pool, &claim);
     if (rc != 0)
         return rc;
+    /* A GPU pool's thread runs one handler at a time, its own actors'
+       only: no stateless actor there, and none of its actors moves. */
+    bool general = xi_pool_general(xi_pool_at(rt, pool));
+    if (!general && (def->flags & XO_ACTOR_STATELESS)) {
+        xi_claim_release(rt, claim);
+        return XO_EINVAL;
+    }
     /* Only an actor that may be restarted keeps its argument and has a
        recovery record: a copy of 16 bytes takes a 192-byte cell to 256. */
     size_t rec_size = xi_recovery_size(opts, sup_id != 0);
@@ -226,7 +234,7 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     xi_recovery_init(c, opts, sup_id);
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
-    c->movable = !c->stateless && movable(opts);
+    c->movable = !c->stateless && general && movable(opts);
     c->capacity = c->stateless ? 0 : opts->capacity;
     c->run.kind = XI_K_ACTOR;
     c->reap.kind = XI_K_REAP;
