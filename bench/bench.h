@@ -41,8 +41,12 @@ struct bench_opts {
     bool yield_set;
     bool one_pool;        /* --placement=one: every actor in pool 0 */
     xo_place_kind_t place; /* --placement=least|rr|random (default least) */
-    bool movable;         /* --movable: spawn every actor movable */
+    xo_move_t move;       /* --move auto|fixed|free (default auto) */
+    bool no_steal;        /* --no-steal: cfg.steal = false */
+    uint64_t steal_wait_ns; /* meaningful when steal_wait_set */
+    bool steal_wait_set;
     double timeout_s;     /* a measured part that takes longer has hung */
+    xo_gpu_backend_t gpu_backend; /* --gpu: the GPU benchmarks' backend */
 };
 
 /* ---- results --------------------------------------------------------- */
@@ -108,7 +112,17 @@ struct bench_env {
     struct bench_done done;
     /* Wall and CPU (all threads) seconds of the measured parts so far. */
     double measured_s, cpu_s;
+    /* The cache line's round trip between the first two CPUs, measured
+       just before the runtime started (<= 0: one CPU). */
+    double line_ns;
 };
+
+/* A line round trip above this many ns (env XO_BENCH_SLOW_LINE_NS, default
+   80) is the machine's slow cross-core state: the usual one is about
+   50 ns on the machines the README's table comes from. */
+double bench_slow_line_ns(void);
+/* "usual" or "slow", for a line round trip measured in the same run. */
+const char *bench_machine_state(double line_ns);
 
 /* Start the runtime. Prints why on failure. */
 int bench_start(struct bench_env *env, const char *name,
@@ -207,6 +221,10 @@ int bench_remote_tell(const struct bench_opts *, const uint64_t *,
 /* The second node of the remote benchmarks (remote.c): the hidden
    command `xoscar-bench __node`. */
 int bench_remote_node(void);
+int bench_gpu_launch(const struct bench_opts *, const uint64_t *,
+                     struct bench_result *);
+int bench_gpu_pipeline(const struct bench_opts *, const uint64_t *,
+                       struct bench_result *);
 
 /* The cache-line round trip between the first two CPUs in ns (hw.c), for
    the benchmarks that report themselves against it; -1 with one CPU. When

@@ -11,9 +11,11 @@
  * and equal to the main thread's own.
  *
  * The actors are placed by the runtime's default policy (least loaded:
- * they alternate between pools), so the driver shares its pool with half of
- * the workers, which can only run once the driver's long turn is over
- * unless they are movable (--movable lets another pool run their turns).
+ * they alternate between pools) and are movable by default: the workers
+ * the driver's sends make runnable queue on the driver's worker, and an
+ * idle worker takes half of them at a time (docs/scheduler.md). With
+ * --move fixed, the half that shares the driver's pool runs only in its
+ * turn's yields and after it.
  */
 #include "bench.h"
 

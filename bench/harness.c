@@ -193,6 +193,13 @@ int bench_start(struct bench_env *env, const char *name,
     memset(env, 0, sizeof(*env));
     env->name = name;
     env->opts = opts;
+    /* The state the machine is in for this run: measured before the
+       workers start, which would compete for the two CPUs. With one pool
+       no line crosses cores, and the bounce would only make an
+       instruction count of the run (callgrind) vary. */
+    env->line_ns = opts->pools == 1 || opts->one_pool
+                       ? -1
+                       : hw_line_round_trip_ns(20000, NULL);
     bench_done_reset(&env->done);
     xo_config_t cfg;
     xo_config_init(&cfg);
@@ -203,8 +210,12 @@ int bench_start(struct bench_env *env, const char *name,
         cfg.spin_ns = opts->spin_ns;
     if (opts->yield_set)
         cfg.yield_sends = opts->yield_sends;
+    cfg.steal = !opts->no_steal;
+    if (opts->steal_wait_set)
+        cfg.steal_wait_ns = opts->steal_wait_ns;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
+    cfg.gpu_backend = opts->gpu_backend;
     int rc = xo_runtime_start(&cfg, &env->rt);
     return rc ? report_xo(env, "xo_runtime_start", rc) : 0;
 }
@@ -219,7 +230,7 @@ void bench_spawn_opts(const struct bench_env *env, int pool,
         so->pool = (int)((unsigned)pool % xo_pool_count(env->rt));
     else
         so->place.kind = env->opts->place;
-    so->movable = env->opts->movable;
+    so->move = env->opts->move;
 }
 
 int bench_spawn(struct bench_env *env, const xo_actor_def_t *def, int pool,
@@ -329,9 +340,34 @@ int bench_finish(struct bench_env *env, struct bench_result *r)
     else if (env->opts->place == XO_PLACE_ROUND_ROBIN ||
              env->opts->place == XO_PLACE_RANDOM)
         bench_extra(r, "placement", "%s", places[env->opts->place]);
-    if (env->opts->movable)
-        bench_extra(r, "movable", "1");
+    static const char *const moves[] = {
+        [XO_MOVE_FIXED] = "fixed", [XO_MOVE_FREE] = "free",
+    };
+    if (env->opts->move != XO_MOVE_AUTO)
+        bench_extra(r, "move", "%s", moves[env->opts->move]);
+    if (env->opts->no_steal)
+        bench_extra(r, "steal", "0");
+    else if (env->opts->steal_wait_set)
+        bench_extra(r, "steal_wait_ns", "%llu",
+                    (unsigned long long)env->opts->steal_wait_ns);
+    if (env->line_ns > 0) {
+        if (bench_extra_get(r, "line_rt_ns") == NULL)
+            bench_extra(r, "line_rt_ns", "%.1f", env->line_ns);
+        bench_extra(r, "machine", "%s", bench_machine_state(env->line_ns));
+    }
     return 0;
+}
+
+double bench_slow_line_ns(void)
+{
+    const char *v = getenv("XO_BENCH_SLOW_LINE_NS");
+    double ns = v != NULL ? strtod(v, NULL) : 0;
+    return ns > 0 ? ns : 80;
+}
+
+const char *bench_machine_state(double line_ns)
+{
+    return line_ns > bench_slow_line_ns() ? "slow" : "usual";
 }
 
 /* ---- small tools ------------------------------------------------------- */

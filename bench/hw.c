@@ -398,8 +398,10 @@ int bench_hw(const struct bench_opts *opts, const uint64_t *args,
     if (line <= 0)
         fprintf(stderr, "hw: fewer than two CPUs: no line to bounce\n");
     bench_extra(out, "xchg_ns", "%.2f", xchg_ns(rounds * 10));
-    if (line > 0)
+    if (line > 0) {
         bench_extra(out, "line_rt_ns", "%.1f", line);
+        bench_extra(out, "machine", "%s", bench_machine_state(line));
+    }
     double wake = futex_wake_ns(rounds / 100 + 10);
     if (wake > 0)
         bench_extra(out, "futex_wake_ns", "%.0f", wake);

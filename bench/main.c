@@ -84,6 +84,13 @@ static const struct bench_def benches[] = {
     { "remote_tell", bench_remote_tell, 2, { "messages", "bytes" },
       { "1e6", "8" }, { 1, 8 },
       "one sender floods a receiver on a second node; messages/s" },
+    { "gpu_launch", bench_gpu_launch, 1, { "launches" }, { "1e5" }, { 1 },
+      "a tell to a GPU actor that launches one kernel, against a bare "
+      "launch loop on the same stream; overhead_ns per launch" },
+    { "gpu_pipeline", bench_gpu_pipeline, 3, { "items", "bytes", "window" },
+      { "1e5", "65536", "64" }, { 1, 8, 1 },
+      "CPU producer -> GPU actor (a kernel on each buffer) -> CPU "
+      "consumer, buffers handed over; GB/s" },
 };
 #define NBENCH (sizeof(benches) / sizeof(benches[0]))
 
@@ -117,11 +124,20 @@ static void usage(FILE *f)
         "  --placement P     where actors live: least (the runtime's "
         "default),\n"
         "                    rr, random, or one (every actor in pool 0)\n"
-        "  --movable         spawn actors movable (work sharing, "
-        "docs/pools.md)\n"
+        "  --move M          auto (the runtime's default: movable unless "
+        "placed\n"
+        "                    explicitly), fixed or free (docs/scheduler.md)\n"
+        "  --no-steal        idle workers do not take movable actors from "
+        "busy ones\n"
+        "  --steal-wait-ns N how long a movable actor waits before an idle "
+        "worker\n"
+        "                    may take it (default 20000)\n"
         "  --timeout S       a measured part longer than S seconds has hung "
         "(default 300)\n"
         "  --scale F         multiply the default sizes by F (quick checks)\n"
+        "  --gpu B           the GPU benchmarks' backend: auto (the "
+        "default: CUDA\n"
+        "                    where a device is visible), cuda, or host\n"
         "benchmarks (ARGS in order, defaults):\n");
     for (size_t i = 0; i < NBENCH; i++) {
         const struct bench_def *d = &benches[i];
@@ -226,12 +242,38 @@ static int parse_flag(struct cli *c, int argc, char **argv, int *i)
         c->opts.yield_set = true;
         return set_unsigned(v, 0, UINT32_MAX, &c->opts.yield_sends);
     }
-    if (strcmp(argv[*i], "--movable") == 0) {
-        c->opts.movable = true;
+    if ((v = flag_value(argc, argv, i, "--move")) != NULL) {
+        if (strcmp(v, "auto") == 0)
+            c->opts.move = XO_MOVE_AUTO;
+        else if (strcmp(v, "fixed") == 0)
+            c->opts.move = XO_MOVE_FIXED;
+        else if (strcmp(v, "free") == 0)
+            c->opts.move = XO_MOVE_FREE;
+        else
+            return -1;
+        return 0;
+    }
+    if ((v = flag_value(argc, argv, i, "--steal-wait-ns")) != NULL) {
+        c->opts.steal_wait_set = true;
+        return parse_size(v, 0, &c->opts.steal_wait_ns);
+    }
+    if (strcmp(argv[*i], "--no-steal") == 0) {
+        c->opts.no_steal = true;
         return 0;
     }
     if ((v = flag_value(argc, argv, i, "--placement")) != NULL)
         return parse_placement(&c->opts, v);
+    if ((v = flag_value(argc, argv, i, "--gpu")) != NULL) {
+        if (strcmp(v, "auto") == 0)
+            c->opts.gpu_backend = XO_GPU_AUTO;
+        else if (strcmp(v, "cuda") == 0)
+            c->opts.gpu_backend = XO_GPU_CUDA;
+        else if (strcmp(v, "host") == 0)
+            c->opts.gpu_backend = XO_GPU_HOST;
+        else
+            return -1;
+        return 0;
+    }
     if ((v = flag_value(argc, argv, i, "--timeout")) != NULL)
         return parse_real(v, &c->opts.timeout_s);
     if ((v = flag_value(argc, argv, i, "--scale")) != NULL)

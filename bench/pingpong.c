@@ -6,12 +6,17 @@
  * moment, so the figure is latency, not throughput: two sends, two
  * schedulings and two handler turns per round trip.
  *
- * Placement is the runtime's default (least loaded: two actors spawned in a
- * row from the main thread land on different pools when there are two or
- * more), so every message crosses between cores. That makes the hardware's own round
- * trip the floor: before the runtime starts, the benchmark bounces one cache
- * line between the first two CPUs and reports ns_per_rt against it
- * (vs_line = how many cache-line round trips one actor round trip costs).
+ * Placement is the runtime's default: the two actors get homes on
+ * different pools, but they are movable, so they settle on one worker
+ * (docs/scheduler.md, "Locality") and the figure is a round trip on one
+ * core. Then, with two pools or more, the same pair runs again fixed to
+ * pools 0 and 1, so that every message crosses between cores: that makes
+ * the hardware's own round trip the floor. Before the runtime starts the
+ * benchmark bounces one cache line between the first two CPUs and
+ * reports the apart round trip against it (apart_ns_per_rt, vs_line =
+ * how many cache-line round trips one actor round trip across cores
+ * costs). --move fixed (or explicit placement) makes the main figure the
+ * apart one.
  */
 #include "bench.h"
 
@@ -73,17 +78,44 @@ static bool apart(xo_ref_t a, xo_ref_t b)
            sa.pool != sb.pool;
 }
 
-static void report(struct bench_result *r, double seconds, uint64_t rounds,
-                   double line_ns)
+static void report(struct bench_result *r, double seconds, uint64_t rounds)
 {
-    double ns = seconds * 1e9 / (double)rounds;
     r->ops = rounds;
     r->seconds = seconds;
-    bench_extra(r, "ns_per_rt", "%.1f", ns);
+    bench_extra(r, "ns_per_rt", "%.1f", seconds * 1e9 / (double)rounds);
+}
+
+static void report_apart(struct bench_result *r, double seconds,
+                         uint64_t rounds, double line_ns)
+{
+    double ns = seconds * 1e9 / (double)rounds;
+    bench_extra(r, "apart_ns_per_rt", "%.1f", ns);
     if (line_ns > 0) {
         bench_extra(r, "line_rt_ns", "%.1f", line_ns);
         bench_extra(r, "vs_line", "%.2f", ns / line_ns);
     }
+}
+
+/* One measured run of a pair spawned with so_pong and so_ping. */
+static int run_pair(struct bench_env *env, struct pingpong *pp,
+                    const xo_spawn_opts_t *so_pong, xo_spawn_opts_t *so_ping,
+                    double *seconds, xo_ref_t *ping)
+{
+    struct ping_state init = { pp, 0, 0 };
+    so_ping->arg = &init;
+    so_ping->arg_size = sizeof(init);
+    pp->echoed = 0;
+    int rc = xo_spawn(env->rt, &pong_def, so_pong, &pp->pong);
+    if (rc == 0)
+        rc = xo_spawn(env->rt, &ping_def, so_ping, ping);
+    if (rc != 0) {
+        fprintf(stderr, "pingpong: xo_spawn: %s\n", xo_strerror(rc));
+        return -1;
+    }
+    rc = bench_measure(env, ping, 1, KICK, seconds);
+    if (rc == 0 && pp->echoed != pp->rounds)
+        rc = bench_error(env, "fewer echoes than round trips");
+    return rc;
 }
 
 int bench_pingpong(const struct bench_opts *opts, const uint64_t *args,
@@ -91,26 +123,32 @@ int bench_pingpong(const struct bench_opts *opts, const uint64_t *args,
 {
     struct pingpong pp = { .rounds = args[0] };
     /* Measured before the workers start, which would compete for the
-       cores; skipped where the two actors will share one. */
+       cores; skipped where the two actors can only share one. */
     bool one_core = opts->one_pool || opts->pools == 1;
     double line_ns = one_core ? -1 : hw_line_round_trip_ns(200000, NULL);
     struct bench_env env;
     if (bench_start(&env, "pingpong", opts) != 0)
         return -1;
     pp.done = &env.done;
-    struct ping_state init = { &pp, 0, 0 };
     xo_ref_t ping;
     double seconds = 0;
-    int rc = bench_spawn(&env, &pong_def, XO_POOL_ANY, NULL, 0, &pp.pong);
-    if (rc == 0)
-        rc = bench_spawn(&env, &ping_def, XO_POOL_ANY, &init, sizeof(init),
-                         &ping);
-    if (rc == 0 && !apart(ping, pp.pong))
-        line_ns = -1; /* one core: no line crosses, no floor to compare */
-    if (rc == 0)
-        rc = bench_measure(&env, &ping, 1, KICK, &seconds);
-    if (rc == 0 && pp.echoed != pp.rounds)
-        rc = bench_error(&env, "fewer echoes than round trips");
-    report(out, seconds, pp.rounds, line_ns);
+    xo_spawn_opts_t so_pong, so_ping;
+    bench_spawn_opts(&env, XO_POOL_ANY, &so_pong);
+    bench_spawn_opts(&env, XO_POOL_ANY, &so_ping);
+    int rc = run_pair(&env, &pp, &so_pong, &so_ping, &seconds, &ping);
+    report(out, seconds, pp.rounds);
+    if (rc == 0 && so_ping.move == XO_MOVE_FIXED && apart(ping, pp.pong)) {
+        report_apart(out, seconds, pp.rounds, line_ns); /* it was apart */
+    } else if (rc == 0 && !one_core && xo_pool_count(env.rt) >= 2) {
+        xo_spawn_opts_init(&so_pong);
+        xo_spawn_opts_init(&so_ping);
+        so_ping.pool = 0;
+        so_pong.pool = 1;
+        so_ping.move = so_pong.move = XO_MOVE_FIXED;
+        double apart_s = 0;
+        rc = run_pair(&env, &pp, &so_pong, &so_ping, &apart_s, &ping);
+        if (rc == 0)
+            report_apart(out, apart_s, pp.rounds, line_ns);
+    }
     return bench_finish(&env, out) == 0 ? rc : -1;
 }

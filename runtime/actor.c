@@ -34,6 +34,18 @@ void xo_spawn_opts_init(xo_spawn_opts_t *opts)
     opts->restart_period_ns = UINT64_C(5000000000);
 }
 
+/* Whether the spawn makes a movable actor (xo_move_t): the default
+   placement leaves the choice of worker to the scheduler; any placement
+   asked for keeps the actor where it was put. */
+static bool movable(const xo_spawn_opts_t *opts)
+{
+    if (opts->move == XO_MOVE_AUTO)
+        return opts->pool == XO_POOL_ANY &&
+               opts->place.kind == XO_PLACE_LEAST_LOADED &&
+               opts->place.label == NULL;
+    return opts->move == XO_MOVE_FREE;
+}
+
 /* Whole cache lines, so that the header's three groups keep to their own
    lines (see struct xi_cell): the header, the state, the spawn argument's
    copy, the recovery record. */
@@ -193,6 +205,13 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     int rc = xi_place(rt, def, opts, &pool, &claim);
     if (rc != 0)
         return rc;
+    /* A GPU pool's thread runs one handler at a time, its own actors'
+       only: no stateless actor there, and none of its actors moves. */
+    bool general = xi_pool_general(xi_pool_at(rt, pool));
+    if (!general && (def->flags & XO_ACTOR_STATELESS)) {
+        xi_claim_release(rt, claim);
+        return XO_EINVAL;
+    }
     /* Only an actor that may be restarted keeps its argument and has a
        recovery record: a copy of 16 bytes takes a 192-byte cell to 256. */
     size_t rec_size = xi_recovery_size(opts, sup_id != 0);
@@ -215,7 +234,7 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     xi_recovery_init(c, opts, sup_id);
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
-    c->movable = opts->movable && !c->stateless;
+    c->movable = !c->stateless && general && movable(opts);
     c->capacity = c->stateless ? 0 : opts->capacity;
     c->run.kind = XI_K_ACTOR;
     c->reap.kind = XI_K_REAP;
@@ -317,7 +336,8 @@ static int spawn(xo_runtime_t *rt, const xo_actor_def_t *def,
     if ((opts->arg == NULL && opts->arg_size > 0) ||
         opts->arg_size > UINT32_MAX)
         return XO_EINVAL;
-    if (def->state_size > XO_STATE_MAX)
+    if (def->state_size > XO_STATE_MAX ||
+        (unsigned)opts->move > XO_MOVE_FREE)
         return XO_EINVAL;
     int rc = xi_recovery_check(def, opts);
     if (rc != 0)

@@ -427,8 +427,11 @@ static const struct family pool_families[] = {
     { "xoscar_pool_turns_total", "counter",
       "Turns and tasks the pool's worker ran.", POOL(turns), false },
     { "xoscar_pool_shared_turns_total", "counter",
-      "Of those, turns of other pools' movable actors.", POOL(shared),
+      "Of those, turns of actors whose home is another pool.", POOL(shared),
       false },
+    { "xoscar_pool_steals_total", "counter",
+      "Movable actors the pool's worker took from other workers' queues.",
+      POOL(steals), false },
     { "xoscar_pool_parks_total", "counter",
       "Times the pool's worker went to sleep.", POOL(parks), false },
     { "xoscar_pool_wakes_total", "counter",
@@ -498,6 +501,7 @@ static const char *state_name(xo_pool_state_t st)
     case XO_POOL_RUNNING: return "running";
     case XO_POOL_REMOVING: return "removing";
     case XO_POOL_REMOVED: return "removed";
+    case XO_POOL_FAILED: return "failed";
     }
     return "?";
 }
@@ -508,11 +512,11 @@ static void w_pools(struct writer *w, const struct snap *s)
        one: as a label of every pool family it would split each counter's
        series in two when the pool is removed. */
     w_family(w, "xoscar_pool_state", "gauge",
-             "1 for the pool's state (running, removing, removed), 0 for "
-             "the others.");
+             "1 for the pool's state (running, removing, removed, failed), "
+             "0 for the others.");
     for (size_t i = 0; i < s->npools; i++) {
         const struct pool_row *p = &s->pools[i];
-        for (int st = XO_POOL_RUNNING; st <= XO_POOL_REMOVED; st++) {
+        for (int st = XO_POOL_RUNNING; st <= XO_POOL_FAILED; st++) {
             w_open(w, "xoscar_pool_state", "", s->text + p->label,
                    p->label_len);
             w_str(w, ",state=\"");

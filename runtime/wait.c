@@ -280,7 +280,8 @@ void xi_turn_yield(struct xo_ctx *ctx)
     /* Timers come due during a flood too (delayed tells, call timeouts);
        what they send is then queued like the rest. */
     xi_worker_timers_run(w);
-    if (w->nwatched == 0 && xi_mpscq_empty(&w->runq, w->runq_tail))
+    if (w->nwatched == 0 && xi_mpscq_empty(&w->runq, w->runq_tail) &&
+        xi_stealq_len(&w->local) == 0)
         return;
     /* The yielding actor resumes only after the turns nested above it
        end: its frame tells the cycle check of their waits. */

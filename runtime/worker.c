@@ -97,13 +97,20 @@ void xi_worker_post(struct xi_worker *w, struct xi_func *f)
 
 /* ---- scheduling ------------------------------------------------------- */
 
-/* A parked worker of a running pool other than `not`, or NULL. */
+/* Whether p's worker may take other pools' movable actors now. */
+static bool hosts_movable(const struct xi_pool *p)
+{
+    return p != NULL && p->ops->runs_movable && xi_pool_running(p);
+}
+
+/* A parked worker of a running pool other than `not` that runs movable
+   actors, or NULL. */
 static struct xi_worker *parked_worker(xo_runtime_t *rt, struct xi_worker *not)
 {
     unsigned n = xi_pool_slots(rt);
     for (unsigned i = 0; i < n; i++) {
         struct xi_pool *p = xi_pool_at(rt, i);
-        if (p == NULL || p->worker == not || !xi_pool_running(p))
+        if (p == NULL || p->worker == not || !hosts_movable(p))
             continue;
         /* relaxed: a hint; a wrong guess only costs locality. */
         if (atomic_load_explicit(&p->worker->runq.head,
@@ -114,8 +121,94 @@ static struct xi_worker *parked_worker(xo_runtime_t *rt, struct xi_worker *not)
     return NULL;
 }
 
+void xi_worker_offer(struct xi_worker *w)
+{
+    /* relaxed: a hint for thieves, who check the queue itself with its
+       own orderings (stealq.h). */
+    atomic_store_explicit(&w->surplus, true, memory_order_relaxed);
+    /* seq_cst: pairs with the fence of a worker going to sleep
+       (offer_pending): either it sees the offer, or we see its run
+       queue's idle mark below and wake it. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* A worker that is awake with nothing to run looks at the offer soon;
+       when none is, wake a parked one (a system call, made only when the
+       rest of the runtime sleeps; a thief that found nothing worth taking
+       sleeps only XI_OFFER_RECHECK_NS at a time while the offer stands,
+       then spins spin_ns, so a producer whose queue fills and empties
+       again and again wakes it at most once a spin). Pools and their workers stay memory
+       until xo_runtime_free, so a wake that reaches a worker just removed
+       does no harm. relaxed: hints, as in parked_worker. */
+    xo_runtime_t *rt = w->rt;
+    struct xi_worker *parked = NULL;
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->worker->steals ||
+            !xi_pool_running(p))
+            continue;
+        struct xi_worker *v = p->worker;
+        if (atomic_load_explicit(&v->runq.head, memory_order_relaxed) &
+            XI_MPSCQ_IDLE)
+            parked = parked != NULL ? parked : v;
+        else if (!atomic_load_explicit(&v->running, memory_order_relaxed))
+            return; /* it spins: it will look */
+    }
+    if (parked != NULL)
+        xi_worker_wake(parked);
+}
+
+/* Whether another worker offers work that w could take: its offer is up
+   and its local queue holds something. */
+static bool offer_pending(struct xi_worker *w)
+{
+    xo_runtime_t *rt = w->rt;
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->ops->runs_movable)
+            continue;
+        /* relaxed: ordered by the fences (xi_worker_offer, sleeping). */
+        if (atomic_load_explicit(&p->worker->surplus, memory_order_relaxed) &&
+            xi_stealq_len(&p->worker->local) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Owner: queue a movable actor's item in w's local queue. False when the
+   queue is full. The first item beyond the one w runs next makes w offer
+   work to thieves. */
+static bool local_push(struct xi_worker *w, struct xi_item *it)
+{
+    uint32_t len = xi_stealq_push(&w->local, it);
+    /* relaxed: the owner's own hint (see `surplus`); loaded before the
+       store so that an unchanged flag costs no write on its line. */
+    if (len >= 2 && w->steals &&
+        !atomic_load_explicit(&w->surplus, memory_order_relaxed))
+        xi_worker_offer(w);
+    return len != 0;
+}
+
+/* Owner: the next item of w's local queue, or NULL; an empty queue takes
+   the offer back. */
+static struct xi_item *local_pop(struct xi_worker *w)
+{
+    struct xi_item *it = xi_stealq_pop(&w->local);
+    /* relaxed: see local_push. */
+    if (it == NULL &&
+        atomic_load_explicit(&w->surplus, memory_order_relaxed))
+        atomic_store_explicit(&w->surplus, false, memory_order_relaxed);
+    return it;
+}
+
 void xi_schedule(struct xi_cell *c)
 {
+    /* Locality: a movable actor made runnable by a send from a worker
+       runs on that worker, where the message was just written. */
+    struct xi_worker *w = xi_tls_worker;
+    if (c->movable && w != NULL && w->rt == c->rt && w->hosts_movable &&
+        local_push(w, &c->run))
+        return;
     xi_schedule_item(c, &c->run);
 }
 
@@ -130,11 +223,6 @@ void xi_schedule_item(struct xi_cell *c, struct xi_item *it)
         atomic_load_explicit(&home->running, memory_order_relaxed)) {
         struct xi_reader *sect = xi_section_enter(&c->rt->rcu_sync);
         struct xi_worker *idle = parked_worker(c->rt, home);
-        /* relaxed: a count (senders race on it: an atomic add, on this
-           path only). */
-        if (XI_STATS && idle != NULL)
-            atomic_fetch_add_explicit(&idle->obs.shared, 1,
-                                      memory_order_relaxed);
         xi_runq_push(idle != NULL ? idle : home, it);
         xi_section_leave(&c->rt->rcu_sync, sect);
         return;
@@ -150,10 +238,87 @@ struct xi_worker *xi_task_worker(xo_runtime_t *rt)
         unsigned i = atomic_fetch_add_explicit(&rt->rr_next, 1,
                                                memory_order_relaxed);
         struct xi_pool *p = xi_pool_at(rt, i % n);
-        if (p != NULL && xi_pool_running(p))
+        if (hosts_movable(p))
             return p->worker;
     }
     return xi_pool_worker(rt, 0); /* the main pool is never removed */
+}
+
+/* ---- stealing ----------------------------------------------------------- */
+
+/*
+ * An idle worker takes movable actors that have waited in another
+ * worker's local queue for longer than cfg.steal_wait_ns: a queue whose
+ * owner keeps up (the actors it queues run within that time, as a
+ * producer's consumers do in its yields) is left alone, since moving an
+ * actor costs its next messages a trip between cores each; one whose
+ * owner is held by a long turn, or falls behind, gives half of what it
+ * holds (docs/scheduler.md, "Locality").
+ *
+ * The thief watches one candidate at a time: a worker whose offer is up.
+ * It notes the candidate's tail; once steal_wait_ns has passed, an item
+ * below that tail still in the queue (head has not reached it) has
+ * waited at least that long. The only reads of the candidate's queue are
+ * those two, steal_wait_ns apart: its owner's lines are not kept busy.
+ */
+static struct xi_qnode *take_from(struct xi_worker *w, struct xi_worker *v)
+{
+    struct xi_item *got[XI_STEALQ_SIZE / 2];
+    unsigned m = xi_stealq_take(&v->local, got, XI_STEALQ_SIZE / 2, true);
+    if (m == 0)
+        return NULL;
+    if (XI_STATS)
+        xi_bump(&w->obs.steals, m);
+    for (unsigned j = 1; j < m; j++)
+        if (!local_push(w, got[j]))
+            xi_runq_push(w, got[j]);
+    return &got[0]->node;
+}
+
+/* The next worker, from steal_from on, whose offer is up, or NULL. */
+static struct xi_worker *offering(struct xi_worker *w)
+{
+    xo_runtime_t *rt = w->rt;
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = (w->steal_from + k) % n;
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->ops->runs_movable)
+            continue;
+        /* relaxed: the hint; the take checks the queue itself. */
+        if (atomic_load_explicit(&p->worker->surplus, memory_order_relaxed)) {
+            w->steal_from = i + 1;
+            return p->worker;
+        }
+    }
+    return NULL;
+}
+
+/* Idle w, now `now`: what it steals, or NULL. `at_once`: take from the
+   first offer without waiting (a worker about to park with spin_ns 0). */
+static struct xi_qnode *steal(struct xi_worker *w, uint64_t now, bool at_once)
+{
+    struct xi_worker *v = w->cand;
+    if (v == NULL || at_once) {
+        if ((v = offering(w)) == NULL)
+            return NULL;
+        if (at_once)
+            return take_from(w, v);
+        w->cand = v;
+        /* relaxed: a snapshot; the take orders what it takes. */
+        w->cand_tail = atomic_load_explicit(&v->local.tail,
+                                            memory_order_relaxed);
+        w->cand_since = now;
+        return NULL;
+    }
+    if (now - w->cand_since < w->rt->cfg.steal_wait_ns)
+        return NULL;
+    w->cand = NULL;
+    /* relaxed: as above. */
+    uint32_t head = atomic_load_explicit(&v->local.head, memory_order_relaxed);
+    if ((int32_t)(w->cand_tail - head) <= 0)
+        return NULL; /* everything it held then has run: it keeps up */
+    return take_from(w, v);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -283,6 +448,19 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
                                             memory_order_relaxed);
     atomic_store_explicit(&w->obs.actor, 0, memory_order_relaxed);
     bool sleep = f == NULL || sleep_on_future(w, f, seen, mask, &until);
+    /* An idle thief does not sleep through an offer: it wakes again
+       within XI_OFFER_RECHECK_NS to look whether what is offered has
+       waited long enough to take. seq_cst: pairs with the fence in
+       xi_worker_offer (the mark above is our store): an offer made
+       after this look sees the mark and wakes us. */
+    if (f == NULL && w->steals) {
+        atomic_thread_fence(memory_order_seq_cst);
+        if (offer_pending(w)) {
+            uint64_t soon = xi_now_ns() + XI_OFFER_RECHECK_NS;
+            if (until == 0 || soon < until)
+                until = soon;
+        }
+    }
     /* acquire: pairs with xi_worker_wake's release store. */
     while (sleep && atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
         uint64_t timeout = 0;
@@ -322,14 +500,25 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
 
 /* ---- watching ---------------------------------------------------------- */
 
-void xi_worker_release_watches(struct xi_worker *w)
+/* End every watch: mark each mailbox idle, or, when a message came, queue
+   the actor here (`home` false) or at its home (a worker that exits). */
+static void end_watches(struct xi_worker *w, bool home)
 {
     for (unsigned i = 0; i < w->nwatched; i++) {
         struct xi_cell *c = w->watched[i];
-        if (!xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+        if (xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+            continue;
+        if (home)
+            xi_schedule_item(c, &c->run);
+        else
             xi_runq_push(w, &c->run);
     }
     w->nwatched = 0;
+}
+
+void xi_worker_release_watches(struct xi_worker *w)
+{
+    end_watches(w, false);
 }
 
 /* A watched actor with a message, taken out of the watch (it is still
@@ -366,19 +555,23 @@ static bool recently_run(struct xi_worker *w, struct xi_cell *c)
     return seen;
 }
 
-/* The turn of c ended with its mailbox empty: watch it when this is its
-   home worker's main loop, the worker will spin, the watch set has room,
-   and either c came back here lately or the worker has nothing else to do
-   (queued or watched). */
+/* The turn of c ended with its mailbox empty: watch it when this is the
+   main loop of its home worker (or, for a movable actor, of any worker
+   that runs movable actors), the worker will spin, the watch set has
+   room, and either c came back here lately or the worker has nothing else
+   to do (queued or watched). A movable actor watched here stays here:
+   its next message runs on this worker, wherever it was sent from. */
 static bool watch(struct xi_worker *w, struct xi_cell *c)
 {
     /* A push racing with the emptiness check is seen by the poll. */
-    if (w->block_depth != 0 || c->pool != w->pool->index ||
+    if (w->block_depth != 0 ||
+        (c->pool != w->pool->index && !(c->movable && w->hosts_movable)) ||
         w->rt->cfg.spin_ns == 0 || w->nwatched == XI_WATCH_MAX ||
         c->mbox_tail != &c->mbox.stub)
         return false;
     if (!recently_run(w, c) &&
-        (w->nwatched != 0 || !xi_mpscq_empty(&w->runq, w->runq_tail)))
+        (w->nwatched != 0 || !xi_mpscq_empty(&w->runq, w->runq_tail) ||
+         xi_stealq_len(&w->local) != 0))
         return false;
     w->watched[w->nwatched++] = c;
     return true;
@@ -386,9 +579,6 @@ static bool watch(struct xi_worker *w, struct xi_cell *c)
 
 /* ---- the loop ------------------------------------------------------------ */
 
-/* One poll: the run queue and the watched mailboxes, alternately first,
-   so that neither a busy run queue nor busy watched actors keep the other
-   waiting for more than one turn. */
 /* A pop of the run queue, counted. */
 static inline struct xi_qnode *runq_pop(struct xi_worker *w)
 {
@@ -398,12 +588,32 @@ static inline struct xi_qnode *runq_pop(struct xi_worker *w)
     return n;
 }
 
+/* The next queued item: the run queue and the local queue, alternately
+   first, so that neither can keep the other waiting for more than one
+   item. */
+static struct xi_qnode *queue_pop(struct xi_worker *w)
+{
+    struct xi_qnode *n;
+    struct xi_item *it;
+    w->local_first = !w->local_first;
+    if (w->local_first && (it = local_pop(w)) != NULL)
+        return &it->node;
+    if ((n = runq_pop(w)) != NULL)
+        return n;
+    if (!w->local_first && (it = local_pop(w)) != NULL)
+        return &it->node;
+    return NULL;
+}
+
+/* One poll: the queues and the watched mailboxes, alternately first, so
+   that neither busy queues nor busy watched actors keep the other waiting
+   for more than one turn. */
 static struct xi_qnode *poll_once(struct xi_worker *w)
 {
     struct xi_qnode *n;
     struct xi_cell *c;
     if (w->last_watched) {
-        if ((n = runq_pop(w)) != NULL) {
+        if ((n = queue_pop(w)) != NULL) {
             w->last_watched = false;
             return n;
         }
@@ -414,7 +624,7 @@ static struct xi_qnode *poll_once(struct xi_worker *w)
         w->last_watched = true;
         return &c->run.node;
     }
-    return runq_pop(w);
+    return queue_pop(w);
 }
 
 /* Whether a worker that may run on w's CPU is awake (not parked): while
@@ -440,9 +650,9 @@ static bool mate_awake(struct xi_worker *w)
     return false;
 }
 
-/* The next runnable node: poll (the run queue, and the watched mailboxes),
-   spin for spin_ns, let the pool's kind poll, then sleep. Due timers fire
-   in between. */
+/* The next runnable node: poll (the queues, and the watched mailboxes),
+   spin for spin_ns looking for work to steal now and then, let the pool's
+   kind poll, then sleep. Due timers fire in between. */
 static struct xi_qnode *next_runnable(struct xi_worker *w)
 {
     uint64_t next = xi_worker_timers_run(w);
@@ -455,11 +665,19 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
     bool (*kind_poll)(struct xi_pool *) = w->pool->ops->poll;
     for (unsigned i = 1;; i++) {
         n = poll_once(w);
+        /* The offers are on lines their owners write only when an offer
+           changes: looking costs them nothing. */
+        if (n == NULL && (i & 3) == 0 && w->steals)
+            n = steal(w, xi_now_ns(), false);
         if (n != NULL) {
             xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
             return n;
         }
         if (deadline != 0 && ((i & 63) != 0 || xi_now_ns() < deadline)) {
+            /* The kind's own work (a stream's events) is looked at while
+               spinning too, once every 64 polls. */
+            if ((i & 63) == 0 && kind_poll != NULL)
+                (void)kind_poll(w->pool);
             /* On a CPU another worker needs (maybe for the very message
                we wait for), poll between its turns rather than spin
                through them. */
@@ -469,6 +687,22 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
                 xi_cpu_relax();
             continue;
         }
+        /* A look at an offer is under way: finish it before sleeping,
+           or the worker that offered (and will not offer again while its
+           offer stands) would keep its queue. Bounded by steal_wait_ns,
+           when that is short; a longer wait is the watchdog's to cut. */
+        if (w->cand != NULL && w->rt->cfg.steal_wait_ns <= XI_STEAL_LOOK_MAX) {
+            uint64_t now = xi_now_ns();
+            if (now - w->cand_since < w->rt->cfg.steal_wait_ns) {
+                xi_cpu_relax();
+                continue;
+            }
+            if ((n = steal(w, now, false)) != NULL) {
+                xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
+                return n;
+            }
+        }
+        w->cand = NULL;
         /* Nothing came: stop watching before sleeping (the next sender
            then schedules the actor and wakes us as usual). */
         if (w->nwatched != 0) {
@@ -478,6 +712,10 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
         if (kind_poll != NULL && kind_poll(w->pool)) {
             deadline = spin ? xi_now_ns() + spin : 0;
             continue;
+        }
+        if (w->steals && spin == 0 && (n = steal(w, 0, true)) != NULL) {
+            xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
+            return n;
         }
         xi_worker_sleep(w, next, NULL, 0, 0);
         xi_cpu_relax(); /* it may return at once: a send is mid-way */
@@ -509,10 +747,14 @@ static void after_turn(struct xi_worker *w, struct xi_cell *c,
        look at its depth (the common turn does not look). */
     if (XI_STATS && end == XI_TURN_MORE)
         xi_note_depth(w->rt, c, xi_cell_depth(c));
+    /* A movable actor stays where it ran, where an idle worker can take
+       it; the others go back to their home. */
+    if (c->movable && w->hosts_movable && local_push(w, &c->run))
+        return;
     if (c->pool == w->pool->index)
         xi_runq_push(w, &c->run);
     else
-        xi_schedule(c);
+        xi_schedule_item(c, &c->run);
 }
 
 /* Run one run-queue item. Returns false for the exit request. */
@@ -549,7 +791,7 @@ static bool dispatch(struct xi_worker *w, struct xi_qnode *n)
 
 bool xi_worker_run_lent(struct xi_worker *w)
 {
-    struct xi_qnode *n = runq_pop(w);
+    struct xi_qnode *n = queue_pop(w);
     if (n == NULL)
         return false;
     if (((struct xi_item *)n)->kind == XI_K_EXIT)
@@ -577,6 +819,17 @@ static void *worker_main(void *arg)
         if (!go_on)
             break;
     }
+    /* A removed pool's worker: the movable actors it watches or holds in
+       its local queue go home (at stop, every actor is gone by now). */
+    w->hosts_movable = false;
+    if (!xi_rt_closing(w->rt)) {
+        end_watches(w, true);
+        struct xi_item *it;
+        while ((it = xi_stealq_pop(&w->local)) != NULL)
+            xi_schedule_item(xi_container_of(it, struct xi_cell, run), it);
+        /* relaxed: the hint (worker.h); nothing is left to take. */
+        atomic_store_explicit(&w->surplus, false, memory_order_relaxed);
+    }
     /* A removed pool's timers go to the other pools (pool.c); at stop
        nobody is left to fire them. */
     if (xi_rt_closing(w->rt))
@@ -600,6 +853,9 @@ void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
         pow2 <<= 1;
     w->obs.sample_mask = every == 0 ? UINT64_MAX : (uint64_t)pow2 - 1;
     xi_mpscq_init(&w->runq, &w->runq_tail, false);
+    xi_stealq_init(&w->local);
+    w->hosts_movable = pool->ops->runs_movable;
+    w->steals = w->hosts_movable && rt->cfg.steal;
 }
 
 int xi_worker_start(struct xi_worker *w)

@@ -25,6 +25,7 @@
 #include "mpscq.h"
 #include "rcu.h"
 #include "stats.h"
+#include "stealq.h"
 #include "timer.h"
 
 /* Actors one worker watches at most ("Watching", worker.c). */
@@ -32,6 +33,7 @@
 #define XI_RECENT_SLOTS 64
 
 struct xi_cell;
+struct xi_held;
 struct xi_pool;
 struct xo_future;
 
@@ -58,6 +60,20 @@ struct xi_worker {
     unsigned nwatched;
     unsigned watch_next;  /* where the next scan of `watched` starts */
     bool last_watched;    /* the last item run came from `watched` */
+    bool local_first;     /* the next queue poll tries `local` first */
+    /* This worker takes movable actors into `local` (a CPU pool's worker;
+       owner worker only, set at start, cleared at exit). */
+    bool hosts_movable;
+    /* It steals, and offers its local queue (hosts_movable and
+       cfg.steal; set at start). */
+    bool steals;
+    unsigned steal_from;  /* where the next search for a victim starts */
+    /* The worker whose offer this one watches while idle, its local
+       queue's tail then, and when (owner worker only; worker.c,
+       "stealing"). */
+    struct xi_worker *cand;
+    uint32_t cand_tail;
+    uint64_t cand_since;
     /* The actors whose turns ended here lately, by a hash of the cell's
        address (owner worker only): an actor found here again is one that
        comes back often, worth watching. */
@@ -71,6 +87,11 @@ struct xi_worker {
     struct xi_reader reader;
     xo_runtime_t *rt;
     struct xi_pool *pool;        /* the pool it runs */
+    /* The pool kind's hold on the answers given on this thread (call.h,
+       struct xi_held): a GPU pool's stream thread completes them when its
+       stream reaches the point where they were given. NULL (CPU pools):
+       they complete at once. Set before the thread starts. */
+    void (*hold)(struct xi_worker *w, struct xi_held *h);
     int core;                    /* CPU it was given, -1: none */
     bool pinned;
     /* Another active pool's worker may run on this worker's CPU (pinned to
@@ -102,7 +123,25 @@ struct xi_worker {
     _Atomic uint64_t idle_ns;
     /* What the watchdog samples, and the pool's stats (stats.h). */
     struct xi_wobs obs;
+    /* Movable actors made runnable here (docs/scheduler.md, "Locality"):
+       by a send from this worker, or a turn of theirs that left work. The
+       owner pushes and pops; idle workers steal. */
+    struct xi_stealq local;
+    /* Set (relaxed) by the owner when `local` holds more than the next
+       item it will run, or by the watchdog when the owner's turn has
+       kept it past a tick with actors waiting in `local`; cleared by the
+       owner when `local` runs dry. Thieves read it while they spin: on a
+       line of its own, written only when it changes, so the reads cost the
+       owner nothing. */
+    alignas(XI_CACHELINE) _Atomic bool surplus;
 };
+
+/* The longest steal_wait_ns an idle worker keeps spinning for, past its
+   spin_ns, to finish a look at an offer before it parks. */
+#define XI_STEAL_LOOK_MAX UINT64_C(1000000)
+/* How soon an idle worker that goes to sleep while another offers work
+   wakes to look again (worker.c, xi_worker_sleep). */
+#define XI_OFFER_RECHECK_NS UINT64_C(100000)
 
 _Static_assert(offsetof(struct xi_worker, runq_tail) >=
                    offsetof(struct xi_worker, runq) + XI_CACHELINE,
@@ -147,10 +186,16 @@ void xi_worker_timers_hand_off(struct xi_worker *from, struct xi_worker *to);
 /* Wake w from its sleep (idle, or in a handler's wait). */
 void xi_worker_wake(struct xi_worker *w);
 
-/* Make an actor runnable on its home pool, waking the worker if asleep. */
+/* Make an actor runnable: a movable actor on the calling worker (when it
+   is one of the runtime's CPU workers), else on its home pool, waking the
+   worker if asleep. */
 void xi_schedule(struct xi_cell *c);
 /* The same with another of its items (a suspended actor's RESUME). */
 void xi_schedule_item(struct xi_cell *c, struct xi_item *it);
+/* Any thread: offer w's local queue to thieves, waking a parked worker that
+   could take from it (also the watchdog's, for a worker held by one turn
+   with actors waiting behind it). */
+void xi_worker_offer(struct xi_worker *w);
 /* A worker for a stateless task: spreads tasks over the pools. */
 struct xi_worker *xi_task_worker(xo_runtime_t *rt);
 

@@ -207,7 +207,13 @@ Test(calls, continuation_runs_later_as_a_turn_of_the_calling_actor)
     xo_runtime_t *rt = start_runtime(2);
     latch_init(&done, 1);
     xo_ref_t counter = spawn_counter(rt, 0), caller;
-    cr_assert_eq(xo_spawn(rt, &caller_def, NULL, &caller), 0);
+    /* Fixed to its pool, so that "on the caller's worker" is one thread
+       (a movable caller's continuations are its turns too, wherever they
+       run: test_locality.c). */
+    xo_spawn_opts_t opts;
+    xo_spawn_opts_init(&opts);
+    opts.move = XO_MOVE_FIXED;
+    cr_assert_eq(xo_spawn(rt, &caller_def, &opts, &caller), 0);
     cr_assert_eq(xo_tell(caller, CALL_PEER, &counter, sizeof(counter)), 0);
     latch_wait(&done);
     cr_assert_eq(caller_report.conts, 100);

@@ -57,7 +57,8 @@ extern "C" {
     X(ELINKED,   -4007, "a linked actor failed")                           \
     X(EADDRINUSE, -98,  "the address is in use")                           \
     X(ESYSTEM,   -4008, "a system call failed")                            \
-    X(ENOSYS,    -38,   "operation not supported by this build")        \
+    X(ENOSYS,    -38,   "operation not supported by this build")           \
+    X(EGPU,      -4009, "a GPU operation failed")                         \
     X(ENODELOST, -4040, "the node is lost: its connection is gone")       \
     X(EAUTH,     -4041, "the peer failed authentication (wrong or no "   \
                         "shared secret)")                                  \
@@ -183,8 +184,8 @@ typedef void (*xo_alert_fn)(xo_runtime_t *rt, const xo_alert_t *alert,
 
 /*
  * A pool is the unit of placement: a kind of worker and its labels. A CPU
- * pool is one worker thread pinned to one core; a GPU pool (the GPU layer;
- * this build answers XO_ENOSYS) one host thread owning one device stream.
+ * pool is one worker thread pinned to one core; a GPU pool one host thread
+ * (its stream thread) owning one stream of one device (docs/gpu.md).
  */
 typedef enum xo_pool_kind {
     XO_POOL_CPU = 1,
@@ -195,14 +196,33 @@ typedef enum xo_pool_state {
     XO_POOL_RUNNING = 1,
     XO_POOL_REMOVING = 2, /* xo_pool_remove is draining it */
     XO_POOL_REMOVED = 3,  /* its index stays taken; it runs nothing */
+    XO_POOL_FAILED = 4,   /* a GPU pool whose device failed: its actors
+                             ended (XO_EXIT_DEVICE_FAILED), it takes no new
+                             ones; xo_pool_remove clears it */
 } xo_pool_state_t;
+
+/* Which GPU backend a runtime's GPU pools use (docs/gpu.md). */
+typedef enum xo_gpu_backend {
+    XO_GPU_AUTO = 0,  /* CUDA where this build has it and a device is
+                         visible, the host backend otherwise */
+    XO_GPU_CUDA,      /* CUDA only: XO_ENOSYS where not built, XO_EGPU
+                         where no device is visible */
+    XO_GPU_HOST,      /* the host backend: the same stream threads, with
+                         host work in place of the device's */
+} xo_gpu_backend_t;
+
+/* cfg.gpu_devices: a pool on every visible device. */
+#define XO_GPU_ALL (-1)
+#define XO_GPU_DEVICES_MAX 64  /* devices a runtime uses at most */
+#define XO_GPU_STREAMS_MAX 16  /* cfg.gpu_streams */
 
 typedef struct xo_pool_spec {
     xo_pool_kind_t kind;  /* 0 is taken as XO_POOL_CPU */
     int cpu;              /* CPU pools: the CPU to pin to; -1: the i-th CPU
                              this process may run on (at start), or the
                              next, round-robin (xo_pool_add) */
-    int device;           /* GPU pools: the device; -1: the next */
+    int device;           /* GPU pools: the device; -1: the next visible
+                             one, round-robin */
     const char *labels;   /* user labels, comma-separated ("io,fast"; NULL
                              for none; no empty label, so no leading,
                              trailing or double comma) */
@@ -245,6 +265,17 @@ typedef struct xo_config {
        0: never. A handler run that way which waits for the yielding actor
        gets XO_EDEADLK (docs/scheduler.md, "Yielding"). */
     unsigned yield_sends;
+    /* Idle CPU workers take movable actors (xo_spawn_opts_t.move) that
+       wait behind a busy worker, half of what it has queued at a time
+       (docs/scheduler.md, "Locality"). Default true. false: a movable
+       actor runs where the send that made it runnable was made, and a
+       worker never takes work from another. */
+    bool steal;
+    /* How long a movable actor waits in a busy worker's queue before an
+       idle worker may take it, in nanoseconds. Default 20000 (20 us):
+       a worker that runs what it queues sooner keeps it, and its
+       messages stay on one core. 0: take any queued work at once. */
+    uint64_t steal_wait_ns;
     /* Stack of each worker thread, in bytes: default 8 MiB, at least
        XO_STACK_MIN. A handler's blocking wait runs other turns nested on its
        worker's stack (at most XO_MAX_NESTED_WAITS deep), each with its
@@ -307,6 +338,21 @@ typedef struct xo_config {
        (XO_EINVAL without). Its format: <xoscar/xoscar_shm.h>. */
     bool stats_shm;
     uint64_t stats_shm_ns;
+
+    /* ---- GPU pools (docs/gpu.md) ---- */
+    /* The backend, chosen when the first GPU pool (or buffer) is made. */
+    xo_gpu_backend_t gpu_backend;
+    /* Devices that get GPU pools at start, after the CPU pools: 0 (the
+       default) none; XO_GPU_ALL every visible device; n the devices 0 to
+       n - 1 (more than are visible: XO_EINVAL). Pools can also be added
+       later (xo_pool_add with kind XO_POOL_GPU). */
+    int gpu_devices;
+    /* Pools per device, each with its own stream thread and stream:
+       1 (the default) to XO_GPU_STREAMS_MAX. */
+    unsigned gpu_streams;
+    /* The devices the host backend has (default 1, at most
+       XO_GPU_DEVICES_MAX): host memory stands for each one's. */
+    unsigned gpu_host_devices;
 } xo_config_t;
 
 XO_API void xo_config_init(xo_config_t *cfg);
@@ -314,8 +360,10 @@ XO_API void xo_config_init(xo_config_t *cfg);
 /* Start a runtime: workers are running when it returns. cfg may be NULL
    (defaults). Errors: XO_EINVAL (bad config), XO_ENOMEM, XO_EADDRINUSE
    (cfg.metrics_port is taken), XO_ESYSTEM (the shared-memory snapshot of
-   cfg.stats_shm could not be made: see docs/top.md). A failed start
-   leaves nothing behind. */
+   cfg.stats_shm could not be made: see docs/top.md), XO_ENOSYS and
+   XO_EGPU (the GPU pools cfg.gpu_devices asks for: no CUDA backend in
+   this build, no device, a device that could not be set up;
+   xo_gpu_last_error says why). A failed start leaves nothing behind. */
 XO_API int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out);
 
 /*
@@ -406,8 +454,12 @@ typedef enum xo_restart {
 
 /*
  * Where a new actor lives: Xoscar's allocation strategies, plus what a
- * latency-sensitive C program needs. Removed and removing pools are never
- * chosen. XO_ENOSLOT when no pool fits.
+ * latency-sensitive C program needs. Removed, removing and failed pools are
+ * never chosen. XO_ENOSLOT when no pool fits. The policies that choose
+ * among pools (least loaded, random, round robin) choose among the pools
+ * carrying `label` when it is set, and among the CPU pools when it is not:
+ * a GPU pool ("gpu", "gpu:N") is chosen by its label, by index, or near
+ * one of its actors.
  */
 typedef enum xo_place_kind {
     XO_PLACE_LEAST_LOADED = 0, /* the default: the least busy worker
@@ -416,10 +468,11 @@ typedef enum xo_place_kind {
     XO_PLACE_POOL,             /* `pool` */
     XO_PLACE_MAIN,             /* pool 0 */
     XO_PLACE_RANDOM,
-    XO_PLACE_RANDOM_LABEL,     /* a random pool carrying `label` */
+    XO_PLACE_RANDOM_LABEL,     /* a random pool carrying `label` (required) */
     XO_PLACE_IDLE_LABEL,       /* the first pool carrying `label` that holds
                                   no live actor placed with the same label
-                                  and `mark` (Xoscar's IdleLabel) */
+                                  and `mark` (Xoscar's IdleLabel: one actor
+                                  per card with label "gpu") */
     XO_PLACE_ROUND_ROBIN,
     XO_PLACE_NEAR,             /* the pool of actor `near` */
     XO_PLACE_CALLBACK,         /* ask `fn` */
@@ -439,6 +492,16 @@ typedef struct xo_placement {
     void *user;
 } xo_placement_t;
 
+/* Whether an actor's turns may run on other pools' workers. */
+typedef enum xo_move {
+    XO_MOVE_AUTO = 0, /* movable when the default placement chose its pool
+                         (opts.pool XO_POOL_ANY and XO_PLACE_LEAST_LOADED);
+                         fixed when the spawn asked for a pool, a label or
+                         any other policy */
+    XO_MOVE_FIXED,    /* its home pool's worker only */
+    XO_MOVE_FREE,     /* movable, whatever placed it */
+} xo_move_t;          /* an actor of a GPU pool is fixed, whatever it says */
+
 typedef struct xo_spawn_opts {
     /* A unique name (at most XO_UID_MAX bytes) that xo_lookup resolves;
        NULL for none. Taken by another live actor: XO_EEXIST. */
@@ -447,11 +510,13 @@ typedef struct xo_spawn_opts {
        or XO_POOL_ANY (the default): `place` decides. */
     int pool;
     xo_placement_t place;
-    /* May another pool's worker run this actor's turns when its own pool
-       is busy and that one idles? Default false: an actor runs on its
-       home pool's thread only (see docs/pools.md for the trade-off). The
-       actor stays single-threaded either way. */
-    bool movable;
+    /* Where its turns may run (docs/scheduler.md, "Locality"). A movable
+       actor runs where it is needed: on the CPU worker whose send made it
+       runnable, and on an idle one that takes it from a busy one; a fixed
+       actor runs on its home pool's worker only. Either way it stays
+       single-threaded and keeps its home (its pool in xo_actor_stats,
+       the pool a removal ends it with). Default XO_MOVE_AUTO. */
+    xo_move_t move;
     /* Bound the mailbox: at most `capacity` messages (tells and calls)
        waiting; a send beyond it fails with XO_EFULL and nothing is queued
        (the sender may retry later, or back off by telling itself to
@@ -814,6 +879,8 @@ typedef enum xo_exit_reason {
     XO_EXIT_STOPPING,          /* the runtime stops */
     XO_EXIT_NODE_LOST,         /* it lived on a node that is gone */
     XO_EXIT_NO_SUCH_ACTOR,     /* it was gone already when monitored */
+    XO_EXIT_DEVICE_FAILED,     /* its GPU pool's device failed: code
+                                  XO_EGPU, the device's error as message */
 } xo_exit_reason_t;
 
 XO_API const char *xo_exit_reason_name(xo_exit_reason_t reason);
@@ -991,10 +1058,14 @@ typedef struct xo_pool_info {
     uint64_t up_ns;    /* time since its worker started (busy ratio:
                           busy_ns / up_ns) */
     uint64_t turns;    /* turns and tasks its worker ran */
-    uint64_t shared;   /* of those, turns of other pools' movable actors */
+    uint64_t shared;   /* of those, turns of actors whose home is another
+                          pool (movable actors that ran here) */
+    uint64_t steals;   /* movable actors its worker took from other
+                          workers' queues (docs/scheduler.md) */
     uint64_t parks;    /* times its worker went to sleep */
     uint64_t wakes;    /* times another thread woke it */
-    uint64_t runq_depth; /* items in its run queue now (approximate) */
+    uint64_t runq_depth; /* items in its run queue and its local queue of
+                            movable actors now (approximate) */
 } xo_pool_info_t;
 
 /* Pool indexes ever used (removed pools keep theirs). */
@@ -1006,8 +1077,11 @@ XO_API int xo_pool_info(const xo_runtime_t *rt, unsigned index,
  * Grow the pool table while the runtime runs (Xoscar's append_sub_pool):
  * a new pool as `spec` describes it (NULL: a CPU pool on the next allowed
  * CPU, round-robin, no user labels). Its index is returned in *index.
- * Errors: XO_EINVAL (a bad spec), XO_ENOSYS (a kind this build does not
- * have), XO_ENOMEM, XO_ENOSLOT (table full), XO_ECLOSED.
+ * Errors: XO_EINVAL (a bad spec: for a GPU pool, a device that is not
+ * visible), XO_ENOSYS (a GPU pool on the CUDA backend in a build without
+ * it), XO_EGPU (the device or its stream could not be set up:
+ * xo_gpu_last_error says why), XO_ENOMEM, XO_ENOSLOT (table full),
+ * XO_ECLOSED.
  */
 XO_API int xo_pool_add(xo_runtime_t *rt, const xo_pool_spec_t *spec,
                        unsigned *index);
@@ -1040,8 +1114,8 @@ typedef struct xo_runtime_stats {
     uint64_t actors;              /* live actors */
     unsigned pools;               /* pools running */
     uint64_t watchdog_ticks;
-    uint64_t watchdog_scan_ns;    /* how long its last scan of the actors
-                                     took (its own cost) */
+    uint64_t watchdog_scan_ns;    /* the CPU time its last scan of the
+                                     actors took (its own cost) */
     uint64_t alerts[XO_ALERT_KINDS]; /* by kind; [0]: all kinds */
 } xo_runtime_stats_t;
 
@@ -1320,5 +1394,8 @@ XO_API int xo_node_subscribe(xo_ref_t watcher, bool on);
 #ifdef __cplusplus
 }
 #endif
+
+/* GPU pools, streams and buffers. */
+#include "xoscar/xoscar_gpu.h"
 
 #endif /* XOSCAR_XOSCAR_H */
