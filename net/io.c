@@ -336,6 +336,13 @@ static void tcp_options(struct xi_net *net, int fd)
     /* The kernel gives up on unacknowledged data when we would. */
     unsigned ms = (unsigned)(net->cfg.loss_timeout_ns / 1000000u);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    /* What waits in the receiver's socket is what a control frame waits
+       behind: bound it (the kernel's autotuning grows it to tcp_rmem's
+       maximum, tens of MiB, under a bulk transfer). */
+    if (net->cfg.socket_buffer > 0) {
+        int size = (int)net->cfg.socket_buffer;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
 }
 
 static void send_hello(struct xi_conn *c)

@@ -122,6 +122,8 @@ static bool config_valid(const xo_node_config_t *c)
     if (c->send_queue < 4 || c->send_queue > (1u << 24) ||
         c->send_queue_bytes == 0)
         return false;
+    if (c->socket_buffer > (size_t)1 << 30)
+        return false;
     if (c->max_message < XI_WIRE_PAYLOAD_MAX ||
         c->max_message > XO_MSG_MAX_SIZE || c->max_batch == 0 ||
         c->max_incoming_calls == 0)

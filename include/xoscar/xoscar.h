@@ -1287,6 +1287,13 @@ typedef struct xo_node_config {
     size_t max_message;
     unsigned max_batch;
     unsigned max_incoming_calls;
+    /* The receive buffer of each connection (SO_RCVBUF), in bytes, at
+       most 1 GiB. 0 (default): the kernel's autotuning. A control frame
+       (a heartbeat, a cancel) waits behind at most 256 KiB of a large
+       transfer's unsent bytes plus what the receiver's socket holds: a
+       bound here bounds that wait, and also the TCP window (the bulk
+       throughput of a long fat link) (docs/net.md, "Lanes"). */
+    size_t socket_buffer;
     /* The I/O thread polls this long after its last work before it sleeps
        (default 50 us, as a worker's cfg.spin_ns): an answer that comes
        within it is written without a wake-up. Where the pools and the I/O
