@@ -195,7 +195,9 @@ static void bump(_Atomic uint64_t *counter, uint64_t by)
     atomic_fetch_add_explicit(counter, by, memory_order_relaxed);
 }
 
-/* Free a chain from a ring (envelopes linked, the last link NULL). */
+/* Free a chain from a ring (envelopes linked, the last link NULL). Its
+   links are this thread's since the pop: relaxed loads here and in every
+   walk of a popped chain below. */
 static void chain_free(xo_runtime_t *rt, struct xi_envelope *e)
 {
     while (e != NULL) {
@@ -541,6 +543,7 @@ static void conn_close(struct xi_conn *c, int code, const char *why)
         c->req = NULL;
     }
     struct xi_peer *p = c->peer;
+    /* relaxed: this thread is the state's only writer. */
     if (p != NULL && p->conn == NULL &&
         atomic_load_explicit(&p->state, memory_order_relaxed) ==
             XO_NODE_CONNECTING) {
@@ -727,6 +730,7 @@ static void fail_chain(struct xi_conn *c, struct xi_envelope *e,
 {
     xo_runtime_t *rt = c->net->rt;
     while (e != NULL) {
+        /* relaxed: a chain this thread built. */
         struct xi_envelope *next = e == last ? NULL
             : (struct xi_envelope *)atomic_load_explicit(
                   &e->item.node.next, memory_order_relaxed);
@@ -777,7 +781,7 @@ static void deliver_add(struct xi_conn *c, uint64_t to, struct xi_envelope *e,
         d->to = to;
     if (d->first == NULL)
         d->first = e;
-    else
+    else /* relaxed: the push's exchange publishes the chain */
         atomic_store_explicit(&d->last->item.node.next, &e->item.node,
                               memory_order_relaxed);
     d->last = e;
@@ -866,6 +870,7 @@ static int make_proxy(struct xi_conn *c, uint64_t callee, uint32_t call_id,
         return 0;
     }
     px->peer = p;
+    /* relaxed: this thread is the generation's only writer. */
     px->conn_gen = atomic_load_explicit(&p->conn_gen, memory_order_relaxed);
     px->call_id = call_id;
     px->f = f;
@@ -1041,6 +1046,7 @@ static int on_monitor(struct xi_conn *c, struct xi_wire_frame *f,
         return 0; /* its DOWN comes with the loss of this connection */
     *am = (struct xi_net_mon){
         c->peer->node,
+        /* relaxed: this thread is the generation's only writer. */
         atomic_load_explicit(&c->peer->conn_gen, memory_order_relaxed),
         f->h.a
     };
@@ -1538,6 +1544,7 @@ static struct xi_conn *proxy_conn(struct xi_proxy *px)
 {
     struct xi_peer *p = px->peer;
     struct xi_conn *c = p->conn;
+    /* relaxed: this thread is the generation's only writer. */
     if (c == NULL || c->st != C_UP ||
         atomic_load_explicit(&p->conn_gen, memory_order_relaxed) !=
             px->conn_gen)
@@ -1828,6 +1835,7 @@ static void handle_ctl(struct xi_net *net, struct xi_ctl *c)
     switch (c->kind) {
     case XI_CTL_CONNECT:
         for (unsigned i = 1; i <= net->npeers; i++) {
+            /* relaxed: this thread stored every slot. */
             struct xi_peer *q = atomic_load_explicit(&net->peers[i],
                                                      memory_order_relaxed);
             if (q->conn != NULL && q->conn->st == C_UP && q->outbound &&
@@ -1838,7 +1846,7 @@ static void handle_ctl(struct xi_net *net, struct xi_ctl *c)
         }
         start_connect(net, &c->addr, c->addrlen, NULL, c);
         return;
-    case XI_CTL_FRAME:
+    case XI_CTL_FRAME: /* relaxed: this thread writes the generation */
         if (p->conn != NULL && p->conn->st == C_UP &&
             atomic_load_explicit(&p->conn_gen, memory_order_relaxed) ==
                 c->gen)
@@ -1854,7 +1862,8 @@ static void handle_ctl(struct xi_net *net, struct xi_ctl *c)
             say_bye(conn, XO_ECLOSED);
             if (p->conn == conn)
                 peer_lost(net, conn, XO_ECLOSED, "disconnected", false);
-        } else if (atomic_load_explicit(&p->state, memory_order_relaxed) ==
+        } else if (/* relaxed: this thread writes the state */
+                   atomic_load_explicit(&p->state, memory_order_relaxed) ==
                    XO_NODE_CONNECTING) {
             set_state(p, XO_NODE_DOWN);
             xi_net_event(net, p, XO_NODE_DOWN, XO_ECLOSED);

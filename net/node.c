@@ -414,6 +414,7 @@ void xi_net_caller_hook(struct xo_future *f, enum xi_hook_what what)
 
 /* ---- the route ------------------------------------------------------------ */
 
+/* relaxed loads: the chain is the sender's own until the push. */
 static size_t chain_bytes(struct xi_envelope *first)
 {
     size_t n = 0;
@@ -537,6 +538,7 @@ struct xi_peer *xi_net_peer_for(struct xi_net *net, const char *name,
     pthread_mutex_lock(&net->lock);
     struct xi_peer *p = NULL;
     for (unsigned i = 1; i <= net->npeers; i++) {
+        /* relaxed: stored under the lock we hold. */
         struct xi_peer *q = atomic_load_explicit(&net->peers[i],
                                                  memory_order_relaxed);
         if (q->incarnation == incarnation && strcmp(q->name, name) == 0) {
@@ -637,6 +639,7 @@ static int agent_destroy(xo_ctx_t *ctx, void *state)
     struct agent *a = state;
     xo_runtime_t *rt = a->net->rt;
     while (a->waiting != NULL) {
+        /* relaxed: the waiting list is the agent's own. */
         struct xi_envelope *next = (struct xi_envelope *)atomic_load_explicit(
             &a->waiting->item.node.next, memory_order_relaxed);
         xi_envelope_free(rt, a->waiting);
@@ -700,7 +703,7 @@ static void agent_retry(xo_ctx_t *ctx, struct agent *a);
 static void agent_send_down(xo_ctx_t *ctx, struct agent *a,
                             struct xi_envelope *env)
 {
-    if (a->waiting != NULL) {
+    if (a->waiting != NULL) { /* relaxed: the agent's own list */
         atomic_store_explicit(&a->waiting_last->item.node.next,
                               &env->item.node, memory_order_relaxed);
         a->waiting_last = env;
@@ -716,6 +719,7 @@ static void agent_retry(xo_ctx_t *ctx, struct agent *a)
     xo_runtime_t *rt = xo_ctx_runtime(ctx);
     while (a->waiting != NULL) {
         struct xi_envelope *env = a->waiting;
+        /* relaxed: the agent's own list. */
         struct xi_envelope *next = (struct xi_envelope *)atomic_load_explicit(
             &env->item.node.next, memory_order_relaxed);
         const struct xi_down_notice *n = env->msg.data;
@@ -830,7 +834,7 @@ static void layer_free(xo_runtime_t *rt, void *arg)
 {
     struct xi_net *net = arg;
     xi_io_free(net);
-    for (unsigned i = 1; i <= net->npeers; i++)
+    for (unsigned i = 1; i <= net->npeers; i++) /* relaxed: no thread left */
         peer_free(net, atomic_load_explicit(&net->peers[i],
                                             memory_order_relaxed));
     while (net->types != NULL) {
@@ -1077,6 +1081,7 @@ int xo_node_find(xo_runtime_t *rt, const char *name, unsigned *node)
     pthread_mutex_lock(&net->lock);
     /* The newest first: a restarted node's number replaces the old. */
     for (unsigned i = net->npeers; i >= 1; i--) {
+        /* relaxed: stored under the lock we hold. */
         struct xi_peer *p = atomic_load_explicit(&net->peers[i],
                                                  memory_order_relaxed);
         if (strcmp(p->name, name) == 0) {
@@ -1118,6 +1123,7 @@ int xo_node_info(xo_runtime_t *rt, unsigned node, xo_node_info_t *out)
     if (p == NULL)
         return XO_ENOTEXIST;
     pthread_mutex_lock(&net->lock);
+    /* relaxed: a snapshot; the lock orders the fields read with it. */
     out->state = atomic_load_explicit(&p->state, memory_order_relaxed);
     snprintf(out->name, sizeof(out->name), "%s", p->name);
     snprintf(out->address, sizeof(out->address), "%s", p->addr_text);
