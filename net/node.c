@@ -414,15 +414,22 @@ void xi_net_caller_hook(struct xo_future *f, enum xi_hook_what what)
 
 /* ---- the route ------------------------------------------------------------ */
 
-/* relaxed loads: the chain is the sender's own until the push. */
-static size_t chain_bytes(struct xi_envelope *first)
+/* The bytes a chain puts in the ring; false when one of its envelopes
+   carries more than its bytes (a tailed one: a GPU buffer message), which
+   cannot cross. relaxed loads: the chain is the sender's own until the
+   push. */
+static bool chain_bytes(struct xi_envelope *first, size_t *bytes)
 {
     size_t n = 0;
     for (struct xi_envelope *e = first; e != NULL;
          e = (struct xi_envelope *)atomic_load_explicit(
-             &e->item.node.next, memory_order_relaxed))
+             &e->item.node.next, memory_order_relaxed)) {
+        if (e->item.flags & XI_ENV_TAILED)
+            return false;
         n += e->msg.size + XI_WIRE_HDR;
-    return n;
+    }
+    *bytes = n;
+    return true;
 }
 
 /* Count bytes against p's bound; false: over it. */
@@ -474,6 +481,9 @@ static int route(xo_runtime_t *rt, xo_ref_t to, struct xi_envelope *first,
         return XO_ENODELOST;
     /* relaxed: the ring's push publishes the chain (see envelope.h). */
     atomic_store_explicit(&last->item.node.next, NULL, memory_order_relaxed);
+    size_t bytes;
+    if (!chain_bytes(first, &bytes))
+        return XO_ENOSYS; /* a buffer message: the sender keeps it */
     struct xi_ncall *call = NULL;
     if (first->item.kind == XI_K_CALL) {
         struct xo_future *f = xi_request_future(first->msg.request);
@@ -481,7 +491,7 @@ static int route(xo_runtime_t *rt, xo_ref_t to, struct xi_envelope *first,
         if (rc != 0)
             return rc;
     }
-    int rc = push_entry(p, to.id, first, chain_bytes(first));
+    int rc = push_entry(p, to.id, first, bytes);
     if (rc != 0 && call != NULL)
         call_unregister(p, call);
     return rc;

@@ -597,6 +597,31 @@ Test(net, remote_sends_survive_each_failed_allocation)
     two_down(&t);
 }
 
+static void no_free(void *data, void *extra)
+{
+    (void)data;
+    (void)extra;
+}
+
+/* A message that carries more than its bytes (a GPU buffer message, made
+   as a tailed envelope) does not cross: the sender hears XO_ENOSYS and
+   keeps it. */
+Test(net, a_buffer_message_to_another_node_is_refused)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    struct xi_envelope *env;
+    void *extra;
+    cr_assert_eq(xi_envelope_new_tailed(t.a, T_PLAIN, 4, 16, no_free, &env,
+                                        &extra),
+                 0);
+    cr_assert_eq(xi_enqueue(echo, env), XO_ENOSYS);
+    xi_envelope_free(t.a, env);
+    call_echo_ok(echo);
+    two_down(&t);
+}
+
 Test(net, node_api_errors)
 {
     xo_runtime_t *rt = start_runtime(1);

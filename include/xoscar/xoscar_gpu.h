@@ -192,8 +192,9 @@ XO_API void xo_buf_release(xo_buf_t *b);
  * device buffer sent to an actor that is not on a GPU pool is copied into
  * pinned host memory on a stream of its device, starting now. From any
  * thread. Errors: those of xo_tell, XO_ENOTEXIST (a device buffer whose
- * device has no running GPU pool to copy it), XO_EGPU. On error the
- * caller keeps its reference.
+ * device has no running GPU pool to copy it), XO_EGPU, XO_ENOSYS (`to` is
+ * an actor of another node: buffers do not cross nodes yet). On error
+ * the caller keeps its reference.
  */
 XO_API int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *buf,
                        const void *data, size_t size);
