@@ -266,6 +266,22 @@ static struct xi_wout *wout_new(xo_runtime_t *rt, const struct xi_wire_hdr *h,
     return w;
 }
 
+/* An answer of the I/O thread's own from inside a frame's handler: queued,
+   or, without memory for it, the connection goes (its calls then fail
+   there with the node's loss: nothing waits forever for an answer that
+   was dropped). */
+static int answer(struct xi_conn *c, struct xi_wout *w,
+                  struct xi_wire_fault *fault)
+{
+    if (w != NULL) {
+        wout_push(c, w);
+        return 0;
+    }
+    fault->code = XO_ENOMEM;
+    snprintf(fault->why, sizeof(fault->why), "out of memory for an answer");
+    return -1;
+}
+
 /* ---- the connection's life --------------------------------------------- */
 
 static struct xi_conn *conn_new(struct xi_net *net, int fd, bool outbound)
@@ -839,15 +855,20 @@ static bool local_id(uint64_t id)
     return xi_ref_node(id) == 0;
 }
 
-/* A call from the peer: a proxy future for the callee to answer. */
+/* A call from the peer: a proxy future for the callee to answer. 0: env
+   is the call's, to deliver; 1: env is gone, the call answered at once
+   with an error (no memory); -1: env is gone, the peer broke the
+   protocol (fault filled). */
 static int make_proxy(struct xi_conn *c, uint64_t callee, uint32_t call_id,
                       struct xi_envelope *env, struct xi_wire_fault *fault)
 {
     struct xi_net *net = c->net;
     xo_runtime_t *rt = net->rt;
     struct xi_peer *p = c->peer;
-    if (call_id == 0 || xi_map_get(&p->proxies, call_id) != NULL)
+    if (call_id == 0 || xi_map_get(&p->proxies, call_id) != NULL) {
+        xi_envelope_free(rt, env);
         return bad(fault, XO_EPROTO, "a call id that is in use");
+    }
     struct xo_future *f = NULL;
     struct xi_proxy *px = NULL;
     int rc = xi_future_new(rt, callee, 1, &f);
@@ -864,10 +885,7 @@ static int make_proxy(struct xi_conn *c, uint64_t callee, uint32_t call_id,
         xi_envelope_free(rt, env);
         struct xi_wire_hdr h = { .type = XI_WT_REPLY, .a = call_id,
                                  .c = (uint32_t)rc, .flags = XI_WF_EMPTY };
-        struct xi_wout *w = wout_new(rt, &h, NULL, 0);
-        if (w != NULL)
-            wout_push(c, w);
-        return 0;
+        return answer(c, wout_new(rt, &h, NULL, 0), fault) < 0 ? -1 : 1;
     }
     px->peer = p;
     /* relaxed: this thread is the generation's only writer. */
@@ -903,22 +921,25 @@ static int on_message(struct xi_conn *c, struct xi_wire_frame *f,
             struct xi_wire_hdr h = { .type = XI_WT_REPLY, .a = f->h.c,
                                      .c = (uint32_t)rc,
                                      .flags = XI_WF_EMPTY };
-            struct xi_wout *w = wout_new(net->rt, &h, NULL, 0);
-            if (w != NULL)
-                wout_push(c, w);
-        } else {
-            bump(&c->peer->dropped, 1);
+            return answer(c, wout_new(net->rt, &h, NULL, 0), fault);
         }
+        bump(&c->peer->dropped, 1);
         return 0;
     }
     env->msg.sender = peer_ref(c, f->h.b);
+    bool more = (f->h.flags & XI_WF_MORE) != 0;
     if (f->h.type == XI_WT_CALL &&
-        (rc = make_proxy(c, f->h.a, f->h.c, env, fault)) != 0)
-        return rc;
-    if (f->h.type == XI_WT_CALL && env->item.kind != XI_K_CALL)
-        return 0; /* answered at once with an error */
+        (rc = make_proxy(c, f->h.a, f->h.c, env, fault)) != 0) {
+        if (rc < 0)
+            return -1;
+        /* Answered at once: the rest of its batch still goes, and a
+           batch it ended is closed. */
+        if (c->dl.n > 0)
+            c->dl.batch_open = more;
+        return 0;
+    }
     bump(&c->peer->msgs_received, 1);
-    deliver_add(c, f->h.a, env, (f->h.flags & XI_WF_MORE) != 0);
+    deliver_add(c, f->h.a, env, more);
     return 0;
 }
 
@@ -982,9 +1003,7 @@ static int on_lookup(struct xi_conn *c, struct xi_wire_frame *f,
         h.flags = XI_WF_EMPTY;
         w = wout_new(rt, &h, NULL, 0);
     }
-    if (w != NULL)
-        wout_push(c, w);
-    return 0;
+    return answer(c, w, fault);
 }
 
 static int on_spawn(struct xi_conn *c, struct xi_wire_frame *f,
@@ -1000,15 +1019,12 @@ static int on_spawn(struct xi_conn *c, struct xi_wire_frame *f,
         struct xi_wire_hdr h = { .type = XI_WT_REPLY, .a = f->h.c,
                                  .c = (uint32_t)XO_ENOMEM,
                                  .flags = XI_WF_EMPTY };
-        struct xi_wout *w = wout_new(net->rt, &h, NULL, 0);
-        if (w != NULL)
-            wout_push(c, w);
-        return 0;
+        return answer(c, wout_new(net->rt, &h, NULL, 0), fault);
     }
     env->msg.tag = XI_TAG_NET_SPAWN;
     int rc = make_proxy(c, net->agent.id, f->h.c, env, fault);
-    if (rc != 0 || env->item.kind != XI_K_CALL)
-        return rc;
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
     deliver_add(c, net->agent.id, env, false);
     return 0;
 }
@@ -1559,6 +1575,7 @@ static void proxy_progress(struct xi_net *net, struct xi_proxy *px)
     if (px->finished)
         return;
     struct xi_conn *c = proxy_conn(px);
+    bool oom = false; /* an answer lost for want of memory */
     for (;;) {
         /* acquire: pairs with the completer's release of DONE, and the
            part producers' events. */
@@ -1573,6 +1590,7 @@ static void proxy_progress(struct xi_net *net, struct xi_proxy *px)
                                          .a = px->call_id,
                                          .tag = env->msg.tag };
                 w = wout_new(rt, &h, NULL, 0);
+                oom = oom || w == NULL;
             }
             if (w != NULL) {
                 w->env = env;
@@ -1583,8 +1601,11 @@ static void proxy_progress(struct xi_net *net, struct xi_proxy *px)
                 xi_envelope_free(rt, env);
             }
         }
-        if (!(flags & XI_FUT_DONE))
+        if (!(flags & XI_FUT_DONE)) {
+            if (oom) /* a part lost: see the end */
+                conn_close(c, XO_ENOMEM, "out of memory for an answer");
             return;
+        }
         if (!xi_mpscq_empty(&f->parts, f->parts_tail))
             continue; /* a part mid-link: it comes before the end */
         break;
@@ -1617,6 +1638,7 @@ static void proxy_progress(struct xi_net *net, struct xi_proxy *px)
         }
         if (w != NULL)
             wout_push(c, w);
+        oom = oom || w == NULL;
     }
     px->finished = true;
     struct xi_peer *p = px->peer;
@@ -1624,6 +1646,10 @@ static void proxy_progress(struct xi_net *net, struct xi_proxy *px)
         (void)xi_map_del(&p->proxies, px->call_id);
     p->proxies_open--;
     xi_future_unref(f); /* the I/O thread's own: px goes with f */
+    /* A part or an answer that could not be queued would leave its caller
+       waiting: the connection goes instead, and the loss tells it. */
+    if (oom && c != NULL)
+        conn_close(c, XO_ENOMEM, "out of memory for an answer");
 }
 
 static bool drain_outbox(struct xi_net *net)
