@@ -597,6 +597,41 @@ Test(net, remote_sends_survive_each_failed_allocation)
     two_down(&t);
 }
 
+/* On the callee's node, each allocation the answer needs may fail (the
+   envelope from the wire, the proxy future, the reply, its frame): the
+   call still completes, with its answer, an error, or the loss of the
+   connection the callee's node closed rather than drop the answer; none
+   waits forever, and the next calls work (after the reconnect). */
+Test(net, a_callee_out_of_memory_never_leaves_a_call_waiting)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    int answered = 0, failed = 0;
+    for (long k = 1; k <= 8; k++) {
+        wait_until(node_state(t.a, t.b_at_a) == XO_NODE_UP);
+        xo_future_t *f;
+        xi_mem_fail_after(&t.b->mem, k);
+        cr_assert_eq(xo_call(echo, T_PLAIN, "x", 1, &f), 0);
+        cr_assert_eq(xo_future_wait(f, -1), 0, "allocation %ld", k);
+        xi_mem_fail_after(&t.b->mem, 0);
+        xo_result_t r;
+        int rc = xo_future_result(f, 0, &r);
+        cr_assert(rc == 0 || rc == XO_ENOMEM || rc == XO_ENODELOST,
+                  "allocation %ld: %s", k, xo_strerror(rc));
+        if (rc == 0)
+            answered++;
+        else
+            failed++;
+        xo_future_release(f);
+    }
+    cr_assert_gt(failed, 0, "some allocation on the way failed a call");
+    wait_until(node_state(t.a, t.b_at_a) == XO_NODE_UP);
+    call_echo_ok(echo);
+    (void)answered;
+    two_down(&t);
+}
+
 static void no_free(void *data, void *extra)
 {
     (void)data;
