@@ -1300,8 +1300,9 @@ typedef struct xo_node_config {
        thread outnumber the CPUs, its polls give the core to a worker with
        work. 0: sleep at once. */
     uint64_t io_spin_ns;
-    /* Nodes coming up and going down, on the I/O thread (keep it short;
-       NULL: none). */
+    /* Nodes coming up and going down, on the I/O thread (keep it short,
+       and never wait there for the node: xo_node_connect, lookup and
+       spawn would wait for this very thread; NULL: none). */
     xo_node_event_fn on_event;
     void *on_event_user;
     /* One line for each connection refused (failed authentication, too
