@@ -197,9 +197,28 @@ static void netns_down(struct netns *n)
         (void)sh("ip netns del %s 2>/dev/null", n->ns);
 }
 
+/* The namespaces of earlier runs whose test process is gone (it failed
+   before it could remove its own): removing a namespace removes the veth
+   pair with it. */
+static void netns_sweep(void)
+{
+    FILE *f = popen("ip netns list 2>/dev/null", "r");
+    if (f == NULL)
+        return;
+    char line[256];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned pid;
+        if (sscanf(line, "xo_net_%u", &pid) == 1 &&
+            kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            (void)sh("ip netns del xo_net_%u 2>/dev/null", pid);
+    }
+    pclose(f);
+}
+
 /* A namespace with one end of a veth pair; the other end here. */
 static bool netns_up(struct netns *n)
 {
+    netns_sweep();
     unsigned id = (unsigned)getpid();
     memset(n, 0, sizeof(*n));
     snprintf(n->ns, sizeof(n->ns), "xo_net_%u", id);
