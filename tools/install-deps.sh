@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages xoscar builds with, if any is missing.
-# Usage: tools/install-deps.sh [--tests] [extra-package ...]
+# Usage: tools/install-deps.sh [--tests] [--peers] [extra-package ...]
 #   --tests  also what the test suites need (Criterion; Prometheus and
 #            promtool, which the metrics suite runs against the endpoint;
 #            tmux, for the test that runs xoscar-top on a terminal;
 #            jansson, which parses the trace back)
+#   --peers  also the peer runtimes the benchmarks are compared with
+#            (bench/peers.md): Erlang/OTP 25 (erlang-base) and CAF 0.17
+#            (libcaf-dev, with g++ to build bench/caf). Developer tools
+#            only: neither `make run` nor `make test` needs them.
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
@@ -13,10 +17,14 @@ set -euo pipefail
 # and Debian's libgnutls28-dev does not bring libunistring-dev along.
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
           libmicrohttpd-dev libunistring-dev libncurses-dev)
-if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev prometheus tmux libjansson-dev)
+while [ $# -gt 0 ]; do
+    case $1 in
+    --tests) packages+=(libcriterion-dev prometheus tmux libjansson-dev) ;;
+    --peers) packages+=(erlang-base libcaf-dev g++) ;;
+    *) break ;;
+    esac
     shift
-fi
+done
 packages+=("$@")
 
 missing=()
