@@ -9,9 +9,9 @@
  * hops=1e7 ring=1000, fanin per_sender=5e6 senders=2, forkjoin
  * per_worker=2e5 workers=60, spawn actors=1e6 window=1000, spawn_burst
  * actors=5e4 window=0, counting messages=1e7. Each run checks what it
- * computed (the same checks as the C benchmarks of bench/), exits 1 when it is wrong, 3 when
- * the measured part hangs for 300 s, 2 on bad arguments, and prints one line
- * in xoscar-bench's format with peer=caf.
+ * computed (the checks of the C benchmarks in bench/), exits 1 when it is
+ * wrong, 3 when the measured part hangs for 300 s, 2 on bad arguments, and
+ * prints one line in xoscar-bench's format with peer=caf.
  *
  * The program is written as a CAF user writes one, and runs as such a user
  * runs it: an actor_system built from actor_system_config, which parses the
@@ -86,7 +86,8 @@ struct bench_result {
   }
 
   void print() const {
-    std::printf("RESULT name=%s peer=caf ops=%llu seconds=%.6f rate=%.0f extra=",
+    std::printf("RESULT name=%s peer=caf ops=%llu seconds=%.6f rate=%.0f "
+                "extra=",
                 name.c_str(), static_cast<unsigned long long>(ops), seconds,
                 seconds > 0 ? static_cast<double>(ops) / seconds : 0.0);
     for (size_t i = 0; i < extra.size(); ++i)
@@ -540,7 +541,8 @@ struct bench_def {
   double minimum[2];
 };
 
-bool run_spawn_windowed(actor_system& sys, const uint64_t* args, bench_result& r) {
+bool run_spawn_windowed(actor_system& sys, const uint64_t* args,
+                        bench_result& r) {
   return run_spawn(sys, "spawn", args, r);
 }
 

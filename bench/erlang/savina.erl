@@ -65,7 +65,8 @@ sizes(Name, Args, Defaults) when length(Args) > length(Defaults) ->
                         [Name, length(Defaults)]));
 sizes(Name, Args, Defaults) ->
     Words = Args ++ [D || {_, D, _} <- lists:nthtail(length(Args), Defaults)],
-    [size(Name, Arg, W, Min) || {W, {Arg, _, Min}} <- lists:zip(Words, Defaults)].
+    [size(Name, Arg, W, Min)
+     || {W, {Arg, _, Min}} <- lists:zip(Words, Defaults)].
 
 size(Name, Arg, Word, Min) ->
     case number(Word) of
@@ -180,7 +181,8 @@ threadring([Hops, Size]) ->
     Main = self(),
     Nodes = [spawn_link(fun() -> node(I, Hops, Main) end)
              || I <- lists:seq(0, Size - 1)],
-    [N ! {next, Next} || {N, Next} <- lists:zip(Nodes, tl(Nodes) ++ [hd(Nodes)])],
+    [N ! {next, Next}
+     || {N, Next} <- lists:zip(Nodes, tl(Nodes) ++ [hd(Nodes)])],
     [receive wired -> ok end || _ <- Nodes],
     {S, [Last]} = measure("threadring", [hd(Nodes)], 1),
     check("threadring: the token ended at the wrong node",
@@ -211,8 +213,9 @@ fanin([PerSender, Senders]) ->
     Total = PerSender * Senders,
     Next = maps:from_list([{Id, 0} || Id <- lists:seq(0, Senders - 1)]),
     Receiver = spawn_link(fun() -> receiver(Next, 0, Total, Main) end),
-    Pids = [spawn_link(fun() -> receive kick -> items(Receiver, Id, 0, PerSender)
-                                end end)
+    Pids = [spawn_link(fun() ->
+                           receive kick -> items(Receiver, Id, 0, PerSender) end
+                       end)
             || Id <- lists:seq(0, Senders - 1)],
     {S, [{Received, Seqs}]} = measure("fanin", Pids, 1),
     check("fanin: messages were lost",
@@ -346,8 +349,10 @@ child(Driver) ->
 counting([Messages]) ->
     Main = self(),
     Counter = spawn_link(fun() -> counter(0) end),
-    Producer = spawn_link(fun() -> receive kick -> produce(Counter, Messages, Main)
-                                   end end),
+    Producer = spawn_link(fun() ->
+                              receive kick -> ok end,
+                              produce(Counter, Messages, Main)
+                          end),
     {S, [Value]} = measure("counting", [Producer], 1),
     check("counting: no reply with the count", Value =:= Messages),
     {Messages, S, []}.
