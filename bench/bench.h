@@ -43,6 +43,8 @@ struct bench_opts {
     xo_place_kind_t place; /* --placement=least|rr|random (default least) */
     xo_move_t move;       /* --move auto|fixed|free (default auto) */
     bool no_steal;        /* --no-steal: cfg.steal = false */
+    uint64_t steal_wait_ns; /* meaningful when steal_wait_set */
+    bool steal_wait_set;
     double timeout_s;     /* a measured part that takes longer has hung */
 };
 

@@ -194,8 +194,12 @@ int bench_start(struct bench_env *env, const char *name,
     env->name = name;
     env->opts = opts;
     /* The state the machine is in for this run: measured before the
-       workers start, which would compete for the two CPUs. */
-    env->line_ns = hw_line_round_trip_ns(20000, NULL);
+       workers start, which would compete for the two CPUs. With one pool
+       no line crosses cores, and the bounce would only make an
+       instruction count of the run (callgrind) vary. */
+    env->line_ns = opts->pools == 1 || opts->one_pool
+                       ? -1
+                       : hw_line_round_trip_ns(20000, NULL);
     bench_done_reset(&env->done);
     xo_config_t cfg;
     xo_config_init(&cfg);
@@ -207,6 +211,8 @@ int bench_start(struct bench_env *env, const char *name,
     if (opts->yield_set)
         cfg.yield_sends = opts->yield_sends;
     cfg.steal = !opts->no_steal;
+    if (opts->steal_wait_set)
+        cfg.steal_wait_ns = opts->steal_wait_ns;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
     int rc = xo_runtime_start(&cfg, &env->rt);
@@ -340,6 +346,9 @@ int bench_finish(struct bench_env *env, struct bench_result *r)
         bench_extra(r, "move", "%s", moves[env->opts->move]);
     if (env->opts->no_steal)
         bench_extra(r, "steal", "0");
+    else if (env->opts->steal_wait_set)
+        bench_extra(r, "steal_wait_ns", "%llu",
+                    (unsigned long long)env->opts->steal_wait_ns);
     if (env->line_ns > 0) {
         if (bench_extra_get(r, "line_rt_ns") == NULL)
             bench_extra(r, "line_rt_ns", "%.1f", env->line_ns);

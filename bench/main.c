@@ -115,6 +115,9 @@ static void usage(FILE *f)
         "                    explicitly), fixed or free (docs/scheduler.md)\n"
         "  --no-steal        idle workers do not take movable actors from "
         "busy ones\n"
+        "  --steal-wait-ns N how long a movable actor waits before an idle "
+        "worker\n"
+        "                    may take it (default 20000)\n"
         "  --timeout S       a measured part longer than S seconds has hung "
         "(default 300)\n"
         "  --scale F         multiply the default sizes by F (quick checks)\n"
@@ -232,6 +235,10 @@ static int parse_flag(struct cli *c, int argc, char **argv, int *i)
         else
             return -1;
         return 0;
+    }
+    if ((v = flag_value(argc, argv, i, "--steal-wait-ns")) != NULL) {
+        c->opts.steal_wait_set = true;
+        return parse_size(v, 0, &c->opts.steal_wait_ns);
     }
     if (strcmp(argv[*i], "--no-steal") == 0) {
         c->opts.no_steal = true;

@@ -22,12 +22,14 @@
  * counts until its handler returns.
  *
  * Per worker (struct xi_wobs, its own line, the worker writes it): turns
- * (turn_seq), turns of other pools' actors, parks, wakes, run-queue items taken, and
- * what the watchdog samples: a sequence number bumped at each handler
- * run's start and at each turn's start, the running actor and the tag of
- * its message. The watchdog needs no clock on the hot path: a sequence
- * that has not moved between two of its looks is a handler (or turn) that
- * has run at least that long.
+ * (turn_seq), turns of other pools' actors, parks, wakes, run-queue items
+ * taken, steals, and what the watchdog samples: the running actor, the tag
+ * of its message, and a sequence bumped when a handler's wait starts and
+ * ends. The watchdog needs no clock on the hot path: a handler run is
+ * named by the turn (turn_seq), that sequence and, within a stateful
+ * actor's turn, the actor's `handled` count (bumped as each message is
+ * done with); the same name at two of its looks is a handler that has run
+ * at least that long.
  */
 #ifndef XI_RUNTIME_STATS_H
 #define XI_RUNTIME_STATS_H
@@ -72,7 +74,8 @@ struct xi_obs {
    watchdog (relaxed; it reads seq before and after the rest and drops a
    look that straddled a change). */
 struct xi_wobs {
-    alignas(XI_CACHELINE) _Atomic uint64_t seq; /* handler run starts */
+    alignas(XI_CACHELINE) _Atomic uint64_t seq; /* waits started and
+                                                   ended in handlers */
     _Atomic uint64_t turn_seq;  /* turn starts: the pool's turns */
     _Atomic uint64_t actor;     /* ref id of the turn's actor; 0: none
                                    (idle, or waiting in a handler) */

@@ -7,13 +7,16 @@
  * misses: 2.3 ms for 10^5 actors, 22 ms for 10^6); past 1 % of a core it
  * runs less often, so with a million actors ages are measured every 2 s.
  *
- * Workers. A worker bumps obs.seq at each handler run's start and
- * obs.turn_seq at each turn's start, and names the running actor in
- * obs.actor (0 when it runs none: idle, asleep, or a handler waiting).
- * The watchdog keeps, per worker, the last sequence it saw and when it
- * first saw it: the same sequence with an actor named, a tick later, is a
- * handler that has run since at least then. No clock is read on the hot
- * path; the times are the watchdog's, to within a tick.
+ * Workers. A worker bumps obs.turn_seq at each turn's start and obs.seq
+ * when a handler's wait starts or ends, names the running actor in
+ * obs.actor (0 when it runs none: idle, asleep, or a handler waiting) and
+ * the tag of its message in obs.tag; a stateful actor's `handled` count
+ * moves as each of its messages is done with. The watchdog keeps, per
+ * worker, the last handler run it saw — (seq, turn_seq, handled) — and
+ * when it first saw it: the same run with an actor named, a tick later,
+ * is a handler that has run since at least then. No clock is read and no
+ * counter is bumped per message on the hot path; the times are the
+ * watchdog's, to within a tick.
  *
  * Actors. The scan reads every live cell inside a read-side section: the
  * depth of its mailbox (stats.h), and for one that waits in a handler, how
@@ -49,7 +52,7 @@ struct table {
 };
 
 struct wstate {
-    uint64_t seq;
+    uint64_t seq, run_turn, run_handled; /* the handler run last seen */
     _Atomic uint64_t seq_since; /* the dump reads it too (relaxed) */
     uint64_t turn_seq, turn_since;
     unsigned reported;
@@ -208,6 +211,21 @@ static void count_on(xo_runtime_t *rt, struct xi_cell *c)
 
 /* ---- workers --------------------------------------------------------------- */
 
+/* The `handled` count of the running stateful actor `id` (0 for a
+   stateless one, whose other tasks move it: a task is a turn of its own,
+   so turn_seq names it). */
+static uint64_t handled_of(xo_runtime_t *rt, uint64_t id)
+{
+    uint64_t n = 0;
+    xi_rcu_lock();
+    struct xi_cell *c = xi_resolve_dying(&rt->slots, id);
+    if (c != NULL && !c->stateless)
+        /* relaxed: a sample (stats.h). */
+        n = atomic_load_explicit(&c->handled, memory_order_relaxed);
+    xi_rcu_unlock(&rt->rcu_sync);
+    return n;
+}
+
 static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
 {
     xo_runtime_t *rt = wd->rt;
@@ -222,10 +240,14 @@ static void check_worker(struct xi_watchdog *wd, unsigned i, uint64_t now)
                                          memory_order_relaxed);
     uint64_t actor = atomic_load_explicit(&w->obs.actor, memory_order_relaxed);
     uint32_t tag = atomic_load_explicit(&w->obs.tag, memory_order_relaxed);
-    if (atomic_load_explicit(&w->obs.seq, memory_order_relaxed) != seq)
+    uint64_t handled = actor != 0 ? handled_of(rt, actor) : 0;
+    if (atomic_load_explicit(&w->obs.seq, memory_order_relaxed) != seq ||
+        atomic_load_explicit(&w->obs.turn_seq, memory_order_relaxed) != turn)
         return;
-    if (seq != s->seq) {
+    if (seq != s->seq || turn != s->run_turn || handled != s->run_handled) {
         s->seq = seq;
+        s->run_turn = turn;
+        s->run_handled = handled;
         atomic_store_explicit(&s->seq_since, now, memory_order_relaxed);
         s->reported = 0;
     }

@@ -472,14 +472,25 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
 
 /* ---- watching ---------------------------------------------------------- */
 
-void xi_worker_release_watches(struct xi_worker *w)
+/* End every watch: mark each mailbox idle, or, when a message came, queue
+   the actor here (`home` false) or at its home (a worker that exits). */
+static void end_watches(struct xi_worker *w, bool home)
 {
     for (unsigned i = 0; i < w->nwatched; i++) {
         struct xi_cell *c = w->watched[i];
-        if (!xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+        if (xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
+            continue;
+        if (home)
+            xi_schedule_item(c, &c->run);
+        else
             xi_runq_push(w, &c->run);
     }
     w->nwatched = 0;
+}
+
+void xi_worker_release_watches(struct xi_worker *w)
+{
+    end_watches(w, false);
 }
 
 /* A watched actor with a message, taken out of the watch (it is still
@@ -774,15 +785,12 @@ static void *worker_main(void *arg)
        its local queue go home (at stop, every actor is gone by now). */
     w->hosts_movable = false;
     if (!xi_rt_closing(w->rt)) {
-        for (unsigned i = 0; i < w->nwatched; i++) {
-            struct xi_cell *c = w->watched[i];
-            if (!xi_mpscq_mark_idle(&c->mbox, c->mbox_tail))
-                xi_schedule_item(c, &c->run);
-        }
-        w->nwatched = 0;
+        end_watches(w, true);
         struct xi_item *it;
         while ((it = xi_stealq_pop(&w->local)) != NULL)
             xi_schedule_item(xi_container_of(it, struct xi_cell, run), it);
+        /* relaxed: the hint (worker.h); nothing is left to take. */
+        atomic_store_explicit(&w->surplus, false, memory_order_relaxed);
     }
     /* A removed pool's timers go to the other pools (pool.c); at stop
        nobody is left to fire them. */

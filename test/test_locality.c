@@ -359,6 +359,34 @@ Test(locality, without_stealing_movable_actors_wait_for_the_worker_that_woke_the
     stop_runtime(rt);
 }
 
+Test(locality, an_actor_is_not_stolen_before_it_has_waited_steal_wait_ns)
+{
+    /* An hour: the holder lets go long before any of them has waited
+       that long, so none may move. */
+    xo_runtime_t *rt = start_with(2, true, UINT64_C(3600000000000));
+    reset_holder();
+    pthread_t t0 = pool_thread(rt, 0);
+    struct holder h;
+    for (int i = 0; i < STOLEN + STAYING; i++)
+        h.targets[i] = spawn_moving(rt, &recorder_def, 1, XO_MOVE_FREE, &i,
+                                    sizeof(i));
+    xo_ref_t holder =
+        spawn_moving(rt, &holder_def, 0, XO_MOVE_FIXED, &h, sizeof(h));
+    cr_assert_eq(xo_tell(holder, HOLD, NULL, 0), 0);
+    while (!atomic_load(&holder_sent))
+        sleep_ms(1);
+    sleep_ms(20); /* pool 1's worker looks at the offer meanwhile */
+    atomic_store(&holder_release, 1);
+    wait_recorded(STOLEN + STAYING);
+    for (int i = 0; i < STOLEN + STAYING; i++)
+        cr_assert_eq(runs_on(i, t0), 1,
+                     "actor %d stayed with the worker that woke it", i);
+    xo_pool_info_t pi;
+    cr_assert_eq(xo_pool_info(rt, 1, &pi), 0);
+    cr_assert_eq(pi.steals, 0);
+    stop_runtime(rt);
+}
+
 /* ---- the guarantees while actors move ----------------------------------- */
 
 enum { SINKS = 8, SOURCES = 4, OUTSIDE = 2, PER_SOURCE = 20000 };
