@@ -4,8 +4,7 @@
 # ratios are measured on the same machine in the same state (bench/peers.md).
 #
 #   --scale F    size factor on each benchmark's first size, as xoscar-bench's
-#                --scale (default 1: the BENCH.md sizes; 0.01 checks that
-#                everything runs in a minute or two)
+#                --scale (default 1: the BENCH.md sizes, see below)
 #   --rounds N   rounds per benchmark (default 3)
 #   --only LIST  comma-separated benchmarks (default: all seven)
 #   --out DIR    keep the RESULT lines (results.txt) and the table (table.md)
@@ -26,19 +25,21 @@
 # is not installed (no erl/erlc; CAF not configured) is reported as skipped.
 #
 # Why the default scale is 1: the sizes are then BENCH.md's, the ones
-# xoscar's published figures use, and every side runs for long enough that
-# starting threads and schedulers does not count. Short runs flatter
-# xoscar: at 1e4 round trips CAF's pingpong pays ~3 us per round trip
-# waking its workers, where a long run settles. The cost is time: about 3
-# minutes on a quiet 2-core machine (CAF's threadring and spawn_burst and
-# Erlang's spawn take several seconds a round) and up to ~3 GB resident
-# (Erlang's 1e6 processes in spawn); far longer on a loaded machine.
+# xoscar's published figures use, and every side runs long enough that
+# start-up (parked scheduler threads waking, first page faults) does not
+# count; short runs are mostly start-up, which is not what the benchmarks
+# compare. The cost is time and memory: about 40 s a round on a quiet
+# 2-core machine, 2-3 minutes in all (an estimate from the rates in
+# docs/performance.md: CAF's threadring and spawn_burst and Erlang's spawn
+# take seconds each), up to ~3 GB resident (Erlang's spawn keeps 1e6
+# processes), and far longer on a loaded machine. --scale 0.01 checks the
+# whole comparison in about a minute.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 scale=1 rounds=3 only='' out='' caf='' caf_args='' build_caf=yes bench=
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -230,6 +231,7 @@ FNR == NR {   # the hw figures: name|args|before|after
     if (side == "caf" && field($0, "caf") != "") cafv = field($0, "caf")
     if (side == "caf" && field($0, "workers") != "") cafw = field($0, "workers")
     if (side == "erlang" && field($0, "otp") != "") otpv = field($0, "otp")
+    if (side == "erlang" && field($0, "emu") != "") emu = " " field($0, "emu")
     if (side == "erlang" && field($0, "workers") != "") erlw = field($0, "workers")
 }
 END {
@@ -240,7 +242,7 @@ END {
         caf == "yes" ? (cafv == "" ? "0.17" : cafv) : "skipped", \
         cafw == "" ? "" : " (" cafw " scheduler threads, its default)", \
         erl == "yes" ? (otpv == "" ? "?" : otpv) : "skipped", \
-        erlw == "" ? "" : " (" erlw " schedulers, its default)"
+        erlw == "" ? "" : " (" erlw " schedulers, its default" emu ")"
     print "| benchmark | sizes | xoscar | CAF | Erlang | xoscar/CAF | xoscar/Erlang | goal: 4x CAF, 2x Erlang | line rt before, after (ns) | xoscar runs: state, line rt (ns) |"
     print "| --- | --- | --: | --: | --: | --: | --: | --- | --: | --- |"
     for (i = 1; i <= nb; i++) {

@@ -97,7 +97,8 @@ usage(Why) ->
 report(Name, Ops, Seconds, Extra) ->
     All = Extra ++ [{peak_rss_kib, status_kib("VmHWM")},
                     {workers, erlang:system_info(schedulers_online)},
-                    {otp, erlang:system_info(otp_release)}],
+                    {otp, erlang:system_info(otp_release)},
+                    {emu, atom_to_list(erlang:system_info(emu_flavor))}],
     io:format("RESULT name=~s peer=erlang ops=~b seconds=~.6f rate=~b "
               "extra=~s~n",
               [Name, Ops, Seconds, round(Ops / Seconds),
