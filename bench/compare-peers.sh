@@ -231,7 +231,7 @@ FNR == NR {   # the hw figures: name|args|before|after
     if (side == "caf" && field($0, "caf") != "") cafv = field($0, "caf")
     if (side == "caf" && field($0, "workers") != "") cafw = field($0, "workers")
     if (side == "erlang" && field($0, "otp") != "") otpv = field($0, "otp")
-    if (side == "erlang" && field($0, "emu") != "") emu = " " field($0, "emu")
+    if (side == "erlang" && field($0, "emu") != "") emu = ", " field($0, "emu")
     if (side == "erlang" && field($0, "workers") != "") erlw = field($0, "workers")
 }
 END {
