@@ -126,9 +126,16 @@ void xi_worker_offer(struct xi_worker *w)
     /* relaxed: a hint for thieves, who check the queue itself with its
        own orderings (stealq.h). */
     atomic_store_explicit(&w->surplus, true, memory_order_relaxed);
+    /* seq_cst: pairs with the fence of a worker going to sleep
+       (offer_pending): either it sees the offer, or we see its run
+       queue's idle mark below and wake it. */
+    atomic_thread_fence(memory_order_seq_cst);
     /* A worker that is awake with nothing to run looks at the offer soon;
        when none is, wake a parked one (a system call, made only when the
-       rest of the runtime sleeps). Pools and their workers stay memory
+       rest of the runtime sleeps; a thief that found nothing worth taking
+       sleeps only XI_OFFER_RECHECK_NS at a time while the offer stands,
+       then spins spin_ns, so a producer whose queue fills and empties
+       again and again wakes it at most once a spin). Pools and their workers stay memory
        until xo_runtime_free, so a wake that reaches a worker just removed
        does no harm. relaxed: hints, as in parked_worker. */
     xo_runtime_t *rt = w->rt;
@@ -146,18 +153,26 @@ void xi_worker_offer(struct xi_worker *w)
         else if (!atomic_load_explicit(&v->running, memory_order_relaxed))
             return; /* it spins: it will look */
     }
-    if (parked == NULL)
-        return;
-    /* At most one such wake per tick of the coarse clock: a producer
-       whose queue fills and empties again and again (its consumers run in
-       its yields) would otherwise wake a worker that finds nothing worth
-       taking each time. relaxed: the owner and the watchdog both offer;
-       a lost update costs one wake more or less. */
-    uint64_t now = xi_coarse_ns();
-    if (atomic_load_explicit(&w->offer_woke, memory_order_relaxed) == now)
-        return;
-    atomic_store_explicit(&w->offer_woke, now, memory_order_relaxed);
-    xi_worker_wake(parked);
+    if (parked != NULL)
+        xi_worker_wake(parked);
+}
+
+/* Whether another worker offers work that w could take: its offer is up
+   and its local queue holds something. */
+static bool offer_pending(struct xi_worker *w)
+{
+    xo_runtime_t *rt = w->rt;
+    unsigned n = xi_pool_slots(rt);
+    for (unsigned i = 0; i < n; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p == NULL || p->worker == w || !p->ops->runs_movable)
+            continue;
+        /* relaxed: ordered by the fences (xi_worker_offer, sleeping). */
+        if (atomic_load_explicit(&p->worker->surplus, memory_order_relaxed) &&
+            xi_stealq_len(&p->worker->local) != 0)
+            return true;
+    }
+    return false;
 }
 
 /* Owner: queue a movable actor's item in w's local queue. False when the
@@ -433,6 +448,19 @@ void xi_worker_sleep(struct xi_worker *w, uint64_t until, struct xo_future *f,
                                             memory_order_relaxed);
     atomic_store_explicit(&w->obs.actor, 0, memory_order_relaxed);
     bool sleep = f == NULL || sleep_on_future(w, f, seen, mask, &until);
+    /* An idle thief does not sleep through an offer: it wakes again
+       within XI_OFFER_RECHECK_NS to look whether what is offered has
+       waited long enough to take. seq_cst: pairs with the fence in
+       xi_worker_offer (the mark above is our store): an offer made
+       after this look sees the mark and wakes us. */
+    if (f == NULL && w->steals) {
+        atomic_thread_fence(memory_order_seq_cst);
+        if (offer_pending(w)) {
+            uint64_t soon = xi_now_ns() + XI_OFFER_RECHECK_NS;
+            if (until == 0 || soon < until)
+                until = soon;
+        }
+    }
     /* acquire: pairs with xi_worker_wake's release store. */
     while (sleep && atomic_load_explicit(&w->wake, memory_order_acquire) == 0) {
         uint64_t timeout = 0;
@@ -659,10 +687,16 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
            or the worker that offered (and will not offer again while its
            offer stands) would keep its queue. Bounded by steal_wait_ns,
            when that is short; a longer wait is the watchdog's to cut. */
-        if (w->cand != NULL && w->rt->cfg.steal_wait_ns <= XI_STEAL_LOOK_MAX &&
-            xi_now_ns() - w->cand_since <= w->rt->cfg.steal_wait_ns) {
-            xi_cpu_relax();
-            continue;
+        if (w->cand != NULL && w->rt->cfg.steal_wait_ns <= XI_STEAL_LOOK_MAX) {
+            uint64_t now = xi_now_ns();
+            if (now - w->cand_since < w->rt->cfg.steal_wait_ns) {
+                xi_cpu_relax();
+                continue;
+            }
+            if ((n = steal(w, now, false)) != NULL) {
+                xi_bump(&w->idle_ns, xi_coarse_ns() - idle_since);
+                return n;
+            }
         }
         w->cand = NULL;
         /* Nothing came: stop watching before sleeping (the next sender

@@ -128,13 +128,14 @@ struct xi_worker {
        line of its own, written only when it changes, so the reads cost the
        owner nothing. */
     alignas(XI_CACHELINE) _Atomic bool surplus;
-    /* The coarse clock when an offer last woke a parked worker. */
-    _Atomic uint64_t offer_woke;
 };
 
 /* The longest steal_wait_ns an idle worker keeps spinning for, past its
    spin_ns, to finish a look at an offer before it parks. */
 #define XI_STEAL_LOOK_MAX UINT64_C(1000000)
+/* How soon an idle worker that goes to sleep while another offers work
+   wakes to look again (worker.c, xi_worker_sleep). */
+#define XI_OFFER_RECHECK_NS UINT64_C(100000)
 
 _Static_assert(offsetof(struct xi_worker, runq_tail) >=
                    offsetof(struct xi_worker, runq) + XI_CACHELINE,

@@ -188,6 +188,25 @@ Test(locality, a_movable_actor_runs_on_the_worker_whose_send_made_it_runnable)
     stop_runtime(rt);
 }
 
+/* Keeps its worker busy until released (bounded: a test that forgets to
+   release it still ends). */
+static atomic_int busy_running, busy_release;
+
+static int busy_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_store(&busy_running, 1);
+    for (int ms = 0; ms < 30000 && !atomic_load(&busy_release); ms++)
+        sleep_ms(1);
+    return 0;
+}
+
+static const xo_actor_def_t busy_def = {
+    .name = "busy", .on_message = busy_message,
+};
+
 Test(locality, an_actor_placed_explicitly_stays_on_its_pool_and_a_default_one_moves)
 {
     xo_runtime_t *rt = start_with(2, false, 0);
@@ -198,19 +217,21 @@ Test(locality, an_actor_placed_explicitly_stays_on_its_pool_and_a_default_one_mo
     xo_ref_t fixed =
         spawn_moving(rt, &recorder_def, 1, XO_MOVE_AUTO, &fixed_id,
                      sizeof(int));
-    /* XO_MOVE_AUTO with the default placement: movable. Spawn until one
-       lands on pool 1 (least loaded: pool 0 holds more actors). */
+    /* XO_MOVE_AUTO with the default placement: movable. Placed while
+       pool 0's worker is busy, least-loaded gives it pool 1. */
+    atomic_store(&busy_running, 0);
+    atomic_store(&busy_release, 0);
+    xo_ref_t busy = spawn_moving(rt, &busy_def, 0, XO_MOVE_FIXED, NULL, 0);
+    cr_assert_eq(xo_tell(busy, WORK, NULL, 0), 0);
+    while (!atomic_load(&busy_running))
+        sleep_ms(1);
     int moving_id = 1;
-    xo_ref_t moving = XO_REF_NONE;
-    for (int tries = 0; tries < 16 && xo_ref_is_none(moving); tries++) {
-        xo_ref_t r = spawn_moving(rt, &recorder_def, XO_POOL_ANY,
-                                  XO_MOVE_AUTO, &moving_id, sizeof(int));
-        xo_actor_stats_t st;
-        cr_assert_eq(xo_actor_stats(r, &st), 0);
-        if (st.pool == 1)
-            moving = r;
-    }
-    cr_assert_not(xo_ref_is_none(moving), "the default placement used pool 1");
+    xo_ref_t moving = spawn_moving(rt, &recorder_def, XO_POOL_ANY,
+                                   XO_MOVE_AUTO, &moving_id, sizeof(int));
+    atomic_store(&busy_release, 1);
+    xo_actor_stats_t st;
+    cr_assert_eq(xo_actor_stats(moving, &st), 0);
+    cr_assert_eq(st.pool, 1, "the default placement chose the idle pool 1");
     xo_ref_t to_fixed = spawn_moving(rt, &relay_def, 0, XO_MOVE_FIXED,
                                      &fixed, sizeof(fixed));
     xo_ref_t to_moving = spawn_moving(rt, &relay_def, 0, XO_MOVE_FIXED,

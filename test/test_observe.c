@@ -98,6 +98,10 @@ struct peer {
     xo_ref_t next; /* CALL_ON: whom to call and wait for */
 };
 
+/* What a CALL_ON without a payload asks of the next actor: SLEEP (300 ms)
+   or HOLD (until the gate opens). */
+static atomic_int inner_call = SLEEP;
+
 static int obs_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
 {
     struct peer *p = state;
@@ -123,10 +127,12 @@ static int obs_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
     case CALL_ON: { /* call p->next with SLEEP/CALL_ON and wait */
         xo_future_t *f;
         uint32_t tag = m->size == sizeof(uint32_t) ? *(const uint32_t *)m->data
-                                                  : SLEEP;
+                                                  : (uint32_t)atomic_load(
+                                                        &inner_call);
         unsigned ms = 300;
         int rc = tag == SLEEP ? xo_call(p->next, SLEEP, &ms, sizeof(ms), &f)
-                              : xo_call(p->next, CALL_ON, NULL, 0, &f);
+                 : tag == HOLD ? xo_call(p->next, HOLD, NULL, 0, &f)
+                               : xo_call(p->next, CALL_ON, NULL, 0, &f);
         if (rc != 0)
             return rc;
         rc = xo_future_wait(f, -1);
@@ -529,24 +535,12 @@ Test(observe, a_turn_that_keeps_its_worker_is_reported_once)
     cr_assert_leq(count_kind(XO_ALERT_STUCK_TURN), 4);
 }
 
-Test(observe, a_slow_call_is_reported_with_its_chain_of_waits)
+/* Whether the alerts so far show a's wait for b with b's for c behind it,
+   and b's own wait for c (checking what each says on the way). */
+static void slow_call_chains(xo_ref_t a, xo_ref_t b, xo_ref_t c, bool *saw_a,
+                             bool *saw_b)
 {
-    xo_config_t cfg;
-    quiet_config(&cfg, 2);
-    cfg.slow_call_ns = 50000000; /* 50 ms */
-    xo_runtime_t *rt = start_with(&cfg);
-    /* a (pool 0) calls b (pool 1), which calls c (pool 1, nested on the
-       same worker: b's wait lends it), which sleeps 300 ms. */
-    xo_ref_t c = spawn_obs(rt, 1, "c", NULL);
-    xo_ref_t b = spawn_obs(rt, 1, "b", &c);
-    xo_ref_t a = spawn_obs(rt, 0, "a", &b);
-    uint32_t through = CALL_ON;
-    cr_assert_eq(xo_tell(a, CALL_ON, &through, sizeof(through)), 0);
-    wait_handled(a, 1);
-    stop_runtime(rt);
-    /* Each of a's alerts names b first; while b still waits (it may have
-       stopped just before a late look), b's wait for c follows. */
-    bool saw_a = false, saw_b = false;
+    pthread_mutex_lock(&alerts_lock);
     for (int i = 0; i < nalerts; i++) {
         const xo_alert_t *x = &alerts[i];
         cr_assert_eq(x->kind, XO_ALERT_SLOW_CALL);
@@ -554,12 +548,39 @@ Test(observe, a_slow_call_is_reported_with_its_chain_of_waits)
         cr_assert_geq(x->chain_len, 1);
         if (x->actor.id == a.id) {
             cr_assert_eq(x->chain[0].id, b.id);
-            saw_a |= x->chain_len >= 2 && x->chain[1].id == c.id;
+            *saw_a |= x->chain_len >= 2 && x->chain[1].id == c.id;
         } else if (x->actor.id == b.id) {
-            saw_b = true;
+            *saw_b = true;
             cr_assert_eq(x->chain[0].id, c.id);
         }
     }
+    pthread_mutex_unlock(&alerts_lock);
+}
+
+Test(observe, a_slow_call_is_reported_with_its_chain_of_waits)
+{
+    xo_config_t cfg;
+    quiet_config(&cfg, 2);
+    cfg.slow_call_ns = 50000000; /* 50 ms */
+    xo_runtime_t *rt = start_with(&cfg);
+    /* a (pool 0) calls b (pool 1), which calls c (pool 1, nested on the
+       same worker: b's wait lends it), which holds until the alerts are
+       in: however late the watchdog looks, both waits are still there. */
+    xo_ref_t c = spawn_obs(rt, 1, "c", NULL);
+    xo_ref_t b = spawn_obs(rt, 1, "b", &c);
+    xo_ref_t a = spawn_obs(rt, 0, "a", &b);
+    atomic_store(&gate_open, 0);
+    atomic_store(&inner_call, HOLD);
+    uint32_t through = CALL_ON;
+    cr_assert_eq(xo_tell(a, CALL_ON, &through, sizeof(through)), 0);
+    bool saw_a = false, saw_b = false;
+    for (int ms = 0; ms < 60000 && !(saw_a && saw_b); ms += 5) {
+        sleep_ms(5);
+        slow_call_chains(a, b, c, &saw_a, &saw_b);
+    }
+    release_hold();
+    wait_handled(a, 1);
+    stop_runtime(rt);
     cr_assert(saw_a, "a waits for b, and b for c");
     cr_assert(saw_b, "b's own wait for c");
 }
@@ -778,14 +799,18 @@ Test(observe, a_stats_block_that_cannot_be_made_loses_a_count_not_a_report)
     xi_mem_fail_after(&rt->mem, 2);
     cr_assert_eq(xo_send(r, m), 0);
     release_hold();
-    wait_handled(r, 2);
+    /* The message counts as handled before its failure is reported (and
+       counted): wait for the report, the last step of the failure path. */
+    while (atomic_load(&errors_reported) < 1)
+        sleep_ms(1);
     xi_mem_fail_after(&rt->mem, 0);
     xo_actor_stats_t st;
     cr_assert_eq(xo_actor_stats(r, &st), 0);
     cr_assert_eq(atomic_load(&errors_reported), 1, "the failure reported");
     cr_assert_eq(st.failed, 0, "its count lost with the block");
     cr_assert_eq(xo_tell(r, FAIL, NULL, 0), 0);
-    wait_handled(r, 3);
+    while (atomic_load(&errors_reported) < 2)
+        sleep_ms(1);
     cr_assert_eq(xo_actor_stats(r, &st), 0);
     cr_assert_eq(st.failed, 1, "the next failure makes the block");
     stop_runtime(rt);

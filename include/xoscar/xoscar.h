@@ -1058,8 +1058,8 @@ typedef struct xo_runtime_stats {
     uint64_t actors;              /* live actors */
     unsigned pools;               /* pools running */
     uint64_t watchdog_ticks;
-    uint64_t watchdog_scan_ns;    /* how long its last scan of the actors
-                                     took (its own cost) */
+    uint64_t watchdog_scan_ns;    /* the CPU time its last scan of the
+                                     actors took (its own cost) */
     uint64_t alerts[XO_ALERT_KINDS]; /* by kind; [0]: all kinds */
 } xo_runtime_stats_t;
 
