@@ -46,6 +46,7 @@ struct bench_opts {
     uint64_t steal_wait_ns; /* meaningful when steal_wait_set */
     bool steal_wait_set;
     double timeout_s;     /* a measured part that takes longer has hung */
+    xo_gpu_backend_t gpu_backend; /* --gpu: the GPU benchmarks' backend */
 };
 
 /* ---- results --------------------------------------------------------- */
@@ -213,6 +214,10 @@ int bench_call(const struct bench_opts *, const uint64_t *,
                struct bench_result *);
 int bench_batch(const struct bench_opts *, const uint64_t *,
                 struct bench_result *);
+int bench_gpu_launch(const struct bench_opts *, const uint64_t *,
+                     struct bench_result *);
+int bench_gpu_pipeline(const struct bench_opts *, const uint64_t *,
+                       struct bench_result *);
 
 /* The cache-line round trip between the first two CPUs in ns (hw.c), for
    the benchmarks that report themselves against it; -1 with one CPU. When

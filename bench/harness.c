@@ -215,6 +215,7 @@ int bench_start(struct bench_env *env, const char *name,
         cfg.steal_wait_ns = opts->steal_wait_ns;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
+    cfg.gpu_backend = opts->gpu_backend;
     int rc = xo_runtime_start(&cfg, &env->rt);
     return rc ? report_xo(env, "xo_runtime_start", rc) : 0;
 }

@@ -77,6 +77,13 @@ static const struct bench_def benches[] = {
     { "restart", bench_restart, 1, { "restarts" }, { "1000" }, { 1 },
       "a supervised actor crashes on each \"crash\"; its new incarnation "
       "tells the driver it started; restarts/s" },
+    { "gpu_launch", bench_gpu_launch, 1, { "launches" }, { "1e5" }, { 1 },
+      "a tell to a GPU actor that launches one kernel, against a bare "
+      "launch loop on the same stream; overhead_ns per launch" },
+    { "gpu_pipeline", bench_gpu_pipeline, 3, { "items", "bytes", "window" },
+      { "1e5", "65536", "64" }, { 1, 8, 1 },
+      "CPU producer -> GPU actor (a kernel on each buffer) -> CPU "
+      "consumer, buffers handed over; GB/s" },
 };
 #define NBENCH (sizeof(benches) / sizeof(benches[0]))
 
@@ -121,6 +128,9 @@ static void usage(FILE *f)
         "  --timeout S       a measured part longer than S seconds has hung "
         "(default 300)\n"
         "  --scale F         multiply the default sizes by F (quick checks)\n"
+        "  --gpu B           the GPU benchmarks' backend: auto (the "
+        "default: CUDA\n"
+        "                    where a device is visible), cuda, or host\n"
         "benchmarks (ARGS in order, defaults):\n");
     for (size_t i = 0; i < NBENCH; i++) {
         const struct bench_def *d = &benches[i];
@@ -246,6 +256,17 @@ static int parse_flag(struct cli *c, int argc, char **argv, int *i)
     }
     if ((v = flag_value(argc, argv, i, "--placement")) != NULL)
         return parse_placement(&c->opts, v);
+    if ((v = flag_value(argc, argv, i, "--gpu")) != NULL) {
+        if (strcmp(v, "auto") == 0)
+            c->opts.gpu_backend = XO_GPU_AUTO;
+        else if (strcmp(v, "cuda") == 0)
+            c->opts.gpu_backend = XO_GPU_CUDA;
+        else if (strcmp(v, "host") == 0)
+            c->opts.gpu_backend = XO_GPU_HOST;
+        else
+            return -1;
+        return 0;
+    }
     if ((v = flag_value(argc, argv, i, "--timeout")) != NULL)
         return parse_real(v, &c->opts.timeout_s);
     if ((v = flag_value(argc, argv, i, "--scale")) != NULL)

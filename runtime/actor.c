@@ -41,7 +41,8 @@ static bool movable(const xo_spawn_opts_t *opts)
 {
     if (opts->move == XO_MOVE_AUTO)
         return opts->pool == XO_POOL_ANY &&
-               opts->place.kind == XO_PLACE_LEAST_LOADED;
+               opts->place.kind == XO_PLACE_LEAST_LOADED &&
+               opts->place.label == NULL;
     return opts->move == XO_MOVE_FREE;
 }
 
@@ -204,6 +205,13 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     int rc = xi_place(rt, def, opts, &pool, &claim);
     if (rc != 0)
         return rc;
+    /* A GPU pool's thread runs one handler at a time, its own actors'
+       only: no stateless actor there, and none of its actors moves. */
+    bool general = xi_pool_general(xi_pool_at(rt, pool));
+    if (!general && (def->flags & XO_ACTOR_STATELESS)) {
+        xi_claim_release(rt, claim);
+        return XO_EINVAL;
+    }
     /* Only an actor that may be restarted keeps its argument and has a
        recovery record: a copy of 16 bytes takes a 192-byte cell to 256. */
     size_t rec_size = xi_recovery_size(opts, sup_id != 0);
@@ -226,7 +234,7 @@ static int new_cell(xo_runtime_t *rt, const xo_actor_def_t *def,
     xi_recovery_init(c, opts, sup_id);
     c->pool = pool;
     c->stateless = (def->flags & XO_ACTOR_STATELESS) != 0;
-    c->movable = !c->stateless && movable(opts);
+    c->movable = !c->stateless && general && movable(opts);
     c->capacity = c->stateless ? 0 : opts->capacity;
     c->run.kind = XI_K_ACTOR;
     c->reap.kind = XI_K_REAP;
@@ -623,28 +631,35 @@ void xi_actors_close_all(xo_runtime_t *rt)
        liburcu (its resize worker) can still hold a name when the reap
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
+        /* A section per cell: a supervised child that its supervisor ends
+           meanwhile is freed after a grace period, not under us. */
+        xi_rcu_lock();
         struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
         if (c != NULL && c->name != NULL &&
             !(xi_cell_rflags(c) & XI_CF_SUPERVISED))
             xi_registry_remove(&rt->names, c->name);
+        xi_rcu_unlock(&rt->rcu_sync);
     }
     xi_grace_wait(rt);
     /* Monitors fire before any end is queued: each watcher handles its
        DOWN before its own end. */
     xi_recovery_stopping(rt);
     for (uint32_t i = 0; i < n; i++) {
-        /* The grace period orders this after pass one. */
+        /* The grace period orders this after pass one; the section keeps
+           a supervised child being ended meanwhile from being freed while
+           we read its flags. */
+        xi_rcu_lock();
         struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
         /* Its supervisor ends a supervised child, in order. */
-        if (c == NULL || (xi_cell_rflags(c) & XI_CF_SUPERVISED))
-            continue;
         struct xi_cell *expected = c;
         /* acq_rel: see unpublish. */
-        if (atomic_compare_exchange_strong_explicit(
+        if (c != NULL && !(xi_cell_rflags(c) & XI_CF_SUPERVISED) &&
+            atomic_compare_exchange_strong_explicit(
                 &xi_slots_get(&rt->slots, i)->cell, &expected, xi_dying(c),
                 memory_order_acq_rel, memory_order_acquire)) {
             c->reap.flags = XI_EXIT_STOPPING;
             push_reap(c);
         }
+        xi_rcu_unlock(&rt->rcu_sync);
     }
 }

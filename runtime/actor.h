@@ -24,6 +24,7 @@ enum xi_exit_kind {
     XI_EXIT_POOL_REMOVED,  /* its home pool was removed */
     XI_EXIT_STOPPING,      /* the runtime stops */
     XI_EXIT_NODE_LOST,     /* its node is gone (the net layer's) */
+    XI_EXIT_DEVICE_FAILED = 8, /* its GPU pool's device failed (gpu/) */
 };
 
 struct xi_exit {

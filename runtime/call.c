@@ -481,9 +481,85 @@ static struct xo_future *request_future(const xo_request_t *req,
     return f;
 }
 
+/* A stream part, queued for the reader, who is told. */
+static void push_part(struct xo_future *f, struct xi_envelope *env)
+{
+    (void)xi_mpscq_push(&f->parts, &env->item.node);
+    /* acq_rel: the part is linked before the event is seen; the event
+       count tells a sleeping reader to look again. */
+    uint32_t old = atomic_fetch_add_explicit(&f->flags, XI_FUT_EVENT,
+                                             memory_order_acq_rel);
+    wake_waiters(f, old);
+}
+
+/* The answer was given on a worker whose kind holds answers (worker.h):
+   hand it over. Without memory to keep it, a final answer completes now
+   with XO_ENOMEM rather than before the work it follows, and a part is
+   refused; either way the answerer hears XO_ENOMEM. */
+static __attribute__((noinline)) int
+hold_answer(struct xi_worker *w, struct xo_future *f, xo_request_t *req,
+            int status, const char *error, struct xi_envelope *env,
+            bool part)
+{
+    xo_runtime_t *rt = f->rt;
+    struct xi_held *h = xi_mem_zalloc(&rt->mem, sizeof(*h));
+    char *copy = NULL;
+    if (h != NULL && error != NULL &&
+        (copy = copy_error(rt, error)) == NULL) {
+        xi_mem_free(&rt->mem, h, sizeof(*h));
+        h = NULL;
+    }
+    if (h == NULL) {
+        if (env)
+            xi_envelope_free(rt, env);
+        if (!part)
+            xi_future_complete_item(f, req->index, XO_ENOMEM,
+                                    "out of memory holding the answer "
+                                    "until its stream reached it",
+                                    NULL, true);
+        return XO_ENOMEM;
+    }
+    /* relaxed: the hold's reference, taken while the answerer's keeps f
+       alive (the envelope's, or the deferred handle's). */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    h->req = req;
+    h->status = status;
+    h->error = copy;
+    h->env = env;
+    h->part = part;
+    w->hold(w, h);
+    return 0;
+}
+
+void xi_held_release(xo_runtime_t *rt, struct xi_held *h, int status,
+                     const char *error)
+{
+    struct xo_future *f = xi_request_future(h->req);
+    if (h->part) {
+        /* acquire: pairs with release's fetch_or of ABANDONED. */
+        if (status < 0 || (atomic_load_explicit(&f->flags,
+                                                memory_order_acquire) &
+                           (XI_FUT_ABANDONED | XI_FUT_CANCEL)))
+            xi_envelope_free(rt, h->env);
+        else
+            push_part(f, h->env);
+    } else if (status < 0) {
+        if (h->env)
+            xi_envelope_free(rt, h->env);
+        xi_future_complete_item(f, h->req->index, status, error, NULL, true);
+    } else {
+        xi_future_complete_item(f, h->req->index, h->status, h->error,
+                                h->env, true);
+    }
+    xi_future_unref(f); /* the hold's */
+    xi_mem_free_str(&rt->mem, h->error);
+    xi_mem_free(&rt->mem, h, sizeof(*h));
+}
+
 /* Give the request its final answer: exactly one caller of this wins (the
    `answered` exchange), the others get XO_EINVAL and free what they
-   brought. A deferred request's reference goes with its answer. */
+   brought. A deferred request's reference goes with its answer. On a
+   worker whose kind holds answers, it completes later (hold_answer). */
 static int reply_with(xo_request_t *req, int status, const char *error,
                       struct xi_envelope *env)
 {
@@ -497,10 +573,15 @@ static int reply_with(xo_request_t *req, int status, const char *error,
     bool deferred = req->deferred;
     if (env)
         env->msg.sender = (xo_ref_t){ f->rt, req->callee };
-    xi_future_complete_item(f, req->index, status, error, env, true);
+    struct xi_worker *w = xi_current_worker();
+    int rc = 0;
+    if (__builtin_expect(w != NULL && w->hold != NULL, 0))
+        rc = hold_answer(w, f, req, status, error, env, false);
+    else
+        xi_future_complete_item(f, req->index, status, error, env, true);
     if (deferred)
         xi_future_unref(f); /* the deferred handle's reference */
-    return 0;
+    return rc;
 }
 
 /* relaxed: a quick refusal; reply_with's exchange decides. */
@@ -577,12 +658,10 @@ int xo_reply_part(xo_request_t *req, uint32_t tag, const void *data,
     if (size > 0)
         memcpy(env->msg.data, data, size);
     env->msg.sender = (xo_ref_t){ f->rt, req->callee };
-    (void)xi_mpscq_push(&f->parts, &env->item.node);
-    /* acq_rel: the part is linked before the event is seen; the event
-       count tells a sleeping reader to look again. */
-    uint32_t old = atomic_fetch_add_explicit(&f->flags, XI_FUT_EVENT,
-                                             memory_order_acq_rel);
-    wake_waiters(f, old);
+    struct xi_worker *w = xi_current_worker();
+    if (__builtin_expect(w != NULL && w->hold != NULL, 0))
+        return hold_answer(w, f, req, 0, NULL, env, true);
+    push_part(f, env);
     return 0;
 }
 

@@ -136,6 +136,29 @@ static inline struct xo_future *xi_request_future(const struct xo_request *r)
                                         offsetof(struct xo_future, items));
 }
 
+/*
+ * A held answer: a final reply, error or end, or a stream part, given on a
+ * worker whose pool kind orders answers after its own work (worker.h,
+ * `hold`: a GPU pool's stream thread, where an answer completes when the
+ * stream reaches the work enqueued before it). A final answer has won the
+ * request's `answered` exchange already. The hold keeps a reference on
+ * the future; the kind releases the hold later, once, from its own
+ * thread.
+ */
+struct xi_held {
+    struct xi_held *next;         /* the kind's list */
+    struct xo_request *req;
+    int status;
+    char *error;                  /* owned copy, or NULL */
+    struct xi_envelope *env;      /* the reply or the part, owned */
+    bool part;
+};
+
+/* Complete a held answer as it was given, or, with status < 0 (the point
+   it waited for failed), with status and error in its place; free it. */
+void xi_held_release(xo_runtime_t *rt, struct xi_held *h, int status,
+                     const char *error);
+
 /* A future of count items (count 0 is complete at once), holding the
    caller's reference. */
 int xi_future_new(xo_runtime_t *rt, uint64_t callee_id, uint32_t count,

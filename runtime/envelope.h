@@ -64,6 +64,8 @@ struct xi_func {
 #define XI_ENV_WRAPPED 1u  /* payload is the caller's buffer, see wrap */
 #define XI_ENV_RESERVED 2u /* its place in a bounded mailbox is taken
                               already (a delayed tell, see xo_tell_after) */
+#define XI_ENV_TAILED 4u   /* with WRAPPED: its payload is its own, and the
+                              free callback follows it (new_tailed) */
 
 /*
  * A 56-byte header, then the payload. A payload of up to XI_ENV_SMALL bytes
@@ -160,6 +162,17 @@ static inline struct xi_envelope *xi_chain_next(struct xi_envelope *e,
 int xi_envelope_new(xo_runtime_t *rt, uint32_t tag, size_t size,
                     struct xi_envelope **out);
 void xi_envelope_free(xo_runtime_t *rt, struct xi_envelope *env);
+/* An envelope with `size` payload bytes followed by `extra` bytes of its
+   maker's (8-aligned, at *extra_out), and a free callback that runs as
+   free_fn(msg.data, extra) when the envelope is freed: the GPU layer's
+   buffer messages keep their buffer there. */
+int xi_envelope_new_tailed(xo_runtime_t *rt, uint32_t tag, size_t size,
+                           size_t extra, void (*free_fn)(void *, void *),
+                           struct xi_envelope **out, void **extra_out);
+/* The extra bytes of an envelope made by new_tailed with free_fn, or
+   NULL (another envelope). */
+void *xi_envelope_tail(struct xi_envelope *env,
+                       void (*free_fn)(void *, void *));
 void xi_envelope_chain_free(xo_runtime_t *rt, struct xi_envelope *first,
                             struct xi_envelope *last);
 /* The single push point: hand env (or the linked chain first..last) to

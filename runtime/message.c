@@ -64,15 +64,63 @@ static struct wrap_tail *wrap_tail_of(struct xi_envelope *env)
     return (struct wrap_tail *)xi_env_payload(env, sizeof(struct wrap_tail));
 }
 
+/* A tailed envelope's: after its payload, 8-aligned. */
+static struct wrap_tail *tailed_tail_of(struct xi_envelope *env)
+{
+    size_t at = ((size_t)env->msg.size + 7u) & ~(size_t)7u;
+    return (struct wrap_tail *)((unsigned char *)env->msg.data + at);
+}
+
+int xi_envelope_new_tailed(xo_runtime_t *rt, uint32_t tag, size_t size,
+                           size_t extra, void (*free_fn)(void *, void *),
+                           struct xi_envelope **out, void **extra_out)
+{
+    if (size > XO_MSG_MAX_SIZE - 4096u || extra > 4096u)
+        return XO_EINVAL;
+    size_t room = ((size + 7u) & ~(size_t)7u) + sizeof(struct wrap_tail) +
+                  extra;
+    struct xi_envelope *env;
+    /* Over XI_ENV_SMALL always: the payload is the 16-aligned one. */
+    int rc = envelope_new(rt, tag, room, &env);
+    if (rc != 0)
+        return rc;
+    env->msg.size = (uint32_t)size;
+    env->item.flags |= XI_ENV_WRAPPED | XI_ENV_TAILED;
+    struct wrap_tail *t = tailed_tail_of(env);
+    t->free_fn = free_fn;
+    t->free_arg = t + 1;
+    *extra_out = t + 1;
+    *out = env;
+    return 0;
+}
+
+void *xi_envelope_tail(struct xi_envelope *env,
+                       void (*free_fn)(void *, void *))
+{
+    if ((env->item.flags & (XI_ENV_WRAPPED | XI_ENV_TAILED)) !=
+        (XI_ENV_WRAPPED | XI_ENV_TAILED))
+        return NULL;
+    struct wrap_tail *t = tailed_tail_of(env);
+    return t->free_fn == free_fn ? t->free_arg : NULL;
+}
+
+/* Out of line: the common envelope is not wrapped, and its free tests
+   one bit for both kinds. */
+static __attribute__((noinline)) void unwrap(struct xi_envelope *env)
+{
+    struct wrap_tail *t = env->item.flags & XI_ENV_TAILED
+                              ? tailed_tail_of(env)
+                              : wrap_tail_of(env);
+    if (t->free_fn != NULL)
+        t->free_fn(env->msg.data, t->free_arg);
+}
+
 void xi_envelope_free(xo_runtime_t *rt, struct xi_envelope *env)
 {
     if (env->item.kind == XI_K_CALL && env->msg.request != NULL)
         xi_future_unref(xi_request_future(env->msg.request));
-    if (env->item.flags & XI_ENV_WRAPPED) {
-        struct wrap_tail *t = wrap_tail_of(env);
-        if (t->free_fn != NULL)
-            t->free_fn(env->msg.data, t->free_arg);
-    }
+    if (env->item.flags & XI_ENV_WRAPPED)
+        unwrap(env);
     xi_mem_free(&rt->mem, env, env->item.size);
 }
 

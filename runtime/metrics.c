@@ -501,6 +501,7 @@ static const char *state_name(xo_pool_state_t st)
     case XO_POOL_RUNNING: return "running";
     case XO_POOL_REMOVING: return "removing";
     case XO_POOL_REMOVED: return "removed";
+    case XO_POOL_FAILED: return "failed";
     }
     return "?";
 }
@@ -511,11 +512,11 @@ static void w_pools(struct writer *w, const struct snap *s)
        one: as a label of every pool family it would split each counter's
        series in two when the pool is removed. */
     w_family(w, "xoscar_pool_state", "gauge",
-             "1 for the pool's state (running, removing, removed), 0 for "
-             "the others.");
+             "1 for the pool's state (running, removing, removed, failed), "
+             "0 for the others.");
     for (size_t i = 0; i < s->npools; i++) {
         const struct pool_row *p = &s->pools[i];
-        for (int st = XO_POOL_RUNNING; st <= XO_POOL_REMOVED; st++) {
+        for (int st = XO_POOL_RUNNING; st <= XO_POOL_FAILED; st++) {
             w_open(w, "xoscar_pool_state", "", s->text + p->label,
                    p->label_len);
             w_str(w, ",state=\"");

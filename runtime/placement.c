@@ -21,7 +21,8 @@ static unsigned next_random(void)
 }
 
 
-/* Pools that are active and (if label) carry it, into out; their count. */
+/* Pools that are active and carry label, or, without one, are general
+   (CPU pools: a GPU pool is chosen by its label), into out; their count. */
 static unsigned candidates(xo_runtime_t *rt, const char *label,
                            unsigned out[XO_POOLS_MAX])
 {
@@ -29,15 +30,15 @@ static unsigned candidates(xo_runtime_t *rt, const char *label,
     for (unsigned i = 0; i < n; i++) {
         struct xi_pool *p = xi_pool_at(rt, i);
         if (p != NULL && xi_pool_running(p) &&
-            (!label || xi_pool_has_label(p, label)))
+            (label ? xi_pool_has_label(p, label) : xi_pool_general(p)))
             out[k++] = i;
     }
     return k;
 }
 
-static int least_loaded(xo_runtime_t *rt, unsigned *pool)
+static int least_loaded(xo_runtime_t *rt, const char *label, unsigned *pool)
 {
-    unsigned c[XO_POOLS_MAX], k = candidates(rt, NULL, c);
+    unsigned c[XO_POOLS_MAX], k = candidates(rt, label, c);
     if (k == 0)
         return XO_ENOSLOT;
     unsigned best = c[0];
@@ -166,7 +167,7 @@ int xi_place(xo_runtime_t *rt, const xo_actor_def_t *def,
     }
     switch (p->kind) {
     case XO_PLACE_LEAST_LOADED:
-        return least_loaded(rt, pool);
+        return least_loaded(rt, p->label, pool);
     case XO_PLACE_POOL:
         *pool = p->pool;
         return check_pool(rt, *pool);
@@ -177,7 +178,7 @@ int xi_place(xo_runtime_t *rt, const xo_actor_def_t *def,
     case XO_PLACE_RANDOM_LABEL:
         if (p->kind == XO_PLACE_RANDOM_LABEL && p->label == NULL)
             return XO_EINVAL;
-        k = candidates(rt, p->kind == XO_PLACE_RANDOM ? NULL : p->label, c);
+        k = candidates(rt, p->label, c);
         if (k == 0)
             return XO_ENOSLOT;
         *pool = c[next_random() % k];
@@ -185,7 +186,7 @@ int xi_place(xo_runtime_t *rt, const xo_actor_def_t *def,
     case XO_PLACE_IDLE_LABEL:
         return idle_label(rt, p->label, p->mark, pool, claim);
     case XO_PLACE_ROUND_ROBIN:
-        k = candidates(rt, NULL, c);
+        k = candidates(rt, p->label, c);
         if (k == 0)
             return XO_ENOSLOT;
         /* relaxed: any spread will do, only atomicity matters. */

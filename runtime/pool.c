@@ -118,24 +118,27 @@ static int nth_allowed_cpu(const cpu_set_t *set, unsigned i)
 
 static void free_pool(xo_runtime_t *rt, struct xi_pool *p)
 {
+    if (p->ext != NULL && p->kind_data != NULL)
+        p->ext->unmake(rt, p);
     if (p->worker != NULL)
         xi_mem_free_aligned(p->worker, sizeof(*p->worker), XI_CACHELINE);
     xi_mem_free_str(&rt->mem, p->labels);
     xi_mem_free(&rt->mem, p, sizeof(*p));
 }
 
-/* The kind's operations for a spec, or the error it gets. */
-static int kind_ops(const xo_pool_spec_t *spec,
-                    const struct xi_pool_ops **ops)
+/* The kind of a spec: the CPU kind (ext NULL) or one built outside
+   runtime/, or the error it gets. */
+static int kind_of(const xo_pool_spec_t *spec, xo_pool_kind_t *kind,
+                   const struct xi_pool_kind **ext)
 {
-    switch (spec->kind == 0 ? XO_POOL_CPU : spec->kind) {
+    *kind = spec->kind == 0 ? XO_POOL_CPU : spec->kind;
+    *ext = NULL;
+    switch (*kind) {
     case XO_POOL_CPU:
-        if (spec->cpu < -1 || spec->cpu >= CPU_SETSIZE)
-            return XO_EINVAL;
-        *ops = &xi_cpu_pool_ops;
-        return 0;
+        return spec->cpu < -1 || spec->cpu >= CPU_SETSIZE ? XO_EINVAL : 0;
     case XO_POOL_GPU:
-        return XO_ENOSYS; /* the GPU layer is not in this build */
+        *ext = xi_gpu_pool_kind();
+        return 0;
     default:
         return XO_EINVAL;
     }
@@ -144,8 +147,9 @@ static int kind_ops(const xo_pool_spec_t *spec,
 static int new_pool(xo_runtime_t *rt, unsigned index,
                     const xo_pool_spec_t *spec, struct xi_pool **out)
 {
-    const struct xi_pool_ops *ops;
-    int rc = kind_ops(spec, &ops);
+    xo_pool_kind_t kind;
+    const struct xi_pool_kind *ext;
+    int rc = kind_of(spec, &kind, &ext);
     if (rc != 0)
         return rc;
     if (!labels_valid(spec->labels))
@@ -154,18 +158,30 @@ static int new_pool(xo_runtime_t *rt, unsigned index,
     if (p == NULL)
         return XO_ENOMEM;
     p->index = index;
-    p->kind = XO_POOL_CPU;
-    p->ops = ops;
+    p->kind = kind;
+    p->ops = ext != NULL ? ext->ops : &xi_cpu_pool_ops;
     atomic_init(&p->state, XO_POOL_RUNNING);
-    p->labels = make_labels(rt, ops->name, spec->labels);
     p->worker = xi_mem_zalloc_aligned(&rt->mem, sizeof(*p->worker),
                                       XI_CACHELINE);
-    if (p->labels == NULL || p->worker == NULL) {
+    if (p->worker == NULL) {
         free_pool(rt, p);
         return XO_ENOMEM;
     }
-    int core = spec->cpu >= 0 ? spec->cpu
-                              : nth_allowed_cpu(&rt->allowed, index);
+    const char *label = p->ops->name;
+    if (ext != NULL && (rc = ext->make(rt, p, spec, &label)) != 0) {
+        p->kind_data = NULL; /* nothing for unmake */
+        free_pool(rt, p);
+        return rc;
+    }
+    p->ext = ext;
+    p->labels = make_labels(rt, label, spec->labels);
+    if (p->labels == NULL) {
+        free_pool(rt, p);
+        return XO_ENOMEM;
+    }
+    int core = kind != XO_POOL_CPU ? -1
+               : spec->cpu >= 0    ? spec->cpu
+                                   : nth_allowed_cpu(&rt->allowed, index);
     xi_worker_init(p->worker, rt, p, core);
     *out = p;
     return 0;
@@ -257,7 +273,16 @@ int xi_pools_start(xo_runtime_t *rt, const xo_pool_spec_t *specs, unsigned n)
         if (rc != 0)
             return rc;
     }
-    return 0;
+    /* Then the GPU pools the config asks for (cfg.gpu_devices). */
+    if (rt->cfg.gpu_devices == 0)
+        return 0;
+    const struct xi_pool_kind *gpu = xi_gpu_pool_kind();
+    xo_pool_spec_t more[XO_POOLS_MAX];
+    unsigned m = 0;
+    int rc = gpu->start_specs(rt, more, XO_POOLS_MAX - n, &m);
+    for (unsigned i = 0; i < m && rc == 0; i++)
+        rc = append_pool(rt, &more[i], NULL);
+    return rc;
 }
 
 void xi_pools_join(xo_runtime_t *rt)
@@ -307,11 +332,19 @@ void xi_pools_free(xo_runtime_t *rt)
             continue;
         run_leftovers(p->worker);
         xi_worker_timers_hand_off(p->worker, NULL);
-        free_pool(rt, p);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct xi_pool *p = xi_pool_at(rt, i);
+        if (p != NULL)
+            free_pool(rt, p);
     }
     xi_mem_free(&rt->mem, rt->pools, XO_POOLS_MAX * sizeof(*rt->pools));
     rt->pools = NULL;
     xi_claims_free(rt);
+    /* acquire: pairs with the GPU layer's release store under
+       pools_lock. */
+    if (atomic_load_explicit(&rt->gpu, memory_order_acquire) != NULL)
+        xi_gpu_pool_kind()->free(rt);
 }
 
 void xo_pool_spec_init(xo_pool_spec_t *spec)
@@ -398,9 +431,13 @@ int xo_pool_remove(xo_runtime_t *rt, unsigned index)
     struct xi_pool *p =
         index < xi_pool_slots(rt) ? xi_pool_at(rt, index) : NULL;
     int rc = 0;
+    /* relaxed: state is only written under pools_lock, held here. */
+    int state = p != NULL ? atomic_load_explicit(&p->state,
+                                                 memory_order_relaxed)
+                          : XO_POOL_REMOVED;
     if (xi_rt_closing(rt))
         rc = XO_ECLOSED;
-    else if (p == NULL || !xi_pool_running(p))
+    else if (state != XO_POOL_RUNNING && state != XO_POOL_FAILED)
         rc = XO_ENOTEXIST;
     else /* release: placement reads it with acquire */
         atomic_store_explicit(&p->state, XO_POOL_REMOVING,

@@ -6,6 +6,12 @@
  * is the only kind built in; a GPU pool (one host thread owning a stream)
  * or an I/O pool fills in the same table and touches nothing else.
  *
+ * A kind built outside runtime/ (the GPU layer) comes through struct
+ * xi_pool_kind: pool.c asks it to make, label and free its pools, and
+ * runtime/ names nothing of it but xi_gpu_pool_kind. Only CPU pools are
+ * general: they run other pools' movable actors and stateless tasks, and
+ * take the actors placed without a label.
+ *
  * The pool table (pool.c) is an array of XO_POOLS_MAX pool pointers,
  * append-only, indexes never reused: any thread reads row i with one
  * acquire load and no lock. A removed pool keeps its row and its structs
@@ -58,7 +64,39 @@ struct xi_pool {
     struct xi_worker *worker;
     bool joinable;               /* under pools_lock: its thread runs and
                                     nobody has taken the join yet */
+    const struct xi_pool_kind *ext; /* NULL: the CPU kind */
+    void *kind_data;             /* the kind's own (a GPU pool's stream) */
 };
+
+/* A general pool (its kind runs movable actors: a CPU pool) runs other
+   pools' work and takes the actors placed without a label. */
+static inline bool xi_pool_general(const struct xi_pool *p)
+{
+    return p->ops->runs_movable;
+}
+
+/*
+ * A pool kind that lives outside runtime/. make and unmake run under
+ * pools_lock (or before the runtime is shared).
+ */
+struct xi_pool_kind {
+    const struct xi_pool_ops *ops;
+    /* Check spec and make the kind's part of the new pool p (its
+       kind_data); *label: the kind's labels ("gpu,gpu:0"), valid until
+       unmake. 0, or an XO_E* code (then p is freed without unmake). */
+    int (*make)(xo_runtime_t *rt, struct xi_pool *p,
+                const xo_pool_spec_t *spec, const char **label);
+    /* Free what make made: the pool never started, or it was joined. */
+    void (*unmake)(xo_runtime_t *rt, struct xi_pool *p);
+    /* The pools the config asks for at start: up to max specs. */
+    int (*start_specs)(xo_runtime_t *rt, xo_pool_spec_t *specs,
+                       unsigned max, unsigned *n);
+    /* xo_runtime_free, after every pool was freed. */
+    void (*free)(xo_runtime_t *rt);
+};
+
+/* The GPU layer's kind (gpu/pool.c). */
+const struct xi_pool_kind *xi_gpu_pool_kind(void);
 
 static inline bool xi_pool_running(const struct xi_pool *p)
 {

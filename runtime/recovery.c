@@ -33,6 +33,7 @@ const char *xo_exit_reason_name(xo_exit_reason_t reason)
     case XO_EXIT_STOPPING: return "runtime stopping";
     case XO_EXIT_NODE_LOST: return "node lost";
     case XO_EXIT_NO_SUCH_ACTOR: return "no such actor";
+    case XO_EXIT_DEVICE_FAILED: return "device failed";
     }
     return "unknown exit reason";
 }
@@ -43,7 +44,8 @@ _Static_assert((int)XI_EXIT_DESTROYED == (int)XO_EXIT_DESTROYED &&
                        (int)XO_EXIT_RESTART_INTENSITY &&
                    (int)XI_EXIT_POOL_REMOVED == (int)XO_EXIT_POOL_REMOVED &&
                    (int)XI_EXIT_STOPPING == (int)XO_EXIT_STOPPING &&
-                   (int)XI_EXIT_NODE_LOST == (int)XO_EXIT_NODE_LOST,
+                   (int)XI_EXIT_NODE_LOST == (int)XO_EXIT_NODE_LOST &&
+                   (int)XI_EXIT_DEVICE_FAILED == (int)XO_EXIT_DEVICE_FAILED,
                "an exit kind is the public reason");
 
 /* ---- the record ------------------------------------------------------ */
@@ -994,6 +996,30 @@ void xi_recovery_failed(struct xo_ctx *ctx, int code, char *message)
     if (xi_cell_rflags(c) & XI_CF_WATCHED)
         links_fire(ctx->rt, c, reason, code, message);
     decide(ctx, reason, code, message, false);
+}
+
+bool xi_recovery_end(xo_runtime_t *rt, struct xi_cell *c,
+                     xo_exit_reason_t reason, int code, const char *text)
+{
+    /* While stopping, the sweep ends it (a supervised child, which the
+       sweep leaves to its supervisor, ends now all the same). */
+    if (xi_rt_closing(rt) && !(xi_cell_rflags(c) & XI_CF_SUPERVISED))
+        return false;
+    bool watched = (xi_cell_rflags(c) & XI_CF_WATCHED) != 0;
+    pthread_mutex_lock(&rt->rel.lock);
+    bool ours = xi_cell_end(rt, c, (enum xi_exit_kind)reason, code);
+    if (ours && watched) {
+        struct xi_rnode *n = node_find(&rt->rel, xi_cell_ref(c).id);
+        if (n != NULL && n->fail_msg == NULL) {
+            n->fail_code = code;
+            n->fail_msg = text != NULL ? xi_mem_strdup(&rt->mem, text) : NULL;
+        }
+    }
+    pthread_mutex_unlock(&rt->rel.lock);
+    /* A failure, though not its own: its links fire as for one. */
+    if (ours && watched)
+        links_fire(rt, c, reason, code, text);
+    return ours;
 }
 
 void xi_recovery_fail_now(struct xo_ctx *ctx, int reason, int code,

@@ -182,6 +182,14 @@ void xi_recovery_cell_free(struct xi_cell *c);
 /* Inside a handler run that failed the actor (code < 0; message owned or
    NULL): decide; ctx->suspend tells the turn to stop here. */
 void xi_recovery_failed(struct xo_ctx *ctx, int code, char *message);
+/* End c from outside its turns for a failure that is not its own (its
+   GPU pool's device failed): it handles what it had accepted, then
+   on_destroy runs; its links fire and its monitors see reason, code and
+   text (copied). Not restarted. Inside a read-side section, c resolved
+   live. False when another end came first (or the runtime stops and its
+   sweep ends c). */
+bool xi_recovery_end(xo_runtime_t *rt, struct xi_cell *c,
+                     xo_exit_reason_t reason, int code, const char *text);
 /* Fail the actor now, from the runtime's own handler code (a supervisor
    past its intensity), as xo_crash would. */
 void xi_recovery_fail_now(struct xo_ctx *ctx, int reason, int code,

@@ -52,6 +52,8 @@ void xo_config_init(xo_config_t *cfg)
     cfg->mailbox_age_ns = 1000000000;     /* 1 s */
     cfg->handler_sample = 64;
     cfg->stats_shm_ns = 500000000;        /* 500 ms */
+    cfg->gpu_streams = 1;
+    cfg->gpu_host_devices = 1;
 }
 
 static void release_tables(xo_runtime_t *rt);
@@ -76,6 +78,13 @@ static bool config_valid(const xo_config_t *cfg)
         return false;
     if (cfg->stats_shm && (cfg->watch_tick_ns == 0 || cfg->stats_shm_ns == 0))
         return false; /* the watchdog publishes the snapshot */
+    if ((unsigned)cfg->gpu_backend > XO_GPU_HOST ||
+        cfg->gpu_devices < XO_GPU_ALL ||
+        cfg->gpu_devices > XO_GPU_DEVICES_MAX || cfg->gpu_streams == 0 ||
+        cfg->gpu_streams > XO_GPU_STREAMS_MAX ||
+        cfg->gpu_host_devices == 0 ||
+        cfg->gpu_host_devices > XO_GPU_DEVICES_MAX)
+        return false;
     return true; /* each spec is checked as its pool is made */
 }
 

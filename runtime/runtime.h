@@ -56,6 +56,8 @@
 
 enum { XI_RT_RUNNING = 0, XI_RT_CLOSING = 1, XI_RT_STOPPED = 2 };
 
+struct xi_gpu;
+
 /*
  * The route seam: the push point (xi_enqueue_chain) hands it every chain
  * whose ref names another node, with ownership (0: taken; an error: the
@@ -95,6 +97,10 @@ struct xo_runtime {
     void *route_arg;
     xi_exit_hook_fn exit_hook;
     void *exit_hook_arg;
+    /* The GPU layer's state (gpu/gpu.h): stored (release) under
+       pools_lock with the first GPU pool or buffer, loaded with acquire;
+       freed by the kind's `free` (pool.h). */
+    _Atomic(struct xi_gpu *) gpu;
     /* Monitors and links (recovery.h). */
     struct xi_relations rel;
     /* Observability: the watchdog (watchdog.h), the /metrics server

@@ -808,6 +808,7 @@ static const char *state_name(int s)
     case XO_POOL_RUNNING: return "running";
     case XO_POOL_REMOVING: return "removing";
     case XO_POOL_REMOVED: return "removed";
+    case XO_POOL_FAILED: return "failed";
     }
     return "?";
 }

@@ -238,7 +238,7 @@ struct xi_worker *xi_task_worker(xo_runtime_t *rt)
         unsigned i = atomic_fetch_add_explicit(&rt->rr_next, 1,
                                                memory_order_relaxed);
         struct xi_pool *p = xi_pool_at(rt, i % n);
-        if (p != NULL && xi_pool_running(p))
+        if (hosts_movable(p))
             return p->worker;
     }
     return xi_pool_worker(rt, 0); /* the main pool is never removed */
@@ -674,6 +674,10 @@ static struct xi_qnode *next_runnable(struct xi_worker *w)
             return n;
         }
         if (deadline != 0 && ((i & 63) != 0 || xi_now_ns() < deadline)) {
+            /* The kind's own work (a stream's events) is looked at while
+               spinning too, once every 64 polls. */
+            if ((i & 63) == 0 && kind_poll != NULL)
+                (void)kind_poll(w->pool);
             /* On a CPU another worker needs (maybe for the very message
                we wait for), poll between its turns rather than spin
                through them. */

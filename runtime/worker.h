@@ -33,6 +33,7 @@
 #define XI_RECENT_SLOTS 64
 
 struct xi_cell;
+struct xi_held;
 struct xi_pool;
 struct xo_future;
 
@@ -86,6 +87,11 @@ struct xi_worker {
     struct xi_reader reader;
     xo_runtime_t *rt;
     struct xi_pool *pool;        /* the pool it runs */
+    /* The pool kind's hold on the answers given on this thread (call.h,
+       struct xi_held): a GPU pool's stream thread completes them when its
+       stream reaches the point where they were given. NULL (CPU pools):
+       they complete at once. Set before the thread starts. */
+    void (*hold)(struct xi_worker *w, struct xi_held *h);
     int core;                    /* CPU it was given, -1: none */
     bool pinned;
     /* Another active pool's worker may run on this worker's CPU (pinned to

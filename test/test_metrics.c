@@ -297,7 +297,8 @@ Test(metrics, every_family_has_one_help_one_type_and_its_samples_together)
     /* Per actor, per pool: a sample each. */
     cr_assert_eq(samples[family_index("xoscar_actor_messages_total")], 2);
     cr_assert_eq(samples[family_index("xoscar_pool_actors")], 2);
-    cr_assert_eq(samples[family_index("xoscar_pool_state")], 2 * 3);
+    /* running, removing, removed, failed */
+    cr_assert_eq(samples[family_index("xoscar_pool_state")], 2 * 4);
     cr_assert_eq(samples[family_index("xoscar_runtime_alerts_total")],
                  XO_ALERT_KINDS - 1);
     free(text);

@@ -15,6 +15,14 @@ set -euo pipefail
 # libmicrohttpd (the /metrics endpoint) requires gnutls, whose pkg-config
 # file names -lunistring for a static link (pkg-config --static xoscar),
 # and Debian's libgnutls28-dev does not bring libunistring-dev along.
+#
+# GPU pools' CUDA backend needs NVIDIA's CUDA toolkit (nvcc and the CUDA
+# runtime, cudart; 12 or later; /usr/local/cuda, or CUDAToolkit_ROOT), and
+# a driver to run on a device. It is not a Debian package of main and this
+# script does not install it: CMake builds the CUDA backend where it finds
+# the toolkit and says so; without it the build leaves the CUDA backend out
+# (configure says "GPU pools: CUDA toolkit not found") and GPU pools run on
+# the host backend, on which every GPU test runs (docs/gpu.md).
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
           libmicrohttpd-dev libunistring-dev libncurses-dev)
 while [ $# -gt 0 ]; do

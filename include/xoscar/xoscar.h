@@ -57,7 +57,8 @@ extern "C" {
     X(ELINKED,   -4007, "a linked actor failed")                           \
     X(EADDRINUSE, -98,  "the address is in use")                           \
     X(ESYSTEM,   -4008, "a system call failed")                            \
-    X(ENOSYS,    -38,   "operation not supported by this build")
+    X(ENOSYS,    -38,   "operation not supported by this build")           \
+    X(EGPU,      -4009, "a GPU operation failed")
 
 typedef enum xo_errno {
 #define XO_ERRNO_ENUM_(name, value, msg) XO_##name = (value),
@@ -178,8 +179,8 @@ typedef void (*xo_alert_fn)(xo_runtime_t *rt, const xo_alert_t *alert,
 
 /*
  * A pool is the unit of placement: a kind of worker and its labels. A CPU
- * pool is one worker thread pinned to one core; a GPU pool (the GPU layer;
- * this build answers XO_ENOSYS) one host thread owning one device stream.
+ * pool is one worker thread pinned to one core; a GPU pool one host thread
+ * (its stream thread) owning one stream of one device (docs/gpu.md).
  */
 typedef enum xo_pool_kind {
     XO_POOL_CPU = 1,
@@ -190,14 +191,33 @@ typedef enum xo_pool_state {
     XO_POOL_RUNNING = 1,
     XO_POOL_REMOVING = 2, /* xo_pool_remove is draining it */
     XO_POOL_REMOVED = 3,  /* its index stays taken; it runs nothing */
+    XO_POOL_FAILED = 4,   /* a GPU pool whose device failed: its actors
+                             ended (XO_EXIT_DEVICE_FAILED), it takes no new
+                             ones; xo_pool_remove clears it */
 } xo_pool_state_t;
+
+/* Which GPU backend a runtime's GPU pools use (docs/gpu.md). */
+typedef enum xo_gpu_backend {
+    XO_GPU_AUTO = 0,  /* CUDA where this build has it and a device is
+                         visible, the host backend otherwise */
+    XO_GPU_CUDA,      /* CUDA only: XO_ENOSYS where not built, XO_EGPU
+                         where no device is visible */
+    XO_GPU_HOST,      /* the host backend: the same stream threads, with
+                         host work in place of the device's */
+} xo_gpu_backend_t;
+
+/* cfg.gpu_devices: a pool on every visible device. */
+#define XO_GPU_ALL (-1)
+#define XO_GPU_DEVICES_MAX 64  /* devices a runtime uses at most */
+#define XO_GPU_STREAMS_MAX 16  /* cfg.gpu_streams */
 
 typedef struct xo_pool_spec {
     xo_pool_kind_t kind;  /* 0 is taken as XO_POOL_CPU */
     int cpu;              /* CPU pools: the CPU to pin to; -1: the i-th CPU
                              this process may run on (at start), or the
                              next, round-robin (xo_pool_add) */
-    int device;           /* GPU pools: the device; -1: the next */
+    int device;           /* GPU pools: the device; -1: the next visible
+                             one, round-robin */
     const char *labels;   /* user labels, comma-separated ("io,fast"; NULL
                              for none; no empty label, so no leading,
                              trailing or double comma) */
@@ -313,6 +333,21 @@ typedef struct xo_config {
        (XO_EINVAL without). Its format: <xoscar/xoscar_shm.h>. */
     bool stats_shm;
     uint64_t stats_shm_ns;
+
+    /* ---- GPU pools (docs/gpu.md) ---- */
+    /* The backend, chosen when the first GPU pool (or buffer) is made. */
+    xo_gpu_backend_t gpu_backend;
+    /* Devices that get GPU pools at start, after the CPU pools: 0 (the
+       default) none; XO_GPU_ALL every visible device; n the devices 0 to
+       n - 1 (more than are visible: XO_EINVAL). Pools can also be added
+       later (xo_pool_add with kind XO_POOL_GPU). */
+    int gpu_devices;
+    /* Pools per device, each with its own stream thread and stream:
+       1 (the default) to XO_GPU_STREAMS_MAX. */
+    unsigned gpu_streams;
+    /* The devices the host backend has (default 1, at most
+       XO_GPU_DEVICES_MAX): host memory stands for each one's. */
+    unsigned gpu_host_devices;
 } xo_config_t;
 
 XO_API void xo_config_init(xo_config_t *cfg);
@@ -320,8 +355,10 @@ XO_API void xo_config_init(xo_config_t *cfg);
 /* Start a runtime: workers are running when it returns. cfg may be NULL
    (defaults). Errors: XO_EINVAL (bad config), XO_ENOMEM, XO_EADDRINUSE
    (cfg.metrics_port is taken), XO_ESYSTEM (the shared-memory snapshot of
-   cfg.stats_shm could not be made: see docs/top.md). A failed start
-   leaves nothing behind. */
+   cfg.stats_shm could not be made: see docs/top.md), XO_ENOSYS and
+   XO_EGPU (the GPU pools cfg.gpu_devices asks for: no CUDA backend in
+   this build, no device, a device that could not be set up;
+   xo_gpu_last_error says why). A failed start leaves nothing behind. */
 XO_API int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out);
 
 /*
@@ -412,8 +449,12 @@ typedef enum xo_restart {
 
 /*
  * Where a new actor lives: Xoscar's allocation strategies, plus what a
- * latency-sensitive C program needs. Removed and removing pools are never
- * chosen. XO_ENOSLOT when no pool fits.
+ * latency-sensitive C program needs. Removed, removing and failed pools are
+ * never chosen. XO_ENOSLOT when no pool fits. The policies that choose
+ * among pools (least loaded, random, round robin) choose among the pools
+ * carrying `label` when it is set, and among the CPU pools when it is not:
+ * a GPU pool ("gpu", "gpu:N") is chosen by its label, by index, or near
+ * one of its actors.
  */
 typedef enum xo_place_kind {
     XO_PLACE_LEAST_LOADED = 0, /* the default: the least busy worker
@@ -422,10 +463,11 @@ typedef enum xo_place_kind {
     XO_PLACE_POOL,             /* `pool` */
     XO_PLACE_MAIN,             /* pool 0 */
     XO_PLACE_RANDOM,
-    XO_PLACE_RANDOM_LABEL,     /* a random pool carrying `label` */
+    XO_PLACE_RANDOM_LABEL,     /* a random pool carrying `label` (required) */
     XO_PLACE_IDLE_LABEL,       /* the first pool carrying `label` that holds
                                   no live actor placed with the same label
-                                  and `mark` (Xoscar's IdleLabel) */
+                                  and `mark` (Xoscar's IdleLabel: one actor
+                                  per card with label "gpu") */
     XO_PLACE_ROUND_ROBIN,
     XO_PLACE_NEAR,             /* the pool of actor `near` */
     XO_PLACE_CALLBACK,         /* ask `fn` */
@@ -453,7 +495,7 @@ typedef enum xo_move {
                          any other policy */
     XO_MOVE_FIXED,    /* its home pool's worker only */
     XO_MOVE_FREE,     /* movable, whatever placed it */
-} xo_move_t;
+} xo_move_t;          /* an actor of a GPU pool is fixed, whatever it says */
 
 typedef struct xo_spawn_opts {
     /* A unique name (at most XO_UID_MAX bytes) that xo_lookup resolves;
@@ -832,6 +874,8 @@ typedef enum xo_exit_reason {
     XO_EXIT_STOPPING,          /* the runtime stops */
     XO_EXIT_NODE_LOST,         /* it lived on a node that is gone */
     XO_EXIT_NO_SUCH_ACTOR,     /* it was gone already when monitored */
+    XO_EXIT_DEVICE_FAILED,     /* its GPU pool's device failed: code
+                                  XO_EGPU, the device's error as message */
 } xo_exit_reason_t;
 
 XO_API const char *xo_exit_reason_name(xo_exit_reason_t reason);
@@ -1024,8 +1068,11 @@ XO_API int xo_pool_info(const xo_runtime_t *rt, unsigned index,
  * Grow the pool table while the runtime runs (Xoscar's append_sub_pool):
  * a new pool as `spec` describes it (NULL: a CPU pool on the next allowed
  * CPU, round-robin, no user labels). Its index is returned in *index.
- * Errors: XO_EINVAL (a bad spec), XO_ENOSYS (a kind this build does not
- * have), XO_ENOMEM, XO_ENOSLOT (table full), XO_ECLOSED.
+ * Errors: XO_EINVAL (a bad spec: for a GPU pool, a device that is not
+ * visible), XO_ENOSYS (a GPU pool on the CUDA backend in a build without
+ * it), XO_EGPU (the device or its stream could not be set up:
+ * xo_gpu_last_error says why), XO_ENOMEM, XO_ENOSLOT (table full),
+ * XO_ECLOSED.
  */
 XO_API int xo_pool_add(xo_runtime_t *rt, const xo_pool_spec_t *spec,
                        unsigned *index);
@@ -1121,5 +1168,8 @@ XO_API int xo_trace_write(xo_runtime_t *rt, FILE *out);
 #ifdef __cplusplus
 }
 #endif
+
+/* GPU pools, streams and buffers. */
+#include "xoscar/xoscar_gpu.h"
 
 #endif /* XOSCAR_XOSCAR_H */
