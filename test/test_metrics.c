@@ -364,6 +364,7 @@ Test(metrics, histogram_buckets_are_cumulative_up_to_inf_and_count_equals_it)
     xo_ref_t r = spawn_named(rt, &probe_def, "timed");
     xo_actor_stats_t st;
     feed(r, 200, 0, &st);
+    wait_for_all(r, 200, 0, 200, &st); /* every run timed */
     char *text = metrics_text(rt);
     char line[4096], name[128];
     const char *p = text;
