@@ -631,28 +631,35 @@ void xi_actors_close_all(xo_runtime_t *rt)
        liburcu (its resize worker) can still hold a name when the reap
        frees it; then unpublish each actor and queue its reap. */
     for (uint32_t i = 0; i < n; i++) {
+        /* A section per cell: a supervised child that its supervisor ends
+           meanwhile is freed after a grace period, not under us. */
+        xi_rcu_lock();
         struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
         if (c != NULL && c->name != NULL &&
             !(xi_cell_rflags(c) & XI_CF_SUPERVISED))
             xi_registry_remove(&rt->names, c->name);
+        xi_rcu_unlock(&rt->rcu_sync);
     }
     xi_grace_wait(rt);
     /* Monitors fire before any end is queued: each watcher handles its
        DOWN before its own end. */
     xi_recovery_stopping(rt);
     for (uint32_t i = 0; i < n; i++) {
-        /* The grace period orders this after pass one. */
+        /* The grace period orders this after pass one; the section keeps
+           a supervised child being ended meanwhile from being freed while
+           we read its flags. */
+        xi_rcu_lock();
         struct xi_cell *c = xi_slot_live_cell(&rt->slots, i);
         /* Its supervisor ends a supervised child, in order. */
-        if (c == NULL || (xi_cell_rflags(c) & XI_CF_SUPERVISED))
-            continue;
         struct xi_cell *expected = c;
         /* acq_rel: see unpublish. */
-        if (atomic_compare_exchange_strong_explicit(
+        if (c != NULL && !(xi_cell_rflags(c) & XI_CF_SUPERVISED) &&
+            atomic_compare_exchange_strong_explicit(
                 &xi_slots_get(&rt->slots, i)->cell, &expected, xi_dying(c),
                 memory_order_acq_rel, memory_order_acquire)) {
             c->reap.flags = XI_EXIT_STOPPING;
             push_reap(c);
         }
+        xi_rcu_unlock(&rt->rcu_sync);
     }
 }

@@ -91,18 +91,31 @@ static xo_ref_t spawn_named(xo_runtime_t *rt, const xo_actor_def_t *def,
 }
 
 /* Until the actor's handlers have returned from `handled` messages. */
-static void wait_for_stats(xo_ref_t r, uint64_t handled, xo_actor_stats_t *st)
+/* Until r's stats show `handled` messages, `failed` of them failed and
+   `timed` handler runs timed. A message counts as handled as soon as its
+   handler returns, before its failure is counted and its time added to
+   the histogram: waiting for the handled count alone can read those one
+   short. */
+static void wait_for_all(xo_ref_t r, uint64_t handled, uint64_t failed,
+                         uint64_t timed, xo_actor_stats_t *st)
 {
     for (;;) {
         int rc = xo_actor_stats(r, st);
         cr_assert_eq(rc, 0, "xo_actor_stats: %s", xo_strerror(rc));
-        if (st->handled >= handled)
+        if (st->handled >= handled && st->failed >= failed &&
+            st->handler_samples >= timed)
             return;
         sleep_ms(1);
     }
 }
 
-/* tells COUNT, fails FAIL of them, then waits until all were handled. */
+static void wait_for_stats(xo_ref_t r, uint64_t handled, xo_actor_stats_t *st)
+{
+    wait_for_all(r, handled, 0, 0, st);
+}
+
+/* tells COUNT, fails FAIL of them, then waits until all were handled and
+   their failures counted. */
 static void feed(xo_ref_t r, unsigned count, unsigned fail,
                  xo_actor_stats_t *st)
 {
@@ -110,7 +123,7 @@ static void feed(xo_ref_t r, unsigned count, unsigned fail,
         cr_assert_eq(xo_tell(r, COUNT, &i, sizeof(i)), 0);
     for (unsigned i = 0; i < fail; i++)
         cr_assert_eq(xo_tell(r, FAIL, NULL, 0), 0);
-    wait_for_stats(r, count + fail, st);
+    wait_for_all(r, count + fail, fail, 0, st);
 }
 
 /* ---- reading the exposition -------------------------------------------- */
@@ -315,7 +328,7 @@ Test(metrics, counts_are_what_the_actor_handled)
     cr_assert_eq(xo_call(r, ASK, NULL, 0, &f), 0);
     cr_assert_eq(xo_future_wait(f, -1), 0);
     xo_future_release(f);
-    wait_for_stats(r, 54, &st);
+    wait_for_all(r, 54, 3, 54, &st); /* every run timed: handler_sample 1 */
     char *text = metrics_text(rt);
     const char *who = "{actor=\"counted\",";
     cr_assert_eq(must_sample(text, "xoscar_actor_messages_total", who), 54);
@@ -351,6 +364,7 @@ Test(metrics, histogram_buckets_are_cumulative_up_to_inf_and_count_equals_it)
     xo_ref_t r = spawn_named(rt, &probe_def, "timed");
     xo_actor_stats_t st;
     feed(r, 200, 0, &st);
+    wait_for_all(r, 200, 0, 200, &st); /* every run timed */
     char *text = metrics_text(rt);
     char line[4096], name[128];
     const char *p = text;

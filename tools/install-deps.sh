@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages xoscar builds with, if any is missing.
-# Usage: tools/install-deps.sh [--tests] [extra-package ...]
+# Usage: tools/install-deps.sh [--tests] [--peers] [extra-package ...]
 #   --tests  also what the test suites need (Criterion; Prometheus and
 #            promtool, which the metrics suite runs against the endpoint;
 #            tmux, for the test that runs xoscar-top on a terminal;
 #            jansson, which parses the trace back; clang and libFuzzer,
 #            for the wire decoder's fuzz run; iproute2, whose ip netns
 #            makes the net suite's partition)
+#   --peers  also the peer runtimes the benchmarks are compared with
+#            (bench/peers.md): Erlang/OTP 25 (erlang-base) and CAF 0.17
+#            (libcaf-dev, with g++ to build bench/caf). Developer tools
+#            only: neither `make run` nor `make test` needs them.
 # Runs apt-get as root, or through sudo when that is available.
 set -euo pipefail
 
@@ -24,11 +28,15 @@ set -euo pipefail
 packages=(cmake make gcc pkg-config liburcu-dev libjemalloc-dev
           libmicrohttpd-dev libunistring-dev libncurses-dev
           libssl-dev libck-dev)
-if [ "${1:-}" = "--tests" ]; then
-    packages+=(libcriterion-dev prometheus tmux libjansson-dev
-               clang libfuzzer-14-dev iproute2)
+while [ $# -gt 0 ]; do
+    case $1 in
+    --tests) packages+=(libcriterion-dev prometheus tmux libjansson-dev
+                        clang libfuzzer-14-dev iproute2) ;;
+    --peers) packages+=(erlang-base libcaf-dev g++) ;;
+    *) break ;;
+    esac
     shift
-fi
+done
 packages+=("$@")
 
 missing=()
