@@ -39,6 +39,18 @@ struct two {
     unsigned port_b;
 };
 
+/* cfg.on_event of node A: events counted by state. */
+static _Atomic int a_events[XO_NODE_DOWN + 1];
+
+static void count_event(xo_runtime_t *rt, const xo_node_event_t *ev,
+                        void *user)
+{
+    (void)rt;
+    (void)user;
+    if (ev->state >= XO_NODE_CONNECTING && ev->state <= XO_NODE_DOWN)
+        atomic_fetch_add(&a_events[ev->state], 1);
+}
+
 static void two_up(struct two *t, uint64_t loss_ns)
 {
     t->a = start_runtime(2);
@@ -48,7 +60,9 @@ static void two_up(struct two *t, uint64_t loss_ns)
     cfg.on_log = quiet_log;
     cfg.max_batch = TEST_MAX_BATCH;
     cfg.name = "a";
+    cfg.on_event = count_event;
     cr_assert_eq(xo_node_start(t->a, &cfg), 0);
+    cfg.on_event = NULL;
     cfg.name = "b";
     cr_assert_eq(xo_node_start(t->b, &cfg), 0);
     cr_assert_eq(net_actors_setup(t->b), 0);
@@ -240,6 +254,10 @@ Test(net, node_events_reach_subscribers_and_the_callback)
     cr_assert_eq(ev.last_reason_down, XO_ECLOSED,
                  "the connection closed: %s",
                  xo_strerror(ev.last_reason_down));
+    /* The callback saw them too: up at the connect and again, and the
+       loss in between (it runs before the subscribers are told). */
+    cr_assert_eq(atomic_load(&a_events[XO_NODE_UP]), 2);
+    cr_assert_eq(atomic_load(&a_events[XO_NODE_CONNECTING]), 1);
     events_stop(&ev);
     two_down(&t);
 }
