@@ -206,6 +206,8 @@ int bench_spawn_run(const struct bench_opts *, const uint64_t *,
                     struct bench_result *);
 int bench_spawn_burst(const struct bench_opts *, const uint64_t *,
                       struct bench_result *);
+int bench_fanout(const struct bench_opts *, const uint64_t *,
+                 struct bench_result *);
 int bench_counting(const struct bench_opts *, const uint64_t *,
                    struct bench_result *);
 int bench_latency(const struct bench_opts *, const uint64_t *,

@@ -11,7 +11,9 @@
  *
  * This is the uncontended throughput of one mailbox: one producer, one
  * consumer, the smallest message there is. The runtime places the two
- * (least loaded), so with two pools they run on two cores at once.
+ * (least loaded) and they are movable: the counter runs where the
+ * producer's sends wake it, in the producer's yields (docs/scheduler.md,
+ * "Locality"); with --move fixed they run on two cores at once.
  */
 #include "bench.h"
 

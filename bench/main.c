@@ -65,6 +65,10 @@ static const struct bench_def benches[] = {
       { "5e4", "0" }, { 1, 0 }, "the same, all spawned in one loop" },
     { "counting", bench_counting, 1, { "messages" }, { "1e7" }, { 1 },
       "a producer increments a counter, then asks for it; messages/s" },
+    { "fanout", bench_fanout, 3, { "jobs", "work_us", "actors" },
+      { "4000", "50", "16" }, { 1, 0, 1 },
+      "a driver hands jobs of work_us of computation to movable actors, "
+      "which only stealing spreads; jobs/s, parallelism" },
     { "latency", bench_latency, 2, { "samples", "wake_samples" },
       { "1e6", "1000" }, { 1, 1 },
       "one message within a pool, across pools, to a parked worker" },
@@ -131,7 +135,7 @@ static void usage(FILE *f)
         "busy ones\n"
         "  --steal-wait-ns N how long a movable actor waits before an idle "
         "worker\n"
-        "                    may take it (default 20000)\n"
+        "                    may take it (default 200000)\n"
         "  --timeout S       a measured part longer than S seconds has hung "
         "(default 300)\n"
         "  --scale F         multiply the default sizes by F (quick checks)\n"

@@ -43,7 +43,7 @@ void xo_config_init(xo_config_t *cfg)
     cfg->spin_ns = 50000;
     cfg->yield_sends = 256;
     cfg->steal = true;
-    cfg->steal_wait_ns = 20000;           /* 20 us */
+    cfg->steal_wait_ns = 200000;          /* 200 us */
     cfg->stack_size = (size_t)8 << 20;
     cfg->watch_tick_ns = 10000000;        /* 10 ms */
     cfg->slow_handler_ns = 100000000;     /* 100 ms */

@@ -272,9 +272,10 @@ typedef struct xo_config {
        worker never takes work from another. */
     bool steal;
     /* How long a movable actor waits in a busy worker's queue before an
-       idle worker may take it, in nanoseconds. Default 20000 (20 us):
-       a worker that runs what it queues sooner keeps it, and its
-       messages stay on one core. 0: take any queued work at once. */
+       idle worker may take it, in nanoseconds. Default 200000 (200 us,
+       docs/scheduler.md says why): a worker that runs what it queues
+       sooner keeps it, and its messages stay on one core. 0: take any
+       queued work at once. */
     uint64_t steal_wait_ns;
     /* Stack of each worker thread, in bytes: default 8 MiB, at least
        XO_STACK_MIN. A handler's blocking wait runs other turns nested on its
