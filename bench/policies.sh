@@ -41,7 +41,7 @@ benches=("pingpong" "threadring" "fanin" "forkjoin" "counting" "spawn" \
          "spawn_burst" "fanout" "fanout 20000 5 16" "call" \
          "latency 300000 300")
 
-field() { tr ' ,' '\n\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
+field() { sed 's/ extra=/ /' | tr ' ,' '\n\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 
 printf '| benchmark | line rt (ns) |'
 printf ' %s |' "${names[@]}"
