@@ -125,6 +125,8 @@ double bench_slow_line_ns(void);
 const char *bench_machine_state(double line_ns);
 
 /* Start the runtime. Prints why on failure. */
+/* The runtime's watchdog alerts, counted into the result (`alerts`). */
+void bench_on_alert(xo_runtime_t *rt, const xo_alert_t *a, void *user);
 int bench_start(struct bench_env *env, const char *name,
                 const struct bench_opts *opts);
 /* Spawn options as the flags ask. pool: an index (wrapping past the last

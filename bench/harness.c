@@ -187,6 +187,21 @@ static void on_handler_error(xo_runtime_t *rt, xo_ref_t actor, uint32_t tag,
     (void)bench_fail(d, "a handler returned an error", err);
 }
 
+/* The watchdog runs in every benchmark as it does in a user's process,
+   and its alerts are expected there (fanin's senders run one long handler
+   each, a sink falls behind on purpose): they are counted into the result
+   (`alerts`) instead of written to stderr between the RESULT lines. */
+static _Atomic unsigned long long alerts;
+
+void bench_on_alert(xo_runtime_t *rt, const xo_alert_t *a, void *user)
+{
+    (void)rt;
+    (void)a;
+    (void)user;
+    /* relaxed: a count, read after the runtime has stopped. */
+    atomic_fetch_add_explicit(&alerts, 1, memory_order_relaxed);
+}
+
 int bench_start(struct bench_env *env, const char *name,
                 const struct bench_opts *opts)
 {
@@ -216,6 +231,7 @@ int bench_start(struct bench_env *env, const char *name,
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
     cfg.gpu_backend = opts->gpu_backend;
+    cfg.on_alert = bench_on_alert;
     int rc = xo_runtime_start(&cfg, &env->rt);
     return rc ? report_xo(env, "xo_runtime_start", rc) : 0;
 }
@@ -350,6 +366,11 @@ int bench_finish(struct bench_env *env, struct bench_result *r)
     else if (env->opts->steal_wait_set)
         bench_extra(r, "steal_wait_ns", "%llu",
                     (unsigned long long)env->opts->steal_wait_ns);
+    /* relaxed: the runtime has stopped (its join ordered the counts). */
+    unsigned long long n = atomic_exchange_explicit(&alerts, 0,
+                                                    memory_order_relaxed);
+    if (n != 0)
+        bench_extra(r, "alerts", "%llu", n);
     if (env->line_ns > 0) {
         if (bench_extra_get(r, "line_rt_ns") == NULL)
             bench_extra(r, "line_rt_ns", "%.1f", env->line_ns);
