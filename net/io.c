@@ -1485,12 +1485,13 @@ static bool src_ready(struct xi_conn *c)
         s->waiting = false;
         return true;
     }
-    /* Its stream or its copy failed: a tell that cannot be delivered,
-       dropped and counted as one the peer could not deliver would be. */
-    xi_net_log(c->net, "a buffer message to %#llx dropped: its bytes were "
-                       "never ready (%s)",
-               (unsigned long long)s->h.a, xo_strerror(rc));
-    bump(&c->peer->dropped, 1);
+    /* Its stream or its copy failed: nothing to send. The message is
+       dropped here, with a line in the log (a local receiver would hear
+       the code from xo_msg_buf; a remote one hears nothing, as for a
+       tell that cannot be delivered). */
+    xi_net_log(c->net, "a buffer message to node %s's actor %#llx dropped: "
+                       "its bytes were never ready (%s)",
+               c->peer->name, (unsigned long long)s->h.a, xo_strerror(rc));
     xi_envelope_free(c->net->rt, s->env);
     s->env = NULL;
     if (cur->rest == NULL)
