@@ -15,13 +15,28 @@
  *    the same device: the buffer itself, the stream made to wait for the
  *    message's point; another device: a peer copy on the receiver's
  *    stream after that wait; host memory: a copy to the device likewise;
- *  - a device buffer to anything else (a CPU actor; a remote one would be
- *    routed from host memory too): a copy into pinned host memory on a
- *    stream of its device, started at the send (the sender's own stream
- *    when it is one of that device's, else a function item to one), so
- *    it overlaps the message's trip; the receiver waits for it only if it
- *    gets there first, lending its worker meanwhile. The message goes
- *    into the mailbox at once, so the sender's messages stay in order.
+ *  - a device buffer to anything else (a CPU actor, an actor of another
+ *    node): a copy into pinned host memory on a stream of its device,
+ *    started at the send (the sender's own stream when it is one of that
+ *    device's, else a function item to one), so it overlaps the message's
+ *    trip; the receiver waits for it only if it gets there first, lending
+ *    its worker meanwhile. The message goes into the mailbox at once, so
+ *    the sender's messages stay in order.
+ *
+ * Across nodes (docs/gpu.md "Across nodes"), through the seam of
+ * runtime/envelope.h, with nothing of net/ named here: a remote actor is
+ * host side, so the send stages as above and hands the message to the
+ * route at once, in order. The net layer's I/O thread asks
+ * xi_bufmsg_ready before it writes the bytes: one acquire load of the
+ * message's point, which its own stream thread completes as it polls, so
+ * neither the sender (maybe a stream thread) nor the I/O thread ever
+ * waits for a stream. (The alternatives: the route only once the point
+ * is reached, which would let the sender's later tells overtake the
+ * buffer; or a function item waiting on a worker, which lends the worker
+ * to a wait.) On the receiving node xi_bufmsg_deliver wraps the
+ * reassembled block as a host buffer without a copy (a pinned copy for a
+ * GPU actor on the CUDA backend, whose copy to the device is then
+ * asynchronous) and sends it by the local path, with the remote sender.
  *
  * The last reference: on a stream thread the memory goes in that stream's
  * order (device memory of its device through the backend's stream-ordered

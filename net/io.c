@@ -22,6 +22,25 @@
  * the kernel's unsent bytes, which a connection under load keeps under
  * XI_UNSENT_MAX) behind a large message or a flood.
  *
+ * Buffer messages (xo_send_buf to a remote actor; docs/gpu.md "Across
+ * nodes") are in the ring in their sender's order like any message, but
+ * their bytes may not be there yet: a device buffer's copy to pinned
+ * memory, or the sending stream's work up to the send, still running. The
+ * cursor asks the GPU layer, through the runtime's seam (xi_bufmsg_ready:
+ * one load of the point's state), and while the answer is "not yet" the
+ * connection's data lane waits behind the message (the pair's order) and
+ * its control frames go on. Nothing waits on a stream: the stream thread
+ * that owns the point completes it from its own polling, and this thread
+ * looks again each turn, and within XI_BUF_POLL_NS (rounded up to
+ * epoll_wait's millisecond) while it sleeps. Handing the message to the
+ * route only once ready would let a later tell overtake it; waiting in a
+ * worker would take the worker. A BUF frame is written from the buffer
+ * itself, the buffer's bytes then the message's (two pieces, split
+ * across chunks as they fall); a buffer that will never be ready (its
+ * stream failed) is dropped with a line in the log. A BUF received is
+ * handed to the GPU layer (xi_bufmsg_deliver), which wraps an assembled
+ * block as the buffer without a copy and sends it by the local path.
+ *
  * Reading. Bytes go through the decoder (wire.c), frames to their
  * handlers. Messages in a row for one actor become one chain, pushed with
  * one exchange (a batch from the wire always whole: all or nothing).
@@ -1540,8 +1559,8 @@ static bool fill_batch(struct xi_conn *c)
             break;
         if (!src_ready(c))
             break; /* what follows waits behind it: the pair's order */
-        if (!cur->active)
-            continue; /* dropped */
+        if (!cur->active || cur->src.waiting)
+            continue; /* dropped: the next one, looked at the same way */
         bool referenced = false;
         if (!emit_src(b, &cur->src, &budget, &referenced))
             break; /* the cursor keeps what the batch points into */
