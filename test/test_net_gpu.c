@@ -227,12 +227,14 @@ struct make {
 static void gsrc_send(const struct make *mk, xo_buf_t *b)
 {
     int rc = xo_send_buf(mk->to, TAG_BUF, b, &mk->h, sizeof(mk->h));
-    if (rc != 0 && atomic_load(&loss_expected) &&
-        (rc == XO_ENODELOST || rc == XO_EFULL)) {
-        xo_buf_release(b);
+    if (rc == 0)
         return;
-    }
-    HCHECK(rc == 0);
+    /* Refused: the buffer is still ours. Expected only for a lost node
+       (or, for what gsrc handles while its runtime stops after that, a
+       stopping runtime). */
+    xo_buf_release(b);
+    HCHECK(atomic_load(&loss_expected) &&
+           (rc == XO_ENODELOST || rc == XO_EFULL || rc == XO_ECLOSED));
 }
 
 static int gsrc_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
@@ -675,8 +677,9 @@ NTEST(a_node_lost_mid_transfer_loses_nothing_and_leaks_nothing)
        dropped with the lost node's queue. */
     wait_until(atomic_load(&freed) == 7);
     no_handler_faults();
+    /* (Their order is not checked here: two senders, and gaps where a
+       send was refused.) */
     cr_assert_eq(atomic_load(&sink_bad), 0, "what arrived arrived whole");
-    cr_assert_eq(atomic_load(&sink_out_of_order), 0);
     /* Sends to the lost node fail as any tell's do; the caller keeps the
        buffer. */
     xo_buf_t *b = host_buf(t.a, 10, 1);
@@ -685,5 +688,6 @@ NTEST(a_node_lost_mid_transfer_loses_nothing_and_leaks_nothing)
                  XO_ENODELOST);
     xo_buf_release(b);
     two_down(&t);
+    no_handler_faults();
     cr_assert_eq(atomic_load(&freed), 8, "none freed twice");
 }
