@@ -317,9 +317,10 @@ typedef struct xo_config {
        (xo_alert_format). */
     xo_alert_fn on_alert;
     void *on_alert_user;
-    /* Handler times: each worker times every handler run of one turn in
-       this many, rounded up to a power of two (the histogram in
-       xo_actor_stats_t). Default 64; 1: every turn; 0: none. */
+    /* Handler times: each worker times the first handler run of about
+       one turn in this many (at random gaps of 1 to 2x-1 turns, so that
+       turns that repeat with a period are all sampled): the histogram in
+       xo_actor_stats_t. Default 64; 1: every handler run; 0: none. */
     unsigned handler_sample;
     /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
        TCP port, from a thread of the runtime (docs/metrics.md): 1 to
