@@ -246,6 +246,24 @@ Test(observe, mailbox_depth_counts_what_waits_behind_a_busy_handler)
     stop_runtime(rt);
 }
 
+Test(observe, pool_info_queued_says_work_waits_not_that_a_turn_runs)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t held = spawn_obs(rt, 1, NULL, NULL);
+    xo_ref_t other = spawn_obs(rt, 1, NULL, NULL);
+    hold(held); /* pool 1's worker runs a turn; nothing else is queued */
+    xo_pool_info_t pi;
+    cr_assert_eq(xo_pool_info(rt, 1, &pi), 0);
+    cr_assert(!pi.parked, "its worker runs a turn");
+    cr_assert(!pi.queued, "a running turn is not queued work");
+    cr_assert_eq(xo_tell(other, WORK, NULL, 0), 0); /* queued behind it */
+    cr_assert_eq(xo_pool_info(rt, 1, &pi), 0);
+    cr_assert(pi.queued, "an actor waits in its run queue");
+    release_hold();
+    wait_handled(other, 1);
+    stop_runtime(rt);
+}
+
 Test(observe, mailbox_depth_of_a_bounded_mailbox_is_its_queued_count)
 {
     xo_runtime_t *rt = start_runtime(2);

@@ -1,7 +1,9 @@
 /*
  * xoscar -- an actor runtime for heterogeneous computing.
  *
- * This is the whole public API. Read it top to bottom: error codes, types,
+ * This is the public API, with xoscar_gpu.h (GPU pools and buffers, included
+ * at the end) and xoscar_shm.h (the stats snapshot's format, for a reader in
+ * another process). Read it top to bottom: error codes, types,
  * then functions grouped by object in the order of their lifetime:
  * runtime (config, start, stop, free), actors (define, spawn, lookup,
  * destroy), messages (tell, zero-copy send), handler context, pools.
@@ -465,8 +467,9 @@ typedef enum xo_restart {
  */
 typedef enum xo_place_kind {
     XO_PLACE_LEAST_LOADED = 0, /* the default: the least busy worker
-                                  (parked, then idle, then running, then
-                                  with a queue), then fewest actors */
+                                  (parked or idle, ranked alike, then
+                                  running, then with a queue), then
+                                  fewest actors */
     XO_PLACE_POOL,             /* `pool` */
     XO_PLACE_MAIN,             /* pool 0 */
     XO_PLACE_RANDOM,
