@@ -593,8 +593,9 @@ static void w_actors(struct writer *w, const struct snap *s)
         }
     }
     w_family(w, "xoscar_actor_handler_seconds", "histogram",
-             "Handler run time of sampled turns only (each worker times one "
-             "turn in cfg.handler_sample); bounds are powers of two "
+             "Handler run time of sampled turns only (each worker times the "
+             "first run of about one turn in cfg.handler_sample); bounds are "
+             "powers of two "
              "nanoseconds. Actors without a sampled run have no series.");
     for (size_t i = 0; i < s->nrows; i++)
         if (s->rows[i].hist != NO_HIST)

@@ -534,7 +534,7 @@ int xo_pool_info(const xo_runtime_t *rt, unsigned index, xo_pool_info_t *out)
     out->actors = atomic_load_explicit(&p->actors, memory_order_relaxed);
     unsigned level = xi_pool_busy_level(p);
     out->parked = level == 0;
-    out->queued = level >= 2;
+    out->queued = level >= 3; /* 3: queued, 4: queued and running */
     out->handled = atomic_load_explicit(&w->handled, memory_order_relaxed);
     uint64_t idle = atomic_load_explicit(&w->idle_ns, memory_order_relaxed);
     uint64_t up = xi_coarse_ns() - w->start_ns;

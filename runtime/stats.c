@@ -31,6 +31,23 @@ struct xi_obs *xi_obs_make(xo_runtime_t *rt, struct xi_cell *c)
     return o;
 }
 
+bool xi_sample_next(struct xi_wobs *o)
+{
+    if (o->sample_every == 0) {
+        o->sample_left = UINT32_MAX; /* back here, to say no, in 2^32 */
+        return false;
+    }
+    uint64_t span = 2 * (uint64_t)o->sample_every - 1;
+    if (span > UINT32_MAX)
+        span = UINT32_MAX;
+    /* xorshift64: a spread, not a secret. */
+    o->sample_rng ^= o->sample_rng << 13;
+    o->sample_rng ^= o->sample_rng >> 7;
+    o->sample_rng ^= o->sample_rng << 17;
+    o->sample_left = 1 + (uint32_t)(o->sample_rng % span);
+    return true;
+}
+
 void xi_note_depth(xo_runtime_t *rt, struct xi_cell *c, uint64_t depth)
 {
     if (depth <= 1)

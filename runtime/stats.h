@@ -80,9 +80,11 @@ struct xi_wobs {
     _Atomic uint64_t actor;     /* ref id of the turn's actor; 0: none
                                    (idle, or waiting in a handler) */
     _Atomic uint32_t tag;       /* the handler run's message tag */
-    /* A turn is timed when turn_seq & sample_mask is 0 (UINT64_MAX:
-       never). */
-    uint64_t sample_mask;
+    /* Handler timing (the worker's own, never read elsewhere): the turns
+       left until the next timed one, and the mean gap between timed turns
+       (cfg.handler_sample; 0: none) with the state of the gaps' spread. */
+    uint32_t sample_left, sample_every;
+    uint64_t sample_rng;
     /* Counters (single writer). */
     _Atomic uint64_t parks, wakes, runq_taken;
     /* Turns of actors whose home is another pool (movable actors that ran
@@ -112,5 +114,12 @@ uint64_t xi_cell_depth(const struct xi_cell *c);
 void xi_cell_stats(const struct xi_cell *c, xo_actor_stats_t *out);
 /* The definition's name for reports ("?" when it has none). */
 const char *xi_def_name(const struct xi_cell *c);
+
+/* The gap to the worker's next timed turn, drawn at random around
+   cfg.handler_sample so that a graph whose turns repeat with a period
+   (a ring of N actors on one worker) is sampled across all its actors:
+   uniform in [1, 2 * every - 1], every turn for 1, never for 0. Returns
+   whether the turn that drew it is timed. */
+bool xi_sample_next(struct xi_wobs *o);
 
 #endif /* XI_RUNTIME_STATS_H */

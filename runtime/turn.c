@@ -319,8 +319,8 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
 /* ---- stats (stats.h) ---------------------------------------------------- */
 
 /* A turn (or a stateless task) of c starts on w: count it, tell the
-   watchdog; returns whether the worker times this one (one turn in
-   cfg.handler_sample, rounded up to a power of two, by the count). */
+   watchdog; returns whether the worker times this one's first handler
+   run (about one turn in cfg.handler_sample: xi_sample_next). */
 static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
 {
     if (!XI_STATS)
@@ -331,9 +331,11 @@ static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
                                       memory_order_relaxed) + 1;
     atomic_store_explicit(&w->obs.turn_seq, t, memory_order_relaxed);
     atomic_store_explicit(&w->obs.actor, c->id, memory_order_relaxed);
-    if (c->pool != w->pool->index)
+    if (c->pool != w->pool_index)
         xi_bump(&w->obs.shared, 1);
-    return (t & w->obs.sample_mask) == 0;
+    if (__builtin_expect(--w->obs.sample_left == 0, 0))
+        return xi_sample_next(&w->obs);
+    return false;
 }
 
 /* A handler run for a message of `tag` starts on w: its tag, for the
@@ -426,9 +428,12 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
         run_starts(w, e->msg.tag);
         if (__builtin_expect(tracing, 0))
             xi_trace_record(rt, XI_TR_MSG, (uintptr_t)e, 0, e->msg.tag);
-        if (__builtin_expect(timed, 0))
+        if (__builtin_expect(timed, 0)) {
+            /* Only the turn's first run, two clock reads a timed turn
+               whatever its length; every run with handler_sample 1. */
+            timed = w->obs.sample_every == 1;
             n += deliver_timed(&ctx, e, batch - n);
-        else if (c->def->on_batch != NULL && c->created &&
+        } else if (c->def->on_batch != NULL && c->created &&
                  e->item.kind <= XI_K_CALL)
             n += deliver_batch(&ctx, e, batch - n);
         else

@@ -565,7 +565,7 @@ static bool watch(struct xi_worker *w, struct xi_cell *c)
 {
     /* A push racing with the emptiness check is seen by the poll. */
     if (w->block_depth != 0 ||
-        (c->pool != w->pool->index && !(c->movable && w->hosts_movable)) ||
+        (c->pool != w->pool_index && !(c->movable && w->hosts_movable)) ||
         w->rt->cfg.spin_ns == 0 || w->nwatched == XI_WATCH_MAX ||
         c->mbox_tail != &c->mbox.stub)
         return false;
@@ -751,7 +751,7 @@ static void after_turn(struct xi_worker *w, struct xi_cell *c,
        it; the others go back to their home. */
     if (c->movable && w->hosts_movable && local_push(w, &c->run))
         return;
-    if (c->pool == w->pool->index)
+    if (c->pool == w->pool_index)
         xi_runq_push(w, &c->run);
     else
         xi_schedule_item(c, &c->run);
@@ -848,10 +848,11 @@ void xi_worker_init(struct xi_worker *w, xo_runtime_t *rt,
     w->core = core;
     w->exit_item.kind = XI_K_EXIT;
     w->start_ns = xi_coarse_ns();
-    unsigned every = rt->cfg.handler_sample, pow2 = 1;
-    while (pow2 < every && pow2 < (1u << 30))
-        pow2 <<= 1;
-    w->obs.sample_mask = every == 0 ? UINT64_MAX : (uint64_t)pow2 - 1;
+    w->pool_index = pool->index;
+    w->obs.sample_every = rt->cfg.handler_sample;
+    w->obs.sample_rng = ((uintptr_t)w ^ xi_now_ns()) | 1;
+    w->obs.sample_left = 1;
+    (void)xi_sample_next(&w->obs);
     xi_mpscq_init(&w->runq, &w->runq_tail, false);
     xi_stealq_init(&w->local);
     w->hosts_movable = pool->ops->runs_movable;

@@ -87,6 +87,7 @@ struct xi_worker {
     struct xi_reader reader;
     xo_runtime_t *rt;
     struct xi_pool *pool;        /* the pool it runs */
+    unsigned pool_index;         /* pool->index, read by every turn */
     /* The pool kind's hold on the answers given on this thread (call.h,
        struct xi_held): a GPU pool's stream thread completes them when its
        stream reaches the point where they were given. NULL (CPU pools):

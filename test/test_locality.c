@@ -612,6 +612,75 @@ Test(locality, an_actor_that_is_always_runnable_does_not_starve_its_worker)
     stop_runtime(rt);
 }
 
+/* ---- the deadlock check across moved actors ------------------------------- */
+
+/* A calls B and waits; B, in that call, calls A and waits: B's wait
+   closes the cycle and must be refused with XO_EDEADLK, wherever the two
+   run (B woken by A's send sits in A's worker's local queue, runs nested
+   under A's wait there, or is taken by the other worker). */
+enum { CYC_OTHER = 20, CYC_START, CYC_BACK, CYC_GET };
+static atomic_int cycle_refused, cycle_done;
+
+static int cyc_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    xo_ref_t *other = state;
+    xo_future_t *f;
+    int rc;
+    switch (m->tag) {
+    case CYC_OTHER:
+        memcpy(other, m->data, sizeof(*other));
+        return 0;
+    case CYC_START: /* A */
+        if ((rc = xo_call(*other, CYC_BACK, NULL, 0, &f)) != 0)
+            return rc;
+        (void)xo_future_wait(f, -1); /* B's failure: "cycle" */
+        xo_future_release(f);
+        atomic_fetch_add(&cycle_done, 1);
+        return 0;
+    case CYC_BACK: /* B, called by A, which waits */
+        if ((rc = xo_call(*other, CYC_GET, NULL, 0, &f)) != 0)
+            return rc;
+        rc = xo_future_wait(f, -1);
+        if (rc == XO_EDEADLK) {
+            atomic_fetch_add(&cycle_refused, 1);
+            xo_future_cancel(f);
+        }
+        xo_future_release(f);
+        return rc == XO_EDEADLK ? xo_fail(ctx, rc, "cycle") : 0;
+    }
+    return 0; /* CYC_GET */
+}
+
+static const xo_actor_def_t cyc_def = {
+    .name = "cycle", .state_size = sizeof(xo_ref_t),
+    .on_message = cyc_message,
+};
+
+Test(locality, a_call_cycle_between_movable_actors_is_refused_each_time_while_they_are_stolen)
+{
+    enum { PAIRS = 8, ROUNDS = 25 };
+    xo_runtime_t *rt = start_with(2, true, 0); /* steal at once */
+    atomic_store(&cycle_refused, 0);
+    atomic_store(&cycle_done, 0);
+    xo_ref_t a[PAIRS], b[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        a[i] = spawn_moving(rt, &cyc_def, i % 2, XO_MOVE_FREE, NULL, 0);
+        b[i] = spawn_moving(rt, &cyc_def, (i + 1) % 2, XO_MOVE_FREE, NULL, 0);
+        cr_assert_eq(xo_tell(a[i], CYC_OTHER, &b[i], sizeof(b[i])), 0);
+        cr_assert_eq(xo_tell(b[i], CYC_OTHER, &a[i], sizeof(a[i])), 0);
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PAIRS; i++)
+            cr_assert_eq(xo_tell(a[i], CYC_START, NULL, 0), 0);
+        /* A hang here is a cycle the check missed (ctest's timeout). */
+        while (atomic_load(&cycle_done) < (r + 1) * PAIRS)
+            sleep_ms(1);
+    }
+    cr_assert_eq(atomic_load(&cycle_refused), PAIRS * ROUNDS,
+                 "every cycle refused exactly once");
+    stop_runtime(rt);
+}
+
 /* ---- pools going away ------------------------------------------------------ */
 
 Test(locality, removing_a_pool_hands_the_movable_actors_its_worker_held_back_home)

@@ -246,6 +246,24 @@ Test(observe, mailbox_depth_counts_what_waits_behind_a_busy_handler)
     stop_runtime(rt);
 }
 
+Test(observe, pool_info_queued_says_work_waits_not_that_a_turn_runs)
+{
+    xo_runtime_t *rt = start_runtime(2);
+    xo_ref_t held = spawn_obs(rt, 1, NULL, NULL);
+    xo_ref_t other = spawn_obs(rt, 1, NULL, NULL);
+    hold(held); /* pool 1's worker runs a turn; nothing else is queued */
+    xo_pool_info_t pi;
+    cr_assert_eq(xo_pool_info(rt, 1, &pi), 0);
+    cr_assert(!pi.parked, "its worker runs a turn");
+    cr_assert(!pi.queued, "a running turn is not queued work");
+    cr_assert_eq(xo_tell(other, WORK, NULL, 0), 0); /* queued behind it */
+    cr_assert_eq(xo_pool_info(rt, 1, &pi), 0);
+    cr_assert(pi.queued, "an actor waits in its run queue");
+    release_hold();
+    wait_handled(other, 1);
+    stop_runtime(rt);
+}
+
 Test(observe, mailbox_depth_of_a_bounded_mailbox_is_its_queued_count)
 {
     xo_runtime_t *rt = start_runtime(2);
@@ -290,6 +308,104 @@ Test(observe, every_turn_sampled_puts_every_handler_run_in_the_histogram)
     cr_assert_geq(slow, 5, "the five 2 ms sleeps land at 2 ms or above");
     cr_assert_geq(st.handler_sum_ns, 5 * 2000000ull, "at least the sleeps");
     cr_assert_geq(xo_hist_quantile_ns(st.handler_hist, 1.0), 2000000);
+    stop_runtime(rt);
+}
+
+/* A token ring on one worker: each actor passes the count on, the last
+   hop sets ring_done. */
+static atomic_int ring_done;
+
+enum { RING_NEXT = 900 }; /* data: the next actor's ref */
+
+static int ring_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    if (m->tag == RING_NEXT) {
+        memcpy(&((struct peer *)state)->next, m->data, sizeof(xo_ref_t));
+        return 0;
+    }
+    uint64_t left;
+    memcpy(&left, m->data, sizeof(left));
+    if (left == 0) {
+        atomic_store(&ring_done, 1);
+        return 0;
+    }
+    left--;
+    return xo_tell(((struct peer *)state)->next, WORK, &left, sizeof(left));
+}
+
+static const xo_actor_def_t ring_def = {
+    .name = "ring",
+    .state_size = sizeof(struct peer),
+    .on_create = obs_create,
+    .on_message = ring_message,
+};
+
+Test(observe, sampling_reaches_every_actor_of_a_ring_whose_size_is_a_multiple_of_the_sample_period)
+{
+    /* 256 actors on one worker take their turns in a fixed order: timing
+       every 64th turn would time only 4 of them. The gaps are random, so
+       after 1000 laps each actor has been timed with all but certainty
+       ((63/64)^1000 < 1e-6 per actor). */
+    enum { RING = 256, LAPS = 1000 };
+    xo_config_t cfg;
+    quiet_config(&cfg, 1);
+    cfg.handler_sample = 64;
+    xo_runtime_t *rt = start_with(&cfg);
+    xo_ref_t refs[RING];
+    for (int i = RING - 1; i >= 0; i--) {
+        xo_spawn_opts_t o;
+        xo_spawn_opts_init(&o);
+        o.pool = 0;
+        o.arg = i == RING - 1 ? NULL : &refs[i + 1];
+        o.arg_size = i == RING - 1 ? 0 : sizeof(xo_ref_t);
+        cr_assert_eq(xo_spawn(rt, &ring_def, &o, &refs[i]), 0);
+    }
+    /* Close the ring: the last one's next is the first (this thread's
+       messages arrive in order, so before the token reaches it). */
+    cr_assert_eq(xo_tell(refs[RING - 1], RING_NEXT, &refs[0], sizeof(xo_ref_t)),
+                 0);
+    atomic_store(&ring_done, 0);
+    uint64_t hops = (uint64_t)RING * LAPS;
+    cr_assert_eq(xo_tell(refs[0], WORK, &hops, sizeof(hops)), 0);
+    while (!atomic_load(&ring_done))
+        sleep_ms(1);
+    for (int i = 0; i < RING; i++) {
+        xo_actor_stats_t st;
+        cr_assert_eq(xo_actor_stats(refs[i], &st), 0);
+        cr_assert_gt(st.handler_samples, 0, "actor %d of the ring never timed",
+                     i);
+    }
+    stop_runtime(rt);
+}
+
+Test(observe, a_sampled_turn_times_only_its_first_handler_run)
+{
+    /* 641 messages handled in turns of at most 64: with handler_sample 2,
+       about every other turn is timed, one run each, so the samples are
+       at most the turns the pool ran, where timing whole turns would give
+       up to 64 a turn. */
+    xo_config_t cfg;
+    quiet_config(&cfg, 2);
+    cfg.handler_sample = 2;
+    xo_runtime_t *rt = start_with(&cfg);
+    xo_ref_t r = spawn_obs(rt, 1, NULL, NULL);
+    hold(r);
+    for (int i = 0; i < 640; i++)
+        cr_assert_eq(xo_tell(r, WORK, NULL, 0), 0);
+    xo_pool_info_t before, after;
+    cr_assert_eq(xo_pool_info(rt, 1, &before), 0);
+    release_hold();
+    wait_handled(r, 641);
+    cr_assert_eq(xo_pool_info(rt, 1, &after), 0);
+    xo_actor_stats_t st;
+    cr_assert_eq(xo_actor_stats(r, &st), 0);
+    uint64_t turns = after.turns - before.turns + 1; /* + the HOLD's turn */
+    cr_assert_gt(st.handler_samples, 0, "some turn was timed");
+    cr_assert_leq(st.handler_samples, turns,
+                  "%llu samples in %llu turns: one run a timed turn",
+                  (unsigned long long)st.handler_samples,
+                  (unsigned long long)turns);
     stop_runtime(rt);
 }
 

@@ -1,7 +1,9 @@
 /*
  * xoscar -- an actor runtime for heterogeneous computing.
  *
- * This is the whole public API. Read it top to bottom: error codes, types,
+ * This is the public API, with xoscar_gpu.h (GPU pools and buffers, included
+ * at the end) and xoscar_shm.h (the stats snapshot's format, for a reader in
+ * another process). Read it top to bottom: error codes, types,
  * then functions grouped by object in the order of their lifetime:
  * runtime (config, start, stop, free), actors (define, spawn, lookup,
  * destroy), messages (tell, zero-copy send), handler context, pools.
@@ -317,9 +319,10 @@ typedef struct xo_config {
        (xo_alert_format). */
     xo_alert_fn on_alert;
     void *on_alert_user;
-    /* Handler times: each worker times every handler run of one turn in
-       this many, rounded up to a power of two (the histogram in
-       xo_actor_stats_t). Default 64; 1: every turn; 0: none. */
+    /* Handler times: each worker times the first handler run of about
+       one turn in this many (at random gaps of 1 to 2x-1 turns, so that
+       turns that repeat with a period are all sampled): the histogram in
+       xo_actor_stats_t. Default 64; 1: every handler run; 0: none. */
     unsigned handler_sample;
     /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
        TCP port, from a thread of the runtime (docs/metrics.md): 1 to
@@ -464,8 +467,9 @@ typedef enum xo_restart {
  */
 typedef enum xo_place_kind {
     XO_PLACE_LEAST_LOADED = 0, /* the default: the least busy worker
-                                  (parked, then idle, then running, then
-                                  with a queue), then fewest actors */
+                                  (parked or idle, ranked alike, then
+                                  running, then with a queue), then
+                                  fewest actors */
     XO_PLACE_POOL,             /* `pool` */
     XO_PLACE_MAIN,             /* pool 0 */
     XO_PLACE_RANDOM,

@@ -112,7 +112,7 @@ typedef struct xo_shm_header {
 #define XO_SHM_POOL_QUEUED 4u
 #define XO_SHM_POOL_PARKED 8u
 
-/* xo_pool_info_t's numbers. */
+/* xo_pool_info_t's numbers, but for `steals`. */
 typedef struct xo_shm_pool {
     uint64_t index;
     uint64_t kind;           /* xo_pool_kind_t */
