@@ -26,6 +26,7 @@
 
 #include "gpu/kernels.h"
 #include "net_actors.h"
+#include "runtime/runtime.h" /* xi_mem_fail_after: the allocation hook */
 
 #ifdef GPU_TEST_CUDA
 #define BACKEND XO_GPU_CUDA
@@ -641,6 +642,44 @@ NTEST(a_buffer_for_a_gone_remote_actor_is_dropped_and_counted_like_a_tell)
     send_host(t.sink, 0, 100);
     wait_until(atomic_load(&sink_bufs) == 1);
     cr_assert_eq(atomic_load(&sink_bad), 0);
+    two_down(&t);
+}
+
+/* The receiving node's allocations for a buffer message (the buffer, the
+   message) fail in turn: each message is delivered whole or dropped and
+   counted, never half made, and nothing leaks (ASan). */
+NTEST(a_buffer_that_cannot_get_memory_on_the_receiving_node_is_dropped_and_counted)
+{
+    if (!need_device())
+        return;
+    struct two t;
+    two_up(&t, 0);
+    unsigned a_at_b;
+    cr_assert_eq(xo_node_find(t.b, "a", &a_at_b), 0);
+    xo_node_info_t before;
+    cr_assert_eq(xo_node_info(t.b, a_at_b, &before), 0);
+    uint64_t dropped = 0;
+    uint32_t seq = 0;
+    for (long k = 1; k <= 3; k++) {
+        xi_mem_fail_after(&t.b->mem, k);
+        send_host(t.sink, seq++, 3 * MIB);
+        xo_node_info_t in;
+        do {
+            sleep_ms(1);
+            cr_assert_eq(xo_node_info(t.b, a_at_b, &in), 0);
+        } while (atomic_load(&sink_bufs) + (in.dropped - before.dropped) <
+                 seq);
+        xi_mem_fail_after(&t.b->mem, 0);
+        dropped = in.dropped - before.dropped;
+    }
+    cr_assert_geq(dropped, 1, "the first allocations were the message's");
+    cr_assert_eq(atomic_load(&sink_bufs) + dropped, seq);
+    cr_assert_eq(atomic_load(&sink_bad), 0, "what arrived arrived whole");
+    /* The node goes on. */
+    send_host(t.sink, seq++, 100);
+    wait_until(atomic_load(&sink_bufs) + dropped == seq);
+    wait_until(atomic_load(&freed) == (int)seq);
+    no_handler_faults();
     two_down(&t);
 }
 
