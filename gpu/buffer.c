@@ -15,13 +15,28 @@
  *    the same device: the buffer itself, the stream made to wait for the
  *    message's point; another device: a peer copy on the receiver's
  *    stream after that wait; host memory: a copy to the device likewise;
- *  - a device buffer to anything else (a CPU actor; a remote one would be
- *    routed from host memory too): a copy into pinned host memory on a
- *    stream of its device, started at the send (the sender's own stream
- *    when it is one of that device's, else a function item to one), so
- *    it overlaps the message's trip; the receiver waits for it only if it
- *    gets there first, lending its worker meanwhile. The message goes
- *    into the mailbox at once, so the sender's messages stay in order.
+ *  - a device buffer to anything else (a CPU actor, an actor of another
+ *    node): a copy into pinned host memory on a stream of its device,
+ *    started at the send (the sender's own stream when it is one of that
+ *    device's, else a function item to one), so it overlaps the message's
+ *    trip; the receiver waits for it only if it gets there first, lending
+ *    its worker meanwhile. The message goes into the mailbox at once, so
+ *    the sender's messages stay in order.
+ *
+ * Across nodes (docs/gpu.md "Across nodes"), through the seam of
+ * runtime/envelope.h, with nothing of net/ named here: a remote actor is
+ * host side, so the send stages as above and hands the message to the
+ * route at once, in order. The net layer's I/O thread asks
+ * xi_bufmsg_ready before it writes the bytes: one acquire load of the
+ * message's point, which its own stream thread completes as it polls, so
+ * neither the sender (maybe a stream thread) nor the I/O thread ever
+ * waits for a stream. (The alternatives: the route only once the point
+ * is reached, which would let the sender's later tells overtake the
+ * buffer; or a function item waiting on a worker, which lends the worker
+ * to a wait.) On the receiving node xi_bufmsg_deliver wraps the
+ * reassembled block as a host buffer without a copy (a pinned copy for a
+ * GPU actor on the CUDA backend, whose copy to the device is then
+ * asynchronous) and sends it by the local path, with the remote sender.
  *
  * The last reference: on a stream thread the memory goes in that stream's
  * order (device memory of its device through the backend's stream-ordered
@@ -162,10 +177,12 @@ static void free_at_point(struct xi_gcb *cb, int status, const char *error)
 }
 
 /* The last reference went: in this thread's stream order, if it is a
-   stream thread. */
+   stream thread (host memory too, with no GPU state of its own: a copy
+   from it may be queued there, as the receiver of a host buffer's
+   message queues one). */
 static void buf_free(xo_buf_t *b)
 {
-    struct xo_stream *s = b->gpu != NULL ? xi_gpu_current(b->rt) : NULL;
+    struct xo_stream *s = xi_gpu_current(b->rt);
     if (s != NULL && xi_gstream_usable(s) == 0) {
         if (b->own == OWN_DEVICE && b->device == s->dev->index) {
             s->gpu->be->dev_free(s->dev, s, b->data, b->size);
@@ -521,24 +538,25 @@ static int receiver_device(xo_runtime_t *rt, uint64_t id)
     return d;
 }
 
-int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *b, const void *data,
-                size_t size)
+/* A buffer message to `to` from `sender`: xo_send_buf's, and a remote
+   node's delivered here (sender: the remote actor). */
+static int send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *b, const void *data,
+                    size_t size, xo_ref_t sender)
 {
     xo_runtime_t *rt = to.rt;
-    if (rt == NULL || b == NULL || b->rt != rt || (data == NULL && size > 0))
-        return xi_gpu_ctx_err(xi_gpu_seterr(XO_EINVAL,
-                                            "xo_send_buf: a bad argument"));
     struct xo_stream *cur = xi_gpu_current(rt);
+    /* Another node's actor is host side too: its bytes go to the wire
+       from host memory. */
     bool host_side = receiver_device(rt, to.id) < 0;
     struct xi_envelope *env = NULL;
     struct bufmsg *m = NULL;
     int rc = xi_envelope_new_tailed(rt, tag, size, sizeof(*m), bufmsg_free,
                                     &env, (void **)&m);
     if (rc != 0)
-        return xi_gpu_ctx_err(rc);
+        return rc;
     if (size > 0)
         memcpy(env->msg.data, data, size);
-    env->msg.sender = xi_current_sender(rt);
+    env->msg.sender = sender;
     m->buf = NULL;
     m->ready = NULL;
     /* The message's point: where the sender's stream is now, or the
@@ -558,7 +576,7 @@ int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *b, const void *data,
     if (rc != 0) {
         xi_gpoint_unref(rt, ready);
         xi_envelope_free(rt, env);
-        return xi_gpu_ctx_err(rc);
+        return rc;
     }
     if (x != NULL) {
         m->buf = xo_buf_ref(x->dst);
@@ -577,12 +595,98 @@ int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *b, const void *data,
         xi_envelope_free(rt, env);
         if (x != NULL)
             xfer_abort(x);
+        if (rc == XO_EINVAL && xi_ref_node(to.id) != 0)
+            xi_gpu_seterr(rc, "xo_send_buf: a buffer of %zu bytes with %zu "
+                              "bytes of data is over the largest message "
+                              "that crosses nodes (the node's max_message)",
+                          b->size, size);
         return rc;
     }
     if (x != NULL)
         xfer_start(x, b);
     xi_count_sends(xi_current_ctx(), 1);
     return 0;
+}
+
+int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *b, const void *data,
+                size_t size)
+{
+    xo_runtime_t *rt = to.rt;
+    if (rt == NULL || b == NULL || b->rt != rt || (data == NULL && size > 0))
+        return xi_gpu_ctx_err(xi_gpu_seterr(XO_EINVAL,
+                                            "xo_send_buf: a bad argument"));
+    return xi_gpu_ctx_err(send_buf(to, tag, b, data, size,
+                                   xi_current_sender(rt)));
+}
+
+/* ---- buffer messages across nodes (the seam in envelope.h) ------------- */
+
+size_t xi_bufmsg_size(struct xi_envelope *env)
+{
+    struct bufmsg *m = xi_envelope_tail(env, bufmsg_free);
+    return m != NULL && m->buf != NULL ? m->buf->size : 0;
+}
+
+int xi_bufmsg_ready(struct xi_envelope *env, const void **bytes)
+{
+    struct bufmsg *m = xi_envelope_tail(env, bufmsg_free);
+    if (m == NULL || m->buf == NULL)
+        return XO_EINVAL;
+    /* A device buffer to another node was staged at the send (m->buf is
+       the pinned copy): device memory here would be a message made for
+       a local GPU actor, which never goes to the route. */
+    if (m->buf->kind == XO_MEM_DEVICE)
+        return XO_EINVAL;
+    if (m->ready != NULL) {
+        int st = xi_gpoint_state(m->ready);
+        if (st == XI_GP_OPEN)
+            return 0;
+        if (st == XI_GP_FAILED)
+            return m->ready->status < 0 ? m->ready->status : XO_EGPU;
+    }
+    *bytes = m->buf->data;
+    return 1;
+}
+
+int xi_bufmsg_deliver(xo_ref_t to, xo_ref_t sender, uint32_t tag,
+                      void *bytes, size_t size,
+                      void (*free_fn)(void *bytes, void *arg), void *arg,
+                      const void *data, size_t data_size)
+{
+    xo_runtime_t *rt = to.rt;
+    xo_buf_t *b = NULL;
+    int rc;
+    struct xi_gpu *g = NULL;
+    /* A GPU actor's device takes it from pinned memory asynchronously,
+       from pageable memory only through a synchronous staged copy on its
+       stream thread: on the CUDA backend the bytes are copied into a
+       pinned block (from the cache) here, off the stream thread. */
+    bool pin = receiver_device(rt, to.id) >= 0 && xi_gpu_get(rt, &g) == 0 &&
+               g->be->kind == XO_GPU_CUDA;
+    if (free_fn != NULL && !pin) {
+        rc = buf_new(rt, NULL, XO_MEM_HOST, -1, size, &b);
+        if (rc != 0) {
+            free_fn(bytes, arg);
+            return rc;
+        }
+        b->data = bytes;
+        b->own = OWN_USER;
+        b->free_fn = free_fn;
+        b->free_arg = arg;
+    } else {
+        rc = pin ? buf_pinned(rt, g, size, &b)
+                 : xo_buf_alloc(rt, XO_MEM_HOST, -1, size, &b);
+        if (rc == 0)
+            memcpy(b->data, bytes, size);
+        if (free_fn != NULL)
+            free_fn(bytes, arg);
+        if (rc != 0)
+            return rc;
+    }
+    rc = send_buf(to, tag, b, data, data_size, sender);
+    if (rc != 0)
+        xo_buf_release(b);
+    return rc;
 }
 
 /* On a stream thread: the buffer in this device's memory, in this

@@ -69,6 +69,10 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
         if (xi_wire_check_name("a uid", f->payload, f->size, fault) != 0)
             return -1;
         break;
+    case XI_WT_BUF:
+        if (xi_wire_check_buf(&f->h, f->size, fault) != 0)
+            return -1;
+        break;
     case XI_WT_SPAWN: {
         struct xi_wire_spawn s;
         if (xi_wire_get_spawn(f->payload, f->size, &s, fault) != 0)

@@ -22,6 +22,25 @@
  * the kernel's unsent bytes, which a connection under load keeps under
  * XI_UNSENT_MAX) behind a large message or a flood.
  *
+ * Buffer messages (xo_send_buf to a remote actor; docs/gpu.md "Across
+ * nodes") are in the ring in their sender's order like any message, but
+ * their bytes may not be there yet: a device buffer's copy to pinned
+ * memory, or the sending stream's work up to the send, still running. The
+ * cursor asks the GPU layer, through the runtime's seam (xi_bufmsg_ready:
+ * one load of the point's state), and while the answer is "not yet" the
+ * connection's data lane waits behind the message (the pair's order) and
+ * its control frames go on. Nothing waits on a stream: the stream thread
+ * that owns the point completes it from its own polling, and this thread
+ * looks again each turn, and within XI_BUF_POLL_NS (rounded up to
+ * epoll_wait's millisecond) while it sleeps. Handing the message to the
+ * route only once ready would let a later tell overtake it; waiting in a
+ * worker would take the worker. A BUF frame is written from the buffer
+ * itself, the buffer's bytes then the message's (two pieces, split
+ * across chunks as they fall); a buffer that will never be ready (its
+ * stream failed) is dropped with a line in the log. A BUF received is
+ * handed to the GPU layer (xi_bufmsg_deliver), which wraps an assembled
+ * block as the buffer without a copy and sends it by the local path.
+ *
  * Reading. Bytes go through the decoder (wire.c), frames to their
  * handlers. Messages in a row for one actor become one chain, pushed with
  * one exchange (a batch from the wire always whole: all or nothing).
@@ -66,6 +85,7 @@ void xi_net_set_io_thread(const struct xi_net *net);
 #define XI_READ_BUDGET ((size_t)1 << 20) /* per connection per turn */
 #define XI_DL_MAX 256u                   /* envelopes in one delivery */
 #define XI_STOP_FLUSH_NS 2000000000ull   /* a stop's last writes */
+#define XI_BUF_POLL_NS 200000ull         /* a buffer's bytes looked at */
 
 enum conn_state { C_CONNECTING = 1, C_HELLO, C_AUTH, C_UP, C_BYE };
 
@@ -81,14 +101,19 @@ struct xi_wout {
     unsigned char text[];        /* an error's text, a lookup's answer */
 };
 
-/* The source of the frames being written: one payload, maybe chunked. */
+/* The source of the frames being written: one payload, maybe chunked,
+   in one or two pieces (a BUF frame's: the buffer's bytes, then the
+   message's). */
 struct src {
     struct xi_wire_hdr h;        /* the first frame's header */
-    const unsigned char *data;
+    const unsigned char *data;   /* the payload's first `split` bytes */
     uint64_t size, off;          /* the payload; bytes written so far */
     bool started;                /* its first frame went */
     struct xi_envelope *env;     /* owner of data (freed when done) */
     struct xi_wout *wout;        /* or this */
+    const unsigned char *data2;  /* the rest, after split */
+    uint64_t split;
+    bool waiting;                /* a buffer whose bytes are not ready */
 };
 
 struct cursor {
@@ -943,6 +968,37 @@ static int on_message(struct xi_conn *c, struct xi_wire_frame *f,
     return 0;
 }
 
+/* A buffer message from the peer: the buffer wraps the assembled block
+   (a chunked one) without a copy, or is a copy of a small one; the local
+   buffer send path delivers it. What cannot be delivered is dropped and
+   counted, as a TELL is. */
+static int on_buf(struct xi_conn *c, struct xi_wire_frame *f,
+                  struct xi_wire_fault *fault)
+{
+    xo_runtime_t *rt = c->net->rt;
+    if (!local_id(f->h.a) || !local_id(f->h.b) || f->h.a == 0)
+        return bad(fault, XO_EPROTO, "a message with a foreign actor id");
+    if (f->h.tag >= XO_TAG_RESERVED)
+        return bad(fault, XO_EPROTO, "a message with the runtime's own tag");
+    if (xi_wire_check_buf(&f->h, f->size, fault) != 0)
+        return -1;
+    size_t data_size = f->h.c;
+    size_t size = f->size - data_size;
+    void *owned = f->owned;
+    f->owned = NULL; /* deliver's, whatever happens */
+    xo_ref_t to = { rt, f->h.a };
+    int rc = xi_bufmsg_deliver(to, peer_ref(c, f->h.b), f->h.tag,
+                               (void *)f->payload, size,
+                               owned != NULL ? free_wrapped : NULL, NULL,
+                               f->payload + size, data_size);
+    if (rc != 0) {
+        bump(&c->peer->dropped, 1);
+        return 0;
+    }
+    bump(&c->peer->msgs_received, 1);
+    return 0;
+}
+
 /* REPLY and PART: the answer to a call of ours. */
 static int on_answer(struct xi_conn *c, struct xi_wire_frame *f,
                      struct xi_wire_fault *fault)
@@ -1155,6 +1211,8 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
         return on_down(c, f, fault);
     case XI_WT_SPAWN:
         return on_spawn(c, f, fault);
+    case XI_WT_BUF:
+        return on_buf(c, f, fault);
     default:
         return bad(fault, XO_EPROTO, "an unexpected frame");
     }
@@ -1239,6 +1297,20 @@ static bool batch_full(const struct batch *b)
            b->olen + XI_WIRE_HDR + 8 + XI_COPY_MAX > XI_OBUF;
 }
 
+/* The payload's bytes [off, off + n) into the batch, by reference. */
+static void put_range(struct batch *b, const struct src *s, uint64_t off,
+                      uint64_t n)
+{
+    if (off < s->split) {
+        uint64_t k = s->split - off < n ? s->split - off : n;
+        put_ref(b, s->data + off, (size_t)k);
+        off += k;
+        n -= k;
+    }
+    if (n > 0)
+        put_ref(b, s->data2 + (off - s->split), (size_t)n);
+}
+
 /* Frames of s into b, within *budget. True once s is all in the batch;
    *referenced says whether the batch points into s's payload. */
 static bool emit_src(struct batch *b, struct src *s, size_t *budget,
@@ -1248,11 +1320,14 @@ static bool emit_src(struct batch *b, struct src *s, size_t *budget,
         if (!s->started && s->size <= XI_WIRE_PAYLOAD_MAX) {
             put_header(b, s->h, (uint32_t)s->size);
             if (s->size <= XI_COPY_MAX) {
-                if (s->size > 0)
-                    memcpy(b->obuf + b->olen, s->data, s->size);
+                if (s->split > 0)
+                    memcpy(b->obuf + b->olen, s->data, s->split);
+                if (s->size > s->split)
+                    memcpy(b->obuf + b->olen + s->split, s->data2,
+                           s->size - s->split);
                 b->olen += s->size;
             } else {
-                put_ref(b, s->data, s->size);
+                put_range(b, s, 0, s->size);
                 *referenced = true;
             }
             s->off = s->size;
@@ -1279,7 +1354,7 @@ static bool emit_src(struct batch *b, struct src *s, size_t *budget,
                                      .flags = n == left ? XI_WF_LAST : 0 };
             put_header(b, h, n);
         }
-        put_ref(b, s->data + s->off, n);
+        put_range(b, s, s->off, n);
         *referenced = true;
         s->off += n;
         *budget = *budget > (size_t)n + XI_WIRE_HDR
@@ -1321,6 +1396,20 @@ static void src_from_env(struct xi_net *net, struct cursor *cur,
             h.type = XI_WT_SPAWN;
             h.c = e->msg.tag; /* its call id (net.h) */
         }
+    } else if (e->item.flags & XI_ENV_TAILED) {
+        /* A buffer message (the only tailed envelope a send makes): the
+           buffer's bytes once they are ready (fill_batch asks), then the
+           message's. Alone in its chain. */
+        h.type = XI_WT_BUF;
+        h.a = local_part(cur->to);
+        xo_ref_t from = e->msg.sender;
+        h.b = from.rt == net->rt && xi_ref_node(from.id) == 0 ? from.id : 0;
+        h.tag = e->msg.tag;
+        h.c = e->msg.size;
+        uint64_t split = xi_bufmsg_size(e);
+        cur->src = (struct src){ h, NULL, split + size, 0, false, e, NULL,
+                                 data, split, true };
+        return;
     } else {
         h.type = e->item.kind == XI_K_CALL ? XI_WT_CALL : XI_WT_TELL;
         h.a = local_part(cur->to);
@@ -1333,7 +1422,8 @@ static void src_from_env(struct xi_net *net, struct cursor *cur,
         if (atomic_load_explicit(&e->item.node.next, memory_order_relaxed))
             h.flags = XI_WF_MORE;
     }
-    cur->src = (struct src){ h, data, size, 0, false, e, NULL };
+    cur->src = (struct src){ h, data, size, 0, false, e, NULL, NULL, size,
+                             false };
 }
 
 static size_t chain_size(struct xi_envelope *e)
@@ -1341,7 +1431,7 @@ static size_t chain_size(struct xi_envelope *e)
     size_t n = 0;
     for (; e != NULL; e = (struct xi_envelope *)atomic_load_explicit(
                           &e->item.node.next, memory_order_relaxed))
-        n += e->msg.size + XI_WIRE_HDR;
+        n += xi_net_env_bytes(e);
     return n;
 }
 
@@ -1364,7 +1454,8 @@ static bool cursor_next(struct xi_conn *c)
         c->wout = w->next;
         if (c->wout == NULL)
             c->wout_tail = &c->wout;
-        cur->src = (struct src){ w->h, w->data, w->size, 0, false, NULL, w };
+        cur->src = (struct src){ w->h, w->data, w->size, 0, false, NULL, w,
+                                 NULL, w->size, false };
         cur->rest = NULL;
         cur->active = true;
         return true;
@@ -1391,6 +1482,49 @@ static size_t unsent(int fd)
 {
     int n = 0;
     return ioctl(fd, SIOCOUTQNSD, &n) == 0 && n > 0 ? (size_t)n : 0;
+}
+
+/* A buffer message at the cursor: are its bytes ready? true: go on
+   (ready, or dropped because they never will be: the cursor moved on);
+   false: the data lane waits for them. Nothing blocks: the stream thread
+   that owns the point completes it, and the I/O thread looks again (at
+   most XI_BUF_POLL_NS later: tick's deadline). */
+static bool src_ready(struct xi_conn *c)
+{
+    struct cursor *cur = &c->cur;
+    struct src *s = &cur->src;
+    if (!s->waiting)
+        return true;
+    const void *bytes = NULL;
+    int rc = xi_bufmsg_ready(s->env, &bytes);
+    if (rc == 0)
+        return false;
+    if (rc > 0) {
+        s->data = bytes;
+        s->waiting = false;
+        return true;
+    }
+    /* Its stream or its copy failed: nothing to send. The message is
+       dropped here, with a line in the log (a local receiver would hear
+       the code from xo_msg_buf; a remote one hears nothing, as for a
+       tell that cannot be delivered). */
+    xi_net_log(c->net, "a buffer message to node %s's actor %#llx dropped: "
+                       "its bytes were never ready (%s)",
+               c->peer->name, (unsigned long long)s->h.a, xo_strerror(rc));
+    xi_envelope_free(c->net->rt, s->env);
+    s->env = NULL;
+    if (cur->rest == NULL)
+        cur->active = false;
+    else
+        (void)cursor_next(c);
+    return true;
+}
+
+/* The data lane waits for a buffer's bytes (and looks at them now). */
+static bool conn_stalled(struct xi_conn *c)
+{
+    return c->st == C_UP && c->cur.active && c->cur.src.waiting &&
+           !src_ready(c);
 }
 
 /* Make the next batch; false: nothing to write (or data must wait). */
@@ -1423,11 +1557,16 @@ static bool fill_batch(struct xi_conn *c)
     while (data && budget > 0 && !batch_full(b)) {
         if (!cur->active && !cursor_next(c))
             break;
+        if (!src_ready(c))
+            break; /* what follows waits behind it: the pair's order */
+        if (!cur->active || cur->src.waiting)
+            continue; /* dropped: the next one, looked at the same way */
         bool referenced = false;
         if (!emit_src(b, &cur->src, &budget, &referenced))
             break; /* the cursor keeps what the batch points into */
         struct src *s = &cur->src;
-        if (s->h.type == XI_WT_TELL || s->h.type == XI_WT_CALL)
+        if (s->h.type == XI_WT_TELL || s->h.type == XI_WT_CALL ||
+            s->h.type == XI_WT_BUF)
             b->msgs++;
         if (referenced) {
             b->owners[b->nowners++] = (struct owner){ s->env, s->wout };
@@ -1533,7 +1672,7 @@ static bool conn_has_output(struct xi_conn *c)
         return false;
     if (c->batch_pending || c->clen > 0 || c->st == C_BYE)
         return true;
-    if (c->st != C_UP)
+    if (c->st != C_UP || conn_stalled(c))
         return false;
     return c->cur.active || c->wout != NULL ||
            xi_ring_count(&c->peer->ring) > 0;
@@ -1956,6 +2095,8 @@ static uint64_t tick(struct xi_net *net, uint64_t now, bool *work)
                 *work = true;
             }
             next = min_deadline(next, c->last_rx + cfg->loss_timeout_ns);
+            if (c->cur.active && c->cur.src.waiting)
+                next = min_deadline(next, now + XI_BUF_POLL_NS);
             next = min_deadline(next, c->last_tx + cfg->heartbeat_ns);
         }
         c = after;
@@ -2105,7 +2246,8 @@ static void io_finish(struct xi_net *net)
         (void)write_all(net);
         bool left = false;
         for (struct xi_conn *c = net->conns; c != NULL; c = c->next)
-            if (c->st == C_UP && (c->want_out || conn_has_output(c)))
+            if (c->st == C_UP &&
+                (c->want_out || conn_has_output(c) || conn_stalled(c)))
                 left = true;
         if (!left)
             break;

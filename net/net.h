@@ -44,6 +44,17 @@
    envelope's tag (the frame has no tag of its own). */
 enum { XI_SQ_DOWN = 1, XI_SQ_SPAWN = 2, XI_SQ_MONITOR = 3 };
 
+/* The bytes one envelope puts in a peer's ring (counted against
+   send_queue_bytes when pushed, uncounted when the I/O thread pops it):
+   its payload, a buffer message's buffer too, and a header. */
+static inline size_t xi_net_env_bytes(struct xi_envelope *e)
+{
+    size_t n = e->msg.size + XI_WIRE_HDR;
+    if (e->item.flags & XI_ENV_TAILED)
+        n += xi_bufmsg_size(e);
+    return n;
+}
+
 /* The node's agent: its tags (the runtime's range: no user sends them). */
 #define XI_TAG_NET_SPAWN 0xFFFFFF20u   /* call: a peer's SPAWN */
 #define XI_TAG_NET_LOST 0xFFFFFF22u    /* a peer was lost */

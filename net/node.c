@@ -414,22 +414,27 @@ void xi_net_caller_hook(struct xo_future *f, enum xi_hook_what what)
 
 /* ---- the route ------------------------------------------------------------ */
 
-/* The bytes a chain puts in the ring; false when one of its envelopes
-   carries more than its bytes (a tailed one: a GPU buffer message), which
-   cannot cross. relaxed loads: the chain is the sender's own until the
-   push. */
-static bool chain_bytes(struct xi_envelope *first, size_t *bytes)
+/* The bytes a chain puts in the ring (net.h: xi_net_env_bytes), or why
+   it cannot cross: XO_EINVAL, a message over the largest payload that
+   crosses (max_message: a buffer message's buffer and data together);
+   XO_ENOSYS, an envelope with more than its bytes that is not a buffer
+   message. relaxed loads: the chain is the sender's own until the push. */
+static int chain_bytes(const struct xi_net *net, struct xi_envelope *first,
+                       size_t *bytes)
 {
     size_t n = 0;
     for (struct xi_envelope *e = first; e != NULL;
          e = (struct xi_envelope *)atomic_load_explicit(
              &e->item.node.next, memory_order_relaxed)) {
-        if (e->item.flags & XI_ENV_TAILED)
-            return false;
-        n += e->msg.size + XI_WIRE_HDR;
+        if ((e->item.flags & XI_ENV_TAILED) && xi_bufmsg_size(e) == 0)
+            return XO_ENOSYS;
+        size_t one = xi_net_env_bytes(e);
+        if (one - XI_WIRE_HDR > net->cfg.max_message)
+            return XO_EINVAL;
+        n += one;
     }
     *bytes = n;
-    return true;
+    return 0;
 }
 
 /* Count bytes against p's bound; false: over it. */
@@ -482,8 +487,9 @@ static int route(xo_runtime_t *rt, xo_ref_t to, struct xi_envelope *first,
     /* relaxed: the ring's push publishes the chain (see envelope.h). */
     atomic_store_explicit(&last->item.node.next, NULL, memory_order_relaxed);
     size_t bytes;
-    if (!chain_bytes(first, &bytes))
-        return XO_ENOSYS; /* a buffer message: the sender keeps it */
+    int why = chain_bytes(net, first, &bytes);
+    if (why != 0)
+        return why; /* the sender keeps the chain */
     struct xi_ncall *call = NULL;
     if (first->item.kind == XI_K_CALL) {
         struct xo_future *f = xi_request_future(first->msg.request);

@@ -76,6 +76,7 @@ static const struct type_rule rules[XI_WT_COUNT] = {
                       XI_WIRE_PAYLOAD_MAX, false },
     [XI_WT_MONITOR] = { "MONITOR", 0, 0, 0, false },
     [XI_WT_CHUNK] = { "CHUNK", XI_WF_LAST, 1, XI_WIRE_PAYLOAD_MAX, false },
+    [XI_WT_BUF] = { "BUF", XI_WF_CHUNKED, 1, XI_WIRE_PAYLOAD_MAX, false },
 };
 
 const char *xi_wire_type_name(unsigned type)
@@ -128,6 +129,16 @@ int xi_wire_check_text(const unsigned char *p, size_t size,
                     XI_WIRE_TEXT_MAX);
     if (size > 0 && memchr(p, '\0', size) != NULL)
         return fail(fault, "a text with a NUL byte inside");
+    return 0;
+}
+
+int xi_wire_check_buf(const struct xi_wire_hdr *h, size_t size,
+                      struct xi_wire_fault *fault)
+{
+    if ((size_t)h->c >= size)
+        return fail(fault, "a BUF frame of %zu bytes with %u bytes of data "
+                           "(no buffer left)",
+                    size, h->c);
     return 0;
 }
 

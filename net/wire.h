@@ -67,6 +67,9 @@ enum xi_wire_type {
                          order with the messages: it is set up before a
                          message sent after it can end the target) */
     XI_WT_CHUNK,      /* the next part of a chunked payload; LAST */
+    XI_WT_BUF,        /* a = to, b = from, tag, c = data bytes: a buffer
+                         message, payload = the buffer's bytes (at least
+                         one), then c bytes of message data */
     XI_WT_COUNT
 };
 
@@ -239,6 +242,10 @@ int xi_wire_get_spawn(const unsigned char *p, size_t size,
    NUL inside. */
 int xi_wire_check_text(const unsigned char *p, size_t size,
                        struct xi_wire_fault *fault);
+/* A BUF frame whole (put back together when it came chunked): its data
+   bytes (c) leave at least one byte of buffer before them. */
+int xi_wire_check_buf(const struct xi_wire_hdr *h, size_t size,
+                      struct xi_wire_fault *fault);
 /* A name (uid, type): 1..XI_WIRE_NAME_MAX bytes, no NUL inside. */
 int xi_wire_check_name(const char *what, const unsigned char *p, size_t size,
                        struct xi_wire_fault *fault);

@@ -175,6 +175,30 @@ void *xi_envelope_tail(struct xi_envelope *env,
                        void (*free_fn)(void *, void *));
 void xi_envelope_chain_free(xo_runtime_t *rt, struct xi_envelope *first,
                             struct xi_envelope *last);
+
+/* ---- buffer messages across nodes (gpu/buffer.c; used by net/) ------- */
+
+/* The seam between the GPU layer's buffer messages and the net layer,
+   which name nothing of each other. A tailed envelope may be a buffer
+   message (xo_send_buf); to another node it goes as a BUF frame: the
+   buffer's bytes, then the message's. */
+
+/* The buffer bytes env carries (0: not a buffer message). */
+size_t xi_bufmsg_size(struct xi_envelope *env);
+/* Whether the buffer's bytes may be read now, from any thread, without
+   waiting: 1, with them at *bytes (host memory, xi_bufmsg_size of them);
+   0: not yet (its point is not reached: ask again later); < 0: they never
+   will be (the copy or the stream failed), an XO_E* code. */
+int xi_bufmsg_ready(struct xi_envelope *env, const void **bytes);
+/* A buffer message from another node, delivered to the local actor `to`
+   by the local buffer send path: `size` buffer bytes at `bytes` (wrapped
+   without a copy and released with free_fn(bytes, arg) when free_fn is
+   set, whatever the result; copied when it is NULL), then `data_size`
+   bytes of message data. 0 or the push's XO_E* code. */
+int xi_bufmsg_deliver(xo_ref_t to, xo_ref_t sender, uint32_t tag,
+                      void *bytes, size_t size,
+                      void (*free_fn)(void *bytes, void *arg), void *arg,
+                      const void *data, size_t data_size);
 /* The single push point: hand env (or the linked chain first..last) to
    the actor behind `to` — a local mailbox, a stateless actor's tasks, or,
    for a ref that names another node, the runtime's route (runtime.h). On

@@ -656,10 +656,11 @@ static void no_free(void *data, void *extra)
     (void)extra;
 }
 
-/* A message that carries more than its bytes (a GPU buffer message, made
-   as a tailed envelope) does not cross: the sender hears XO_ENOSYS and
-   keeps it. */
-Test(net, a_buffer_message_to_another_node_is_refused)
+/* A message that carries more than its bytes and is not a buffer
+   message (the one tailed envelope the net layer knows how to send:
+   test_net_gpu.c) does not cross: the sender hears XO_ENOSYS and keeps
+   it. */
+Test(net, a_tailed_message_that_is_no_buffer_message_is_refused)
 {
     struct two t;
     two_up(&t, 2000000000ull);

@@ -1288,7 +1288,9 @@ typedef struct xo_node_config {
        largest message payload (default 1 GiB, at most XO_MSG_MAX_SIZE),
        the longest batch (default 65536 messages), and the calls from one
        peer being handled at once (default 1 << 20; beyond, a call fails
-       with XO_EFULL). */
+       with XO_EFULL). max_message bounds what this node sends too: a
+       larger message (a buffer message's buffer and data together) is
+       refused at the send with XO_EINVAL. */
     size_t max_message;
     unsigned max_batch;
     unsigned max_incoming_calls;

@@ -191,10 +191,22 @@ XO_API void xo_buf_release(xo_buf_t *b);
  * receiver's use is ordered after the work enqueued before the send. A
  * device buffer sent to an actor that is not on a GPU pool is copied into
  * pinned host memory on a stream of its device, starting now. From any
- * thread. Errors: those of xo_tell, XO_ENOTEXIST (a device buffer whose
- * device has no running GPU pool to copy it), XO_EGPU, XO_ENOSYS (`to` is
- * an actor of another node: buffers do not cross nodes yet). On error
- * the caller keeps its reference.
+ * thread.
+ *
+ * `to` may be an actor of another node: the message is queued for the
+ * node at once (in order with the pair's other messages) and its bytes
+ * go on the wire once they are ready (a device buffer's copy to the host
+ * done, the sender's stream past the send), without any thread waiting
+ * for the stream. The receiving node delivers a host buffer with the
+ * same bytes (on a GPU pool: copied to its stream's device, as any host
+ * buffer is); a message that cannot be delivered there is dropped and
+ * counted as a tell is (docs/gpu.md, "Across nodes"). Buffer and data
+ * together must fit the node's max_message (1 GiB by default).
+ *
+ * Errors: those of xo_tell, XO_ENOTEXIST (a device buffer whose device
+ * has no running GPU pool to copy it), XO_EGPU, XO_EINVAL also for a
+ * message to another node over max_message (xo_gpu_last_error says so).
+ * On error the caller keeps its reference.
  */
 XO_API int xo_send_buf(xo_ref_t to, uint32_t tag, xo_buf_t *buf,
                        const void *data, size_t size);

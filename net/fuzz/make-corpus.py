@@ -7,7 +7,8 @@ import struct
 
 VERSION = 1
 T = dict(HELLO=1, AUTH=2, BYE=3, HEARTBEAT=4, CANCEL=5, LOOKUP=6, TELL=7,
-         CALL=8, REPLY=9, PART=10, DOWN=11, SPAWN=12, MONITOR=13, CHUNK=14)
+         CALL=8, REPLY=9, PART=10, DOWN=11, SPAWN=12, MONITOR=13, CHUNK=14,
+         BUF=15)
 MORE, CHUNKED, LAST, REPLYF, EMPTY = 1, 2, 4, 8, 16
 TO = (1 << 40) | 5           # gen 1, node 0, slot 5
 FROM = (1 << 40) | 9
@@ -60,6 +61,14 @@ seeds = {
     "node-ops": (1, frame("SPAWN", spawn(), c=30)
                     + frame("MONITOR", a=TO)
                     + frame("DOWN", b"destroyed", a=TO, b=0, c=1)),
+    "buf": (1, frame("BUF", b"bytes of a buffer" + b"hdr", a=TO, b=FROM,
+                     tag=8, c=3)
+               + frame("TELL", b"after", a=TO, b=FROM, tag=1)),
+    "buf-chunked": (5, frame("BUF", struct.pack("<Q", 28) + b"0123456789",
+                             CHUNKED, a=TO, b=FROM, tag=8, c=4)
+                       + frame("HEARTBEAT", a=7)
+                       + frame("CHUNK", b"abcdefghij")
+                       + frame("CHUNK", b"ABCDEFGH", LAST)),
     "garbage": (0, bytes((i * 97 + 13) & 0xFF for i in range(80))),
 }
 

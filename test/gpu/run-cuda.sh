@@ -12,7 +12,7 @@ skipped=$(printf '%s\n' "$out" | grep -c '^skipped: ' || true)
 [ "$rc" -eq 0 ] || exit "$rc"
 if [ "$skipped" -gt 0 ]; then
     why=$(printf '%s\n' "$out" | grep -m1 '^skipped: ' | sed 's/^skipped: //')
-    echo "gpu_cuda: $skipped CUDA test(s) skipped: $why"
+    echo "$(basename "$1"): $skipped CUDA test(s) skipped: $why"
     if printf '%s\n' "$out" | grep -q '^skipped: needs [0-9]* CUDA device(s), 0 visible'; then
         exit 77
     fi
