@@ -127,12 +127,15 @@ run_suite() { # run_suite NAME COMMAND...
     local name=$1 rc
     shift
     echo "==== $name" >>"$out/tests.txt"
+    local from=$(($(wc -l <"$out/tests.txt") + 1))
     timeout 300 "$@" >>"$out/tests.txt" 2>&1
     rc=$?
-    local line
-    line=$(grep -E 'Synthesis|passed, .*failed' "$out/tests.txt" | tail -1)
+    local line # of this suite's output only
+    line=$(tail -n +"$from" "$out/tests.txt" |
+        grep -E 'Synthesis|passed, .*failed' | tail -1)
     local skips
-    skips=$(grep -E '^test_[a-z_]+: [0-9]+ CUDA test' "$out/tests.txt" | tail -1)
+    skips=$(tail -n +"$from" "$out/tests.txt" |
+        grep -E '^test_[a-z_]+: [0-9]+ CUDA test' | tail -1)
     case $rc in
     0) step PASS "$name: $line${skips:+; $skips}" ;;
     77) step SKIP "$name: ${skips:-skipped}" ;;
