@@ -43,7 +43,20 @@
  *
  * Reading. Bytes go through the decoder (wire.c), frames to their
  * handlers. Messages in a row for one actor become one chain, pushed with
- * one exchange (a batch from the wire always whole: all or nothing).
+ * one exchange (a batch from the wire always whole: all or nothing). A
+ * connection is read at most XI_READ_BUDGET per turn, so a bulk transfer
+ * never keeps the loop from the other sockets for longer than that.
+ *
+ * The control lane (docs/net.md, "Lanes"). A peer's heartbeats go on a
+ * second connection of their own, which the node that made the data
+ * connection opens once that one is up (tick), with the same handshake
+ * (HELLO role 2); its proofs also cover the data connection's nonces, so
+ * it binds to that connection of that process. It carries HEARTBEAT
+ * frames only: whatever must stay in order with the data (cancels,
+ * lookups, goodbyes, monitors) stays on the data connection. Any byte on
+ * either counts as life; a lane that came up and goes takes its pair with
+ * it (one loss, after reading what the data connection holds); a lane
+ * that never comes up (an older peer) leaves the pair on one connection.
  *
  * Losing a peer: the state leaves UP (sends fail from then on), a grace
  * period lets every send that saw UP finish its push, then the ring is
