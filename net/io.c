@@ -55,8 +55,10 @@
  * frames only: whatever must stay in order with the data (cancels,
  * lookups, goodbyes, monitors) stays on the data connection. Any byte on
  * either counts as life; a lane that came up and goes takes its pair with
- * it (one loss, after reading what the data connection holds); a lane
- * that never comes up (an older peer) leaves the pair on one connection.
+ * it (one loss, after reading what the data connection holds; when the
+ * peer closed it, with the data connection's own end or heartbeat_ns
+ * later); a lane that never comes up (an older peer) leaves the pair on
+ * one connection.
  *
  * Losing a peer: the state leaves UP (sends fail from then on), a grace
  * period lets every send that saw UP finish its push, then the ring is
@@ -209,6 +211,9 @@ struct xi_conn {
        peer that carries the heartbeats only. */
     bool lane;                   /* this connection is a peer's lane */
     bool lane_started;           /* a data connection: its lane opened */
+    bool closed_by_peer;         /* read 0: the peer closed it */
+    uint64_t lane_closed_at;     /* a data connection: its lane was closed
+                                    by the peer then (0: not) */
     /* A lane: the nonces of its peer's data connection (the connector's,
        then the acceptor's), which both lane proofs cover. */
     unsigned char session[2 * XI_WIRE_NONCE];
@@ -646,6 +651,7 @@ static void lane_close(struct xi_conn *c, int code, const char *why)
     }
     char text[200];
     snprintf(text, sizeof(text), "its control connection: %.150s", why);
+    bool by_peer = c->closed_by_peer;
     p->lane = NULL;
     /* relaxed: a reading for the tests. */
     atomic_store_explicit(&p->lane_is_up, false, memory_order_relaxed);
@@ -656,6 +662,14 @@ static void lane_close(struct xi_conn *c, int code, const char *why)
     (void)conn_read(d, SIZE_MAX);
     if (p->conn != d)
         return; /* it went meanwhile (its own loss, once) */
+    if (by_peer) {
+        /* A peer that stops or dies closes both: its data connection's
+           last bytes (and FIN) may still be on their way on another path.
+           The loss comes with them, or heartbeat_ns later at most (tick);
+           meanwhile the heartbeats go on the data connection. */
+        d->lane_closed_at = now_ns();
+        return;
+    }
     xi_net_log(net, "lost node %s (%s): %s", p->name, d->addr_text, text);
     peer_lost(net, d, code, text, false);
 }
@@ -1445,6 +1459,7 @@ static size_t conn_read(struct xi_conn *c, size_t budget)
             snprintf(why, sizeof(why), "%s",
                      n == 0 ? "the connection was closed"
                             : strerror(errno));
+            c->closed_by_peer = n == 0;
             conn_close(c, c->st == C_UP || c->st == C_BYE
                               ? XO_ECLOSED
                               : (n < 0 && errno == ECONNREFUSED
@@ -2345,6 +2360,16 @@ again:
             conn_close(c, XO_ENODELOST, why);
             *work = true;
             goto again;
+        }
+        if (c->lane_closed_at != 0) {
+            if (now - c->lane_closed_at >= cfg->heartbeat_ns &&
+                now >= c->lane_closed_at) {
+                conn_close(c, XO_ECLOSED,
+                           "its control connection was closed");
+                *work = true;
+                goto again;
+            }
+            next = min_deadline(next, c->lane_closed_at + cfg->heartbeat_ns);
         }
         if (c->outbound && lane == NULL && !c->lane_started) {
             c->lane_started = true;

@@ -910,3 +910,45 @@ Test(net, heartbeats_flow_on_the_control_lane_while_a_large_message_is_in_flight
                  (unsigned long long)li.echoes);
     two_down(&t);
 }
+
+static _Atomic int no_lane_lines;
+
+static void lane_log(xo_runtime_t *rt, const char *line, void *user)
+{
+    (void)rt;
+    (void)user;
+    if (strstr(line, "has no control connection") != NULL)
+        atomic_fetch_add(&no_lane_lines, 1);
+}
+
+Test(net, a_peer_without_a_control_lane_keeps_its_one_connection)
+{
+    xo_runtime_t *a = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 20000000000ull); /* no loss during the test */
+    cfg.handshake_timeout_ns = 300000000ull;
+    cfg.on_log = lane_log;
+    cr_assert_eq(xo_node_start(a, &cfg), 0);
+    /* A peer as a build before lanes: it answers the first connection's
+       handshake and never the lane's. */
+    struct fake_listener fl;
+    fake_listen(&fl);
+    fake_accept_async(&fl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", fl.port);
+    unsigned node;
+    cr_assert_eq(xo_node_connect(a, addr, -1, &node), 0);
+    wait_until(atomic_load(&no_lane_lines) == 1);
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(a, node, &info), 0);
+    cr_assert_eq(info.state, XO_NODE_UP);
+    cr_assert_eq(info.losses, 0);
+    struct xi_lane_info li = lane_of(a, node);
+    cr_assert(!li.up);
+    cr_assert_eq(li.ups, 0);
+    xo_ref_t far = { a, ((uint64_t)1 << 40) | ((uint64_t)node << 28) | 5 };
+    cr_assert_eq(xo_tell(far, T_PLAIN, NULL, 0), 0);
+    fake_listener_close(&fl);
+    wait_until(node_state(a, node) != XO_NODE_UP);
+    stop_runtime(a);
+}
