@@ -549,6 +549,7 @@ static void conn_free(struct xi_conn *c)
     free(c->rbuf);
     free(c->b.obuf);
     xi_mem_free(&rt->mem, c, sizeof(*c));
+    net->conn_frees++;
 }
 
 static void drop_ring(struct xi_peer *p)
@@ -2428,7 +2429,10 @@ static bool conn_alive(struct xi_net *net, const struct xi_conn *c)
     return false;
 }
 
-static void handle_event(struct xi_net *net, struct epoll_event *ev)
+/* frees: net->conn_frees when this wait's events began (a connection is
+   looked for in the list only when one was freed since). */
+static void handle_event(struct xi_net *net, struct epoll_event *ev,
+                         uint64_t frees)
 {
     if (ev->data.ptr == &net->lfd) {
         accept_all(net);
@@ -2443,7 +2447,7 @@ static void handle_event(struct xi_net *net, struct epoll_event *ev)
     struct xi_conn *c = ev->data.ptr;
     /* An earlier event of this wait may have closed it (a lane's loss
        takes its pair). */
-    if (!conn_alive(net, c))
+    if (net->conn_frees != frees && !conn_alive(net, c))
         return;
     if (c->st == C_CONNECTING) {
         if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
@@ -2453,7 +2457,7 @@ static void handle_event(struct xi_net *net, struct epoll_event *ev)
     if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         /* conn_read may free c: look for it in the list after. */
         (void)conn_read(c, XI_READ_BUDGET);
-        if (!conn_alive(net, c))
+        if (net->conn_frees != frees && !conn_alive(net, c))
             return;
     }
     if ((ev->events & EPOLLOUT) && c->want_out) {
@@ -2507,8 +2511,9 @@ static void *io_main(void *arg)
         int n = epoll_wait(net->epfd, evs, 64, timeout);
         /* relaxed: awake; a producer's exchange may have been first. */
         atomic_store_explicit(&net->io_sleeping, 0, memory_order_relaxed);
+        uint64_t frees = net->conn_frees;
         for (int i = 0; i < n; i++)
-            handle_event(net, &evs[i]);
+            handle_event(net, &evs[i], frees);
     }
     io_finish(net);
     return NULL;

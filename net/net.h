@@ -237,6 +237,7 @@ struct xi_net {
     /* The I/O thread's own. */
     struct xi_conn *conns;       /* every open connection */
     unsigned handshakes;         /* connections not yet up */
+    uint64_t conn_frees;         /* connections freed so far */
     /* Counters for node 0 (relaxed, I/O thread writes). */
     _Atomic uint64_t refused, faults;
 };
