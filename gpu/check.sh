@@ -110,8 +110,9 @@ else
     step FAIL "configure: $cuda_line"
 fi
 targets=(test_gpu xoscar-bench example_gpu_pipeline)
+cuda_suite_built=
 grep -q 'nvcc for the GPU tests: ON' "$out/configure.txt" &&
-    targets+=(test_gpu_cuda)
+    targets+=(test_gpu_cuda) && cuda_suite_built=yes
 if cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" \
     >"$out/build.txt" 2>&1; then
     step PASS "build (Release, -Werror): ${targets[*]}"
@@ -131,7 +132,7 @@ run_suite() { # run_suite NAME COMMAND...
     local line
     line=$(grep -E 'Synthesis|passed, .*failed' "$out/tests.txt" | tail -1)
     local skips
-    skips=$(grep -E '^gpu_cuda: [0-9]+ CUDA test' "$out/tests.txt" | tail -1)
+    skips=$(grep -E '^test_[a-z_]+: [0-9]+ CUDA test' "$out/tests.txt" | tail -1)
     case $rc in
     0) step PASS "$name: $line${skips:+; $skips}" ;;
     77) step SKIP "$name: ${skips:-skipped}" ;;
@@ -145,6 +146,21 @@ if [ -x "$build/test/test_gpu_cuda" ]; then
         "$build/test/test_gpu_cuda"
 else
     step SKIP "gpu suite, CUDA backend: not built (no nvcc)"
+fi
+# Buffers across nodes (test/test_net_gpu.c): built where the net layer is
+# (OpenSSL's libcrypto and Concurrency Kit found at configure time).
+net_targets=(test_net_gpu)
+[ -n "${cuda_suite_built:-}" ] && net_targets+=(test_net_gpu_cuda)
+if cmake --build "$build" -j "$(nproc)" --target "${net_targets[@]}" \
+    >>"$out/build.txt" 2>&1; then
+    run_suite "net_gpu suite (buffers across nodes), host backend" \
+        "$build/test/test_net_gpu"
+    if [ -x "$build/test/test_net_gpu_cuda" ]; then
+        run_suite "net_gpu suite, CUDA backend" bash \
+            "$src/test/gpu/run-cuda.sh" "$build/test/test_net_gpu_cuda"
+    fi
+else
+    step SKIP "net_gpu suites: not built (no net layer in this configuration: build.txt)"
 fi
 
 # ---- the example -------------------------------------------------------------
