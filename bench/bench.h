@@ -220,6 +220,8 @@ int bench_batch(const struct bench_opts *, const uint64_t *,
                 struct bench_result *);
 int bench_remote_pingpong(const struct bench_opts *, const uint64_t *,
                           struct bench_result *);
+int bench_remote_hol(const struct bench_opts *, const uint64_t *,
+                     struct bench_result *);
 int bench_remote_tell(const struct bench_opts *, const uint64_t *,
                       struct bench_result *);
 /* The second node of the remote benchmarks (remote.c): the hidden

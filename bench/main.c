@@ -88,6 +88,11 @@ static const struct bench_def benches[] = {
     { "remote_tell", bench_remote_tell, 2, { "messages", "bytes" },
       { "1e6", "8" }, { 1, 8 },
       "one sender floods a receiver on a second node; messages/s" },
+    { "remote_hol", bench_remote_hol, 2, { "bytes", "rounds" },
+      { "134217728", "2" }, { 1, 1 },
+      "a second node sends messages of `bytes` here, one at a time, while "
+      "the heartbeat's round trip is sampled: its p50/p99/max behind the "
+      "transfer, and the transfer's GB/s" },
     { "gpu_launch", bench_gpu_launch, 1, { "launches" }, { "1e5" }, { 1 },
       "a tell to a GPU actor that launches one kernel, against a bare "
       "launch loop on the same stream; overhead_ns per launch" },

@@ -19,6 +19,17 @@
  *                    peak RSS (peer_peak_rss_kib). A send refused for a full
  *                    queue (XO_EFULL: the net layer's backpressure) is
  *                    retried after a sched_yield; efull counts them.
+ *   remote_hol       head-of-line blocking: the second node sends this one
+ *                    `rounds` messages of `bytes` bytes each (one at a
+ *                    time), while this node, its heartbeat at 1 ms, samples
+ *                    the heartbeat's round trip (xo_node_info's rtt_ns, a
+ *                    sampler thread reading it every 100 us and keeping
+ *                    each new value) during the transfers: hb_p50_ns,
+ *                    hb_p99_ns, hb_max_ns, samples; GB_per_s is the
+ *                    transfers' rate; idle_hb_p50_ns the round trip with
+ *                    nothing in flight, sampled first. The second node
+ *                    makes the message once, before the first transfer,
+ *                    and sends it wrapped (xo_msg_wrap: no copy).
  *
  * The two processes split the CPUs this one may run on: the first half
  * for this one, the rest for the second node (as one would run two nodes
@@ -30,6 +41,8 @@
 #include "histogram.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,13 +50,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SECRET_ENV "XO_BENCH_NODE_SECRET"
 #define POOLS_ENV "XO_BENCH_NODE_POOLS"
 #define SPIN_ENV "XO_BENCH_NODE_SPIN_NS"
 
-enum { KICK = 1, BALL, CALL, SETUP, ITEM, DONE };
+enum { KICK = 1, BALL, CALL, SETUP, ITEM, DONE, PREPARE, READY, BLAST, BIG };
 
 /* ---- the second node ---------------------------------------------------- */
 
@@ -95,6 +109,45 @@ static const xo_actor_def_t sink_def = {
     .on_message = sink_message,
 };
 
+/* remote_hol: a PREPARE (a size) makes a message of that size, once,
+   answered with READY; each BLAST sends it, wrapped (no copy, nothing to
+   do on this side but write it). Freed when the node stops. */
+static unsigned char *blaster_big;
+static uint64_t blaster_size;
+
+static void blaster_keep(void *buf, void *arg)
+{
+    (void)buf;
+    (void)arg;
+}
+
+static int blaster_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    if (m->tag == PREPARE && m->size == sizeof(blaster_size)) {
+        if (blaster_big == NULL) {
+            memcpy(&blaster_size, m->data, sizeof(blaster_size));
+            blaster_big = malloc(blaster_size);
+            if (blaster_big == NULL)
+                return XO_ENOMEM;
+            memset(blaster_big, 0x5a, blaster_size);
+        }
+        return xo_tell(m->sender, READY, NULL, 0);
+    }
+    if (m->tag != BLAST || blaster_big == NULL)
+        return 0;
+    xo_msg_t *msg;
+    int rc = xo_msg_wrap(m->sender.rt, BIG, blaster_big, blaster_size,
+                         blaster_keep, NULL, &msg);
+    if (rc == 0 && (rc = xo_send(m->sender, msg)) != 0)
+        xo_msg_free(m->sender.rt, msg);
+    return rc;
+}
+
+static const xo_actor_def_t blaster_def = { .name = "blaster",
+                                            .on_message = blaster_message };
+
 static int node_config(xo_node_config_t *ncfg)
 {
     xo_node_config_init(ncfg);
@@ -134,6 +187,10 @@ int bench_remote_node(void)
         so.uid = "sink";
         rc = xo_spawn(rt, &sink_def, &so, &r);
     }
+    if (rc == 0) {
+        so.uid = "blaster";
+        rc = xo_spawn(rt, &blaster_def, &so, &r);
+    }
     if (rc != 0) {
         fprintf(stderr, "__node: %s\n", xo_strerror(rc));
         xo_runtime_free(rt);
@@ -149,6 +206,7 @@ int bench_remote_node(void)
         break; /* the parent closed it: stop */
     }
     xo_runtime_free(rt);
+    free(blaster_big);
     return 0;
 }
 
@@ -244,9 +302,9 @@ struct remote_env {
     unsigned node;
 };
 
-static int remote_start(struct remote_env *re, const char *name,
-                        const struct bench_opts *opts, const char *uid,
-                        xo_ref_t *to)
+static int remote_start_hb(struct remote_env *re, const char *name,
+                           const struct bench_opts *opts, const char *uid,
+                           uint64_t heartbeat_ns, xo_ref_t *to)
 {
     unsigned char raw[XO_NODE_SECRET_SIZE];
     char hex[2 * XO_NODE_SECRET_SIZE + 1];
@@ -266,6 +324,10 @@ static int remote_start(struct remote_env *re, const char *name,
     xo_node_config_t ncfg;
     int rc = node_config(&ncfg);
     ncfg.listen = false;
+    if (heartbeat_ns != 0) {
+        ncfg.heartbeat_ns = heartbeat_ns;
+        ncfg.loss_timeout_ns = 5000000000ull;
+    }
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", re->peer.port);
     if (rc == 0)
@@ -280,6 +342,13 @@ static int remote_start(struct remote_env *re, const char *name,
         return -1;
     }
     return 0;
+}
+
+static int remote_start(struct remote_env *re, const char *name,
+                        const struct bench_opts *opts, const char *uid,
+                        xo_ref_t *to)
+{
+    return remote_start_hb(re, name, opts, uid, 0, to);
 }
 
 static int remote_finish(struct remote_env *re, struct bench_result *out,
@@ -510,5 +579,136 @@ int bench_remote_tell(const struct bench_opts *opts, const uint64_t *args,
     bench_extra(out, "efull", "%llu", (unsigned long long)t.efull);
     bench_extra(out, "peer_peak_rss_kib", "%llu",
                 (unsigned long long)t.report.peak_rss_kib);
+    return remote_finish(&re, out, rc);
+}
+
+/* ---- remote_hol -------------------------------------------------------------- */
+
+struct rhol {
+    struct bench_done *done;
+    uint64_t rounds, bytes, got;
+    uint64_t start_ns, end_ns;      /* the first BLAST, the last BIG */
+    xo_ref_t blaster;
+    xo_runtime_t *rt;
+    unsigned node;
+    /* 1 while a transfer is in flight (release by the receiver actor,
+       acquire by the sampler: a sample is kept only then). */
+    _Atomic int in_flight;
+    _Atomic int stop;               /* the sampler ends (relaxed) */
+    _Atomic int sampling_idle;      /* record idle samples (relaxed) */
+    struct histogram busy, idle;    /* the sampler's own */
+};
+
+static int receiver_message(xo_ctx_t *ctx, void *state, const xo_msg_t *m)
+{
+    (void)ctx;
+    struct rhol *h;
+    memcpy(&h, state, sizeof(h));
+    if (m->tag == KICK) /* the second node makes the message first */
+        return xo_tell(h->blaster, PREPARE, &h->bytes, sizeof(h->bytes));
+    if (m->tag == READY)
+        h->start_ns = bench_now_ns();
+    if (m->tag == BIG) {
+        if (m->size != h->bytes)
+            return bench_fail(h->done, "a transfer of the wrong size", 0);
+        if (++h->got == h->rounds) {
+            h->end_ns = bench_now_ns();
+            /* release: pairs with the sampler's acquire. */
+            atomic_store_explicit(&h->in_flight, 0, memory_order_release);
+            bench_done_signal(h->done);
+            return 0;
+        }
+    }
+    /* release: pairs with the sampler's acquire. */
+    atomic_store_explicit(&h->in_flight, 1, memory_order_release);
+    return xo_tell(h->blaster, BLAST, NULL, 0);
+}
+
+static const xo_actor_def_t receiver_def = {
+    .name = "receiver", .state_size = sizeof(void *),
+    .on_create = bench_copy_arg, .on_message = receiver_message,
+};
+
+static void *hol_sampler(void *arg)
+{
+    struct rhol *h = arg;
+    uint64_t last = 0;
+    /* relaxed: a flag polled; nothing is read through it. */
+    while (!atomic_load_explicit(&h->stop, memory_order_relaxed)) {
+        xo_node_info_t info;
+        if (xo_node_info(h->rt, h->node, &info) == 0 && info.rtt_ns != 0 &&
+            info.rtt_ns != last) {
+            last = info.rtt_ns;
+            /* acquire: pairs with the receiver's release. */
+            if (atomic_load_explicit(&h->in_flight, memory_order_acquire))
+                hist_record(&h->busy, info.rtt_ns);
+            else if (atomic_load_explicit(&h->sampling_idle,
+                                          memory_order_relaxed))
+                hist_record(&h->idle, info.rtt_ns);
+        }
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+int bench_remote_hol(const struct bench_opts *opts, const uint64_t *args,
+                     struct bench_result *out)
+{
+    static struct rhol h; /* two histograms of 15 KiB */
+    memset(&h, 0, sizeof(h));
+    h.bytes = args[0];
+    h.rounds = args[1];
+    struct remote_env re;
+    memset(&re, 0, sizeof(re));
+    double seconds = 0;
+    int rc = remote_start_hb(&re, "remote_hol", opts, "blaster",
+                             1000000ull, &h.blaster);
+    h.done = &re.env.done;
+    h.rt = re.env.rt;
+    h.node = re.node;
+    struct rhol *hp = &h;
+    xo_ref_t receiver;
+    pthread_t sampler;
+    bool sampling = false;
+    if (rc == 0)
+        rc = bench_spawn(&re.env, &receiver_def, XO_POOL_ANY, &hp,
+                         sizeof(hp), &receiver);
+    if (rc == 0) {
+        sampling = pthread_create(&sampler, NULL, hol_sampler, &h) == 0;
+        if (!sampling)
+            rc = bench_error(&re.env, "no sampler thread");
+    }
+    if (rc == 0) {
+        /* The round trip with nothing in flight, for comparison. */
+        atomic_store_explicit(&h.sampling_idle, 1, memory_order_relaxed);
+        struct timespec ts = { 0, 300000000 };
+        nanosleep(&ts, NULL);
+        atomic_store_explicit(&h.sampling_idle, 0, memory_order_relaxed);
+        rc = bench_measure(&re.env, &receiver, 1, KICK, &seconds);
+    }
+    if (sampling) {
+        atomic_store_explicit(&h.stop, 1, memory_order_relaxed);
+        pthread_join(sampler, NULL);
+    }
+    if (rc == 0 && h.got != h.rounds)
+        rc = bench_error(&re.env, "fewer transfers than asked");
+    /* The transfers alone (not the second node making the message). */
+    if (rc == 0)
+        seconds = (double)(h.end_ns - h.start_ns) / 1e9;
+    out->ops = h.rounds;
+    out->seconds = seconds;
+    bench_extra(out, "bytes", "%llu", (unsigned long long)h.bytes);
+    if (seconds > 0)
+        bench_extra(out, "GB_per_s", "%.3f",
+                    (double)h.bytes * (double)h.rounds / seconds / 1e9);
+    bench_extra(out, "samples", "%llu", (unsigned long long)h.busy.count);
+    bench_extra(out, "hb_p50_ns", "%llu",
+                (unsigned long long)hist_quantile(&h.busy, 0.5));
+    bench_extra(out, "hb_p99_ns", "%llu",
+                (unsigned long long)hist_quantile(&h.busy, 0.99));
+    bench_extra(out, "hb_max_ns", "%llu", (unsigned long long)h.busy.max);
+    bench_extra(out, "idle_hb_p50_ns", "%llu",
+                (unsigned long long)hist_quantile(&h.idle, 0.5));
     return remote_finish(&re, out, rc);
 }

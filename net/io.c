@@ -43,7 +43,22 @@
  *
  * Reading. Bytes go through the decoder (wire.c), frames to their
  * handlers. Messages in a row for one actor become one chain, pushed with
- * one exchange (a batch from the wire always whole: all or nothing).
+ * one exchange (a batch from the wire always whole: all or nothing). A
+ * connection is read at most XI_READ_BUDGET per turn, so a bulk transfer
+ * never keeps the loop from the other sockets for longer than that.
+ *
+ * The control lane (docs/net.md, "Lanes"). A peer's heartbeats go on a
+ * second connection of their own, which the node that made the data
+ * connection opens once that one is up (tick), with the same handshake
+ * (HELLO role 2); its proofs also cover the data connection's nonces, so
+ * it binds to that connection of that process. It carries HEARTBEAT
+ * frames only: whatever must stay in order with the data (cancels,
+ * lookups, goodbyes, monitors) stays on the data connection. Any byte on
+ * either counts as life; a lane that came up and goes takes its pair with
+ * it (one loss, after reading what the data connection holds; when the
+ * peer closed it, with the data connection's own end or heartbeat_ns
+ * later); a lane that never comes up (an older peer) leaves the pair on
+ * one connection.
  *
  * Losing a peer: the state leaves UP (sends fail from then on), a grace
  * period lets every send that saw UP finish its push, then the ring is
@@ -67,6 +82,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,7 +98,7 @@ void xi_net_set_io_thread(const struct xi_net *net);
 #define XI_IOV 256
 #define XI_UNSENT_MAX (256 << 10)       /* the kernel's unsent bytes, bulk */
 #define XI_HANDSHAKES_MAX 64u
-#define XI_READ_BUDGET ((size_t)1 << 20) /* per connection per turn */
+#define XI_READ_BUDGET ((size_t)16 << 10) /* per connection per turn */
 #define XI_DL_MAX 256u                   /* envelopes in one delivery */
 #define XI_STOP_FLUSH_NS 2000000000ull   /* a stop's last writes */
 #define XI_BUF_POLL_NS 200000ull         /* a buffer's bytes looked at */
@@ -191,6 +207,18 @@ struct xi_conn {
     bool said_bye;               /* the peer said BYE */
     bool loaded;                 /* the last batch was full of data */
     bool held;                   /* data waits for the kernel to drain */
+    /* The control lane (docs/net.md, "Lanes"): a second connection per
+       peer that carries the heartbeats only. */
+    bool lane;                   /* this connection is a peer's lane */
+    bool lane_started;           /* a data connection: its lane opened */
+    bool closed_by_peer;         /* read 0: the peer closed it */
+    uint64_t lane_closed_at;     /* a data connection: its lane was closed
+                                    by the peer then (0: not) */
+    /* A lane: the nonces of its peer's data connection (the connector's,
+       then the acceptor's), which both lane proofs cover. */
+    unsigned char session[2 * XI_WIRE_NONCE];
+    uint64_t session_gen;        /* an accepted lane: the data connection's
+                                    generation it named */
 };
 
 static uint64_t now_ns(void)
@@ -338,27 +366,48 @@ static struct xi_conn *conn_new(struct xi_net *net, int fd, bool outbound)
     return c;
 }
 
-/* A chunked payload's assembly grows with realloc (no copy on growth),
-   and is handed to the receiver as its message's buffer (xo_msg_wrap):
-   the C library's heap, as docs/architecture.md lists. */
+/* A chunked payload's assembly grows by doubling (wire.c), and is handed
+   to the receiver as its message's buffer (xo_msg_wrap) without a copy.
+   Up to XI_MAP_MIN it is the C library's heap (realloc), as
+   docs/architecture.md lists; beyond, pages of its own that grow with
+   mremap, which moves the pages and copies nothing: a realloc that copies
+   would stop the I/O thread for the whole block at each doubling (200 ms
+   at 64 MiB on the 2-CPU build machine), and every heartbeat with it. */
+#define XI_MAP_MIN ((size_t)1 << 20)
+
 static void *grow_block(void *ctx, void *p, size_t old_size, size_t new_size)
 {
     (void)ctx;
-    (void)old_size;
-    return realloc(p, new_size);
+    if (new_size <= XI_MAP_MIN)
+        return realloc(p, new_size);
+    if (p != NULL && old_size > XI_MAP_MIN) {
+        void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+        return q == MAP_FAILED ? NULL : q;
+    }
+    void *q = mmap(NULL, new_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return NULL;
+    if (p != NULL) {
+        memcpy(q, p, old_size);
+        free(p);
+    }
+    return q;
 }
 
 static void release_block(void *ctx, void *p, size_t size)
 {
     (void)ctx;
-    (void)size;
-    free(p);
+    if (size > XI_MAP_MIN)
+        (void)munmap(p, size);
+    else
+        free(p);
 }
 
+/* The receiver is done with an assembled block: arg is its size. */
 static void free_wrapped(void *buf, void *arg)
 {
-    (void)arg;
-    free(buf);
+    release_block(NULL, buf, (size_t)(uintptr_t)arg);
 }
 
 static void rx_init(struct xi_conn *c)
@@ -392,7 +441,8 @@ static void send_hello(struct xi_conn *c)
 {
     struct xi_net *net = c->net;
     struct xi_wire_hello h = { .magic = XI_WIRE_MAGIC,
-                               .role = c->outbound ? 0 : 1,
+                               .role = c->lane ? XI_WIRE_ROLE_LANE
+                                       : c->outbound ? 0 : 1,
                                .listen_port = (uint16_t)net->port,
                                .incarnation = net->incarnation };
     size_t len = strlen(net->name);
@@ -499,6 +549,7 @@ static void conn_free(struct xi_conn *c)
     free(c->rbuf);
     free(c->b.obuf);
     xi_mem_free(&rt->mem, c, sizeof(*c));
+    net->conn_frees++;
 }
 
 static void drop_ring(struct xi_peer *p)
@@ -553,6 +604,13 @@ static void peer_lost(struct xi_net *net, struct xi_conn *c, int code,
     p->last_error = code;
     pthread_mutex_unlock(&net->lock);
     conn_free(c);
+    if (p->lane != NULL) { /* the pair goes together */
+        struct xi_conn *lane = p->lane;
+        p->lane = NULL;
+        /* relaxed: a reading for the tests. */
+        atomic_store_explicit(&p->lane_is_up, false, memory_order_relaxed);
+        conn_free(lane);
+    }
     /* Every send that saw UP has pushed by the end of this. */
     xi_grace_wait(rt);
     drop_ring(p);
@@ -567,11 +625,65 @@ static void peer_lost(struct xi_net *net, struct xi_conn *c, int code,
     }
 }
 
+static size_t conn_read(struct xi_conn *c, size_t budget);
+
+/* A lane ends. One that came up (closed, silent, broken): its peer is
+   lost with it, once, through its data connection, after what that
+   connection holds was read (it was sent before: a goodbye there is no
+   loss). One that never came up (a peer of an older build refuses it, or
+   it timed out): the pair goes on with one connection, the heartbeats on
+   the data connection, as before lanes. A lane never bound to a peer
+   just goes. */
+static void lane_close(struct xi_conn *c, int code, const char *why)
+{
+    struct xi_net *net = c->net;
+    struct xi_peer *p = c->peer;
+    if (p == NULL || p->lane != c) {
+        conn_free(c);
+        return;
+    }
+    if (c->st != C_UP) {
+        xi_net_log(net, "node %s (%s) has no control connection (%s): its "
+                        "heartbeats share the data connection",
+                   p->name, c->addr_text, why);
+        p->lane = NULL;
+        conn_free(c);
+        return;
+    }
+    char text[200];
+    snprintf(text, sizeof(text), "its control connection: %.150s", why);
+    bool by_peer = c->closed_by_peer;
+    p->lane = NULL;
+    /* relaxed: a reading for the tests. */
+    atomic_store_explicit(&p->lane_is_up, false, memory_order_relaxed);
+    conn_free(c);
+    struct xi_conn *d = p->conn;
+    if (d == NULL || d->st != C_UP)
+        return;
+    (void)conn_read(d, SIZE_MAX);
+    if (p->conn != d)
+        return; /* it went meanwhile (its own loss, once) */
+    if (by_peer) {
+        /* A peer that stops or dies closes both: its data connection's
+           last bytes (and FIN) may still be on their way on another path.
+           The loss comes with them, or heartbeat_ns later at most (tick);
+           meanwhile the heartbeats go on the data connection. */
+        d->lane_closed_at = now_ns();
+        return;
+    }
+    xi_net_log(net, "lost node %s (%s): %s", p->name, d->addr_text, text);
+    peer_lost(net, d, code, text, false);
+}
+
 /* A connection ends: an UP one loses its peer; a handshake fails its
    connect request, or schedules the next reconnect. */
 static void conn_close(struct xi_conn *c, int code, const char *why)
 {
     struct xi_net *net = c->net;
+    if (c->lane) {
+        lane_close(c, code, why);
+        return;
+    }
     if (c->st == C_UP) {
         if (!c->said_bye) /* a goodbye is no news */
             xi_net_log(net, "lost node %s (%s): %s", c->peer->name,
@@ -607,6 +719,55 @@ static void conn_fault(struct xi_conn *c, const struct xi_wire_fault *f)
 /* ---- handshake ---------------------------------------------------------- */
 
 static int conn_up(struct xi_conn *c);
+static int lane_up(struct xi_conn *c);
+
+/* The proof `role` gives on c: both HELLOs, the connector's first; a
+   lane's connector HELLO with its data connection's nonces after it, so a
+   lane proves it belongs to that very connection. */
+static void conn_proof(struct xi_conn *c, enum xi_auth_role role,
+                       unsigned char out[XI_WIRE_MAC])
+{
+    const unsigned char *hc = c->outbound ? c->hello_mine : c->hello_theirs;
+    size_t hcs = c->outbound ? c->hello_mine_size : c->hello_theirs_size;
+    const unsigned char *ha = c->outbound ? c->hello_theirs : c->hello_mine;
+    size_t has = c->outbound ? c->hello_theirs_size : c->hello_mine_size;
+    unsigned char bound[sizeof(c->hello_mine) + sizeof(c->session)];
+    if (c->lane) {
+        memcpy(bound, hc, hcs);
+        memcpy(bound + hcs, c->session, sizeof(c->session));
+        hc = bound;
+        hcs += sizeof(c->session);
+    }
+    xi_auth_proof(c->net->cfg.secret, role, hc, hcs, ha, has, out);
+}
+
+/* An accepted lane's data connection: the peer it names (by name and
+   incarnation) must be up on a connection it made (and, once the lane
+   proved itself, have no lane yet). NULL: no such session. */
+static struct xi_peer *lane_peer(struct xi_conn *c, bool proved)
+{
+    struct xi_peer *p = xi_net_peer_for(c->net, c->theirs.name,
+                                        c->theirs.incarnation, false);
+    if (p == NULL || p->conn == NULL || p->conn->st != C_UP ||
+        p->conn->outbound || (proved && p->lane != NULL))
+        return NULL;
+    return p;
+}
+
+/* Refuse an accepted lane: say why (BYE), then close; nothing else is
+   touched. */
+static int lane_refuse(struct xi_conn *c, const char *why)
+{
+    struct xi_net *net = c->net;
+    bump(&net->refused, 1);
+    xi_net_log(net, "refused a control connection from node %s (%s): %s",
+               c->theirs.name, c->addr_text, why);
+    struct xi_wire_hdr h = { .type = XI_WT_BYE, .c = (uint32_t)XO_ENOTEXIST };
+    (void)ctl_frame(c, &h, NULL, 0);
+    c->bye_code = XO_ENOTEXIST;
+    c->st = C_BYE;
+    return 0;
+}
 
 static int on_hello(struct xi_conn *c, struct xi_wire_frame *f,
                     struct xi_wire_fault *fault)
@@ -617,7 +778,9 @@ static int on_hello(struct xi_conn *c, struct xi_wire_frame *f,
                fault->code = XO_EPROTO, -1;
     if (xi_wire_get_hello(f->payload, f->size, &c->theirs, fault) != 0)
         return -1;
-    if (c->theirs.role != (c->outbound ? 1 : 0)) {
+    if (c->outbound ? c->theirs.role != 1
+                    : c->theirs.role != 0 &&
+                          c->theirs.role != XI_WIRE_ROLE_LANE) {
         fault->code = XO_EPROTO;
         snprintf(fault->why, sizeof(fault->why), "a HELLO of the wrong role");
         return -1;
@@ -629,11 +792,27 @@ static int on_hello(struct xi_conn *c, struct xi_wire_frame *f,
     }
     memcpy(c->hello_theirs, f->payload, f->size);
     c->hello_theirs_size = f->size;
+    if (c->lane && c->theirs.incarnation != c->peer->incarnation) {
+        fault->code = XO_EPROTO;
+        snprintf(fault->why, sizeof(fault->why),
+                 "a control connection that reached another process");
+        return -1;
+    }
+    if (!c->outbound && c->theirs.role == XI_WIRE_ROLE_LANE) {
+        c->lane = true;
+        struct xi_peer *p = lane_peer(c, false);
+        if (p == NULL)
+            return lane_refuse(c, "no such session");
+        const struct xi_conn *d = p->conn;
+        memcpy(c->session, d->theirs.nonce, XI_WIRE_NONCE);
+        memcpy(c->session + XI_WIRE_NONCE, d->hello_mine + 16, XI_WIRE_NONCE);
+        /* relaxed: this thread writes the generation. */
+        c->session_gen = atomic_load_explicit(&p->conn_gen,
+                                              memory_order_relaxed);
+    }
     if (c->outbound) {
         unsigned char mac[XI_WIRE_MAC];
-        xi_auth_proof(net->cfg.secret, XI_AUTH_CONNECTOR, c->hello_mine,
-                      c->hello_mine_size, c->hello_theirs,
-                      c->hello_theirs_size, mac);
+        conn_proof(c, XI_AUTH_CONNECTOR, mac);
         struct xi_wire_hdr h = { .type = XI_WT_AUTH };
         (void)ctl_frame(c, &h, mac, sizeof(mac));
     }
@@ -651,14 +830,7 @@ static int on_auth(struct xi_conn *c, struct xi_wire_frame *f,
         return -1;
     }
     unsigned char want[XI_WIRE_MAC];
-    if (c->outbound)
-        xi_auth_proof(net->cfg.secret, XI_AUTH_ACCEPTOR, c->hello_mine,
-                      c->hello_mine_size, c->hello_theirs,
-                      c->hello_theirs_size, want);
-    else
-        xi_auth_proof(net->cfg.secret, XI_AUTH_CONNECTOR, c->hello_theirs,
-                      c->hello_theirs_size, c->hello_mine,
-                      c->hello_mine_size, want);
+    conn_proof(c, c->outbound ? XI_AUTH_ACCEPTOR : XI_AUTH_CONNECTOR, want);
     if (!xi_auth_equal(want, f->payload)) {
         bump(&net->refused, 1);
         xi_net_log(net, "node %s (%s) failed to prove the shared secret: "
@@ -680,15 +852,46 @@ static int on_auth(struct xi_conn *c, struct xi_wire_frame *f,
         (void)fault;
         return -1;
     }
+    if (c->lane)
+        return lane_up(c);
     if (!c->outbound) {
         unsigned char mac[XI_WIRE_MAC];
-        xi_auth_proof(net->cfg.secret, XI_AUTH_ACCEPTOR, c->hello_theirs,
-                      c->hello_theirs_size, c->hello_mine,
-                      c->hello_mine_size, mac);
+        conn_proof(c, XI_AUTH_ACCEPTOR, mac);
         struct xi_wire_hdr h = { .type = XI_WT_AUTH };
         (void)ctl_frame(c, &h, mac, sizeof(mac));
     }
     return conn_up(c);
+}
+
+/* A lane proved the secret and its session: it carries the peer's
+   heartbeats from now on. An accepted one whose data connection went
+   meanwhile is refused. */
+static int lane_up(struct xi_conn *c)
+{
+    struct xi_net *net = c->net;
+    struct xi_peer *p = c->peer;
+    if (!c->outbound) {
+        p = lane_peer(c, true);
+        /* relaxed: this thread writes the generation. */
+        if (p == NULL || atomic_load_explicit(&p->conn_gen,
+                                              memory_order_relaxed) !=
+                             c->session_gen)
+            return lane_refuse(c, "its session ended");
+        unsigned char mac[XI_WIRE_MAC];
+        conn_proof(c, XI_AUTH_ACCEPTOR, mac);
+        struct xi_wire_hdr h = { .type = XI_WT_AUTH };
+        (void)ctl_frame(c, &h, mac, sizeof(mac));
+        c->peer = p;
+        p->lane = c;
+    }
+    net->handshakes--;
+    c->st = C_UP;
+    c->rx.authenticated = true;
+    c->last_rx = c->last_tx = now_ns();
+    bump(&p->lane_ups, 1);
+    /* relaxed: a reading for the tests. */
+    atomic_store_explicit(&p->lane_is_up, true, memory_order_relaxed);
+    return 0;
 }
 
 /* Both ends proved the secret: give the peer its number and go. -1 (with
@@ -843,7 +1046,7 @@ static int wire_envelope(struct xi_net *net, struct xi_wire_frame *f,
     if (f->owned != NULL) {
         xo_msg_t *m;
         rc = xo_msg_wrap(rt, 0, (void *)f->payload, f->size, free_wrapped,
-                         NULL, &m);
+                         (void *)(uintptr_t)f->owned_size, &m);
         if (rc != 0)
             return rc;
         f->owned = NULL; /* the envelope's now */
@@ -985,11 +1188,13 @@ static int on_buf(struct xi_conn *c, struct xi_wire_frame *f,
     size_t data_size = f->h.c;
     size_t size = f->size - data_size;
     void *owned = f->owned;
+    size_t owned_size = f->owned_size;
     f->owned = NULL; /* deliver's, whatever happens */
     xo_ref_t to = { rt, f->h.a };
     int rc = xi_bufmsg_deliver(to, peer_ref(c, f->h.b), f->h.tag,
                                (void *)f->payload, size,
-                               owned != NULL ? free_wrapped : NULL, NULL,
+                               owned != NULL ? free_wrapped : NULL,
+                               (void *)(uintptr_t)owned_size,
                                f->payload + size, data_size);
     if (rc != 0) {
         bump(&c->peer->dropped, 1);
@@ -1155,6 +1360,13 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
 {
     struct xi_conn *c = ctx;
     struct xi_net *net = c->net;
+    if (c->lane && c->st == C_UP && f->h.type != XI_WT_HEARTBEAT) {
+        fault->code = XO_EPROTO;
+        snprintf(fault->why, sizeof(fault->why),
+                 "a %s frame on the control connection",
+                 xi_wire_type_name(f->h.type));
+        return -1;
+    }
     if (f->h.type != XI_WT_TELL && f->h.type != XI_WT_CALL)
         deliver_flush(c); /* what came before goes first */
     switch (f->h.type) {
@@ -1179,6 +1391,8 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
                  code == XO_EAUTH ? "the peer refused this node's proof "
                                     "of the shared secret"
                  : code == XO_EEXIST ? "connected already"
+                 : code == XO_ENOTEXIST ? "the peer refused the control "
+                                          "connection"
                                      : "the peer left");
         return -1;
     }
@@ -1189,6 +1403,12 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
                 /* relaxed: a reading for xo_node_info. */
                 atomic_store_explicit(&c->peer->rtt_ns, now - f->h.a,
                                       memory_order_relaxed);
+            if (c->lane) {
+                struct xi_conn *d = c->peer->conn;
+                bump(&c->peer->lane_echoes, 1);
+                if (d != NULL && d->rx.assembling)
+                    bump(&c->peer->lane_echoes_in_transfer, 1);
+            }
         } else {
             struct xi_wire_hdr h = { .type = XI_WT_HEARTBEAT,
                                      .flags = XI_WF_REPLY, .a = f->h.a };
@@ -1220,11 +1440,17 @@ static int on_frame(void *ctx, struct xi_wire_frame *f,
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void conn_read(struct xi_conn *c)
+/* Read and handle at most about `budget` bytes (a frame's end may take a
+   little more); returns the bytes read. The loop reads each connection by
+   this budget per turn, so a lane's heartbeat waits behind one budget of
+   a bulk transfer's handling at most. */
+static size_t conn_read(struct xi_conn *c, size_t budget)
 {
-    size_t budget = XI_READ_BUDGET;
+    size_t total = 0;
     while (budget > 0) {
-        ssize_t n = read(c->fd, c->rbuf + c->rlen, XI_RBUF - c->rlen);
+        size_t room = XI_RBUF - c->rlen;
+        ssize_t n = read(c->fd, c->rbuf + c->rlen,
+                         room < budget ? room : budget);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1234,16 +1460,18 @@ static void conn_read(struct xi_conn *c)
             snprintf(why, sizeof(why), "%s",
                      n == 0 ? "the connection was closed"
                             : strerror(errno));
+            c->closed_by_peer = n == 0;
             conn_close(c, c->st == C_UP || c->st == C_BYE
                               ? XO_ECLOSED
                               : (n < 0 && errno == ECONNREFUSED
                                      ? XO_ECONNREFUSED
                                      : XO_ECLOSED),
                        why);
-            return;
+            return total;
         }
         c->last_rx = now_ns();
         c->rlen += (size_t)n;
+        total += (size_t)n;
         budget = budget > (size_t)n ? budget - (size_t)n : 0;
         if (c->peer != NULL && c->st == C_UP)
             bump(&c->peer->bytes_received, (uint64_t)n);
@@ -1255,7 +1483,7 @@ static void conn_read(struct xi_conn *c)
                 conn_close(c, c->close_code, c->close_why);
             else
                 conn_fault(c, &fault);
-            return;
+            return total;
         }
         deliver_flush(c);
         memmove(c->rbuf, c->rbuf + used, c->rlen - (size_t)used);
@@ -1263,6 +1491,7 @@ static void conn_read(struct xi_conn *c)
         if (c->st == C_BYE)
             break;
     }
+    return total;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -1544,7 +1773,7 @@ static bool fill_batch(struct xi_conn *c)
         c->cbuf = NULL;
         c->clen = c->ccap = 0;
     }
-    bool data = c->st == C_UP;
+    bool data = c->st == C_UP && !c->lane;
     /* Under load (the last batch was full of data), data waits while the
        kernel holds enough unsent bytes: the control frames behind it then
        wait no longer than that. A lone message never pays the look. */
@@ -1651,9 +1880,10 @@ static bool conn_write(struct xi_conn *c, bool *gone)
         wrote = true;
     }
     if (c->st == C_BYE && !c->batch_pending && c->clen == 0) {
-        conn_close(c, c->bye_code, c->bye_code == XO_EAUTH
-                                       ? "refused: failed authentication"
-                                       : "connected already");
+        conn_close(c, c->bye_code,
+                   c->bye_code == XO_EAUTH ? "refused: failed authentication"
+                   : c->bye_code == XO_ENOTEXIST ? "refused: no such session"
+                                                 : "connected already");
         *gone = true;
         return wrote;
     }
@@ -1672,7 +1902,7 @@ static bool conn_has_output(struct xi_conn *c)
         return false;
     if (c->batch_pending || c->clen > 0 || c->st == C_BYE)
         return true;
-    if (c->st != C_UP || conn_stalled(c))
+    if (c->st != C_UP || c->lane || conn_stalled(c))
         return false;
     return c->cur.active || c->wout != NULL ||
            xi_ring_count(&c->peer->ring) > 0;
@@ -1846,10 +2076,12 @@ static int errno_code(int e)
 
 /* Open an outbound connection: for a waiting connect (req), or a
    reconnect of p. */
+/* Open a connection: to a new address (req), a peer's again (p), or a
+   peer's lane (p, lane: its data connection is up, made by this node). */
 static void start_connect(struct xi_net *net,
                           const struct sockaddr_storage *addr,
                           socklen_t addrlen, struct xi_peer *p,
-                          struct xi_ctl *req)
+                          struct xi_ctl *req, bool lane)
 {
     char text[64];
     addr_text(addr, text, sizeof(text));
@@ -1862,6 +2094,13 @@ static void start_connect(struct xi_net *net,
     struct xi_conn *c = NULL;
     if (err == 0 && (c = conn_new(net, fd, true)) == NULL)
         err = ENOMEM;
+    if (c != NULL && lane) {
+        const struct xi_conn *d = p->conn;
+        c->lane = true;
+        memcpy(c->session, d->hello_mine + 16, XI_WIRE_NONCE);
+        memcpy(c->session + XI_WIRE_NONCE, d->theirs.nonce, XI_WIRE_NONCE);
+        p->lane = c;
+    }
     if (err == 0) {
         struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT,
                                   .data.ptr = c };
@@ -1884,6 +2123,13 @@ static void start_connect(struct xi_net *net,
         }
         if (fd >= 0)
             close(fd);
+        if (lane) { /* one connection, then (lane_close) */
+            xi_net_log(net, "node %s has no control connection (%s): its "
+                            "heartbeats share the data connection",
+                       p->name, strerror(err));
+            p->lane = NULL;
+            return;
+        }
         if (req != NULL) {
             char why[128];
             snprintf(why, sizeof(why), "connect to %s: %s", text,
@@ -2009,7 +2255,7 @@ static void handle_ctl(struct xi_net *net, struct xi_ctl *c)
                 return;
             }
         }
-        start_connect(net, &c->addr, c->addrlen, NULL, c);
+        start_connect(net, &c->addr, c->addrlen, NULL, c, false);
         return;
     case XI_CTL_FRAME: /* relaxed: this thread writes the generation */
         if (p->conn != NULL && p->conn->st == C_UP &&
@@ -2032,6 +2278,12 @@ static void handle_ctl(struct xi_net *net, struct xi_ctl *c)
                    XO_NODE_CONNECTING) {
             set_state(p, XO_NODE_DOWN);
             xi_net_event(net, p, XO_NODE_DOWN, XO_ECLOSED);
+        }
+        break;
+    case XI_CTL_SEVER_LANE:
+        if (p->lane != NULL && p->lane->st == C_UP) {
+            (void)shutdown(p->lane->fd, SHUT_RDWR);
+            conn_close(p->lane, XO_ECLOSED, "severed");
         }
         break;
     case XI_CTL_SEVER:
@@ -2071,35 +2323,74 @@ static uint64_t tick(struct xi_net *net, uint64_t now, bool *work)
 {
     const xo_node_config_t *cfg = &net->cfg;
     uint64_t next = 0;
-    struct xi_conn *c = net->conns;
-    while (c != NULL) {
-        struct xi_conn *after = c->next;
+again:
+    for (struct xi_conn *c = net->conns; c != NULL; c = c->next) {
+        /* A close may free the connection after this one too (a lane
+           takes its pair): each one starts the walk again. */
         if (c->st != C_UP) {
             if (now >= c->deadline) {
                 conn_close(c, XO_ETIMEDOUT, "the handshake took too long");
                 *work = true;
-            } else {
-                next = min_deadline(next, c->deadline);
+                goto again;
             }
-        } else if (now - c->last_rx >= cfg->loss_timeout_ns) {
+            next = min_deadline(next, c->deadline);
+            continue;
+        }
+        if (c->lane) { /* its data connection watches the silence */
+            if (now - c->last_tx >= cfg->heartbeat_ns && c->clen == 0) {
+                struct xi_wire_hdr h = { .type = XI_WT_HEARTBEAT, .a = now };
+                (void)ctl_frame(c, &h, NULL, 0);
+                c->last_tx = now;
+                *work = true;
+            }
+            next = min_deadline(next, c->last_tx + cfg->heartbeat_ns);
+            continue;
+        }
+        struct xi_conn *lane = c->peer->lane;
+        bool lane_up = lane != NULL && lane->st == C_UP;
+        /* Any byte on either connection is a sign of life. */
+        uint64_t heard = c->last_rx;
+        if (lane != NULL && lane->last_rx > heard)
+            heard = lane->last_rx;
+        if (heard > now)
+            heard = now;
+        if (now - heard >= cfg->loss_timeout_ns) {
             char why[96];
             snprintf(why, sizeof(why), "nothing heard for %llu ms",
-                     (unsigned long long)((now - c->last_rx) / 1000000u));
+                     (unsigned long long)((now - heard) / 1000000u));
             conn_close(c, XO_ENODELOST, why);
             *work = true;
-        } else {
+            goto again;
+        }
+        if (c->lane_closed_at != 0) {
+            if (now - c->lane_closed_at >= cfg->heartbeat_ns &&
+                now >= c->lane_closed_at) {
+                conn_close(c, XO_ECLOSED,
+                           "its control connection was closed");
+                *work = true;
+                goto again;
+            }
+            next = min_deadline(next, c->lane_closed_at + cfg->heartbeat_ns);
+        }
+        if (c->outbound && lane == NULL && !c->lane_started) {
+            c->lane_started = true;
+            start_connect(net, &c->peer->addr, c->peer->addrlen, c->peer,
+                          NULL, true);
+            *work = true;
+            goto again;
+        }
+        if (!lane_up) { /* until the lane is up, heartbeats go here */
             if (now - c->last_tx >= cfg->heartbeat_ns && c->clen == 0) {
                 struct xi_wire_hdr h = { .type = XI_WT_HEARTBEAT, .a = now };
                 (void)ctl_frame(c, &h, NULL, 0);
                 c->last_tx = now; /* due again an interval from now */
                 *work = true;
             }
-            next = min_deadline(next, c->last_rx + cfg->loss_timeout_ns);
-            if (c->cur.active && c->cur.src.waiting)
-                next = min_deadline(next, now + XI_BUF_POLL_NS);
             next = min_deadline(next, c->last_tx + cfg->heartbeat_ns);
         }
-        c = after;
+        next = min_deadline(next, heard + cfg->loss_timeout_ns);
+        if (c->cur.active && c->cur.src.waiting)
+            next = min_deadline(next, now + XI_BUF_POLL_NS);
     }
     for (unsigned i = 1; i <= net->npeers; i++) {
         struct xi_peer *p = atomic_load_explicit(&net->peers[i],
@@ -2108,7 +2399,7 @@ static uint64_t tick(struct xi_net *net, uint64_t now, bool *work)
             continue;
         if (now >= p->retry_at) {
             p->retry_at = 0;
-            start_connect(net, &p->addr, p->addrlen, p, NULL);
+            start_connect(net, &p->addr, p->addrlen, p, NULL, false);
             *work = true;
         } else {
             next = min_deadline(next, p->retry_at);
@@ -2130,7 +2421,18 @@ static bool pending_work(struct xi_net *net)
     return false;
 }
 
-static void handle_event(struct xi_net *net, struct epoll_event *ev)
+static bool conn_alive(struct xi_net *net, const struct xi_conn *c)
+{
+    for (const struct xi_conn *k = net->conns; k != NULL; k = k->next)
+        if (k == c)
+            return true;
+    return false;
+}
+
+/* frees: net->conn_frees when this wait's events began (a connection is
+   looked for in the list only when one was freed since). */
+static void handle_event(struct xi_net *net, struct epoll_event *ev,
+                         uint64_t frees)
 {
     if (ev->data.ptr == &net->lfd) {
         accept_all(net);
@@ -2143,6 +2445,10 @@ static void handle_event(struct xi_net *net, struct epoll_event *ev)
         return;
     }
     struct xi_conn *c = ev->data.ptr;
+    /* An earlier event of this wait may have closed it (a lane's loss
+       takes its pair). */
+    if (net->conn_frees != frees && !conn_alive(net, c))
+        return;
     if (c->st == C_CONNECTING) {
         if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             connected(c);
@@ -2150,11 +2456,8 @@ static void handle_event(struct xi_net *net, struct epoll_event *ev)
     }
     if (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         /* conn_read may free c: look for it in the list after. */
-        conn_read(c);
-        struct xi_conn *k = net->conns;
-        while (k != NULL && k != c)
-            k = k->next;
-        if (k == NULL)
+        (void)conn_read(c, XI_READ_BUDGET);
+        if (net->conn_frees != frees && !conn_alive(net, c))
             return;
     }
     if ((ev->events & EPOLLOUT) && c->want_out) {
@@ -2208,8 +2511,9 @@ static void *io_main(void *arg)
         int n = epoll_wait(net->epfd, evs, 64, timeout);
         /* relaxed: awake; a producer's exchange may have been first. */
         atomic_store_explicit(&net->io_sleeping, 0, memory_order_relaxed);
+        uint64_t frees = net->conn_frees;
         for (int i = 0; i < n; i++)
-            handle_event(net, &evs[i]);
+            handle_event(net, &evs[i], frees);
     }
     io_finish(net);
     return NULL;
@@ -2235,7 +2539,7 @@ static void io_finish(struct xi_net *net)
     }
     (void)drain_outbox(net);
     for (struct xi_conn *c = net->conns; c != NULL; c = c->next)
-        if (c->st == C_UP) {
+        if (c->st == C_UP && !c->lane) {
             struct xi_wire_hdr h = { .type = XI_WT_BYE,
                                      .c = (uint32_t)XO_ECLOSED };
             (void)ctl_frame(c, &h, NULL, 0);
@@ -2263,7 +2567,10 @@ static void io_finish(struct xi_net *net)
     }
     while (net->conns != NULL) {
         struct xi_conn *c = net->conns;
-        if (c->st == C_UP)
+        if (c->lane && c->peer != NULL && c->peer->lane == c &&
+            c->peer->conn != NULL)
+            c = c->peer->conn; /* the pair goes together */
+        if (c->st == C_UP && !c->lane)
             peer_lost(net, c, XO_ECLOSED, "this node stops", true);
         else
             conn_close(c, XO_ECLOSED, "the node stops");

@@ -111,9 +111,16 @@ struct xi_peer {
        before the loss's grace period, which waits for the section). */
     _Atomic uint64_t conn_gen;
     _Atomic uint64_t rtt_ns;     /* the last heartbeat's round trip */
+    /* The control lane, for the tests (xi_net_lane_info; relaxed, the
+       I/O thread writes): lanes that came up, heartbeat echoes they
+       brought, those of them that came while a chunked payload was being
+       received on the data connection. */
+    _Atomic uint64_t lane_ups, lane_echoes, lane_echoes_in_transfer;
+    _Atomic bool lane_is_up;
 
     /* The I/O thread's (and xo_node_info's, under net->lock). */
     struct xi_conn *conn;
+    struct xi_conn *lane;        /* its control lane, once opened (io.c) */
     bool outbound;               /* this node connects it */
     bool reconnect;              /* ... and does so again after a loss */
     struct sockaddr_storage addr;
@@ -159,6 +166,7 @@ enum xi_ctl_kind {
     XI_CTL_FRAME,       /* send a control frame to peer (hdr + payload) */
     XI_CTL_DISCONNECT,  /* close peer's connection for good */
     XI_CTL_SEVER,       /* close every connection without a word */
+    XI_CTL_SEVER_LANE,  /* close peer's control lane without a word */
 };
 
 struct xi_ctl {
@@ -229,6 +237,7 @@ struct xi_net {
     /* The I/O thread's own. */
     struct xi_conn *conns;       /* every open connection */
     unsigned handshakes;         /* connections not yet up */
+    uint64_t conn_frees;         /* connections freed so far */
     /* Counters for node 0 (relaxed, I/O thread writes). */
     _Atomic uint64_t refused, faults;
 };
@@ -275,6 +284,15 @@ bool xi_net_on_io(const struct xi_net *net);
 /* A test hook: have the I/O thread close every connection at once,
    without a BYE, as a crash would (both ends see their peer lost). */
 int xi_net_sever(xo_runtime_t *rt);
+/* Test hooks for the control lane: close node's lane alone (both ends
+   then lose the node, once), and read its state and counters. */
+int xi_net_sever_lane(xo_runtime_t *rt, unsigned node);
+struct xi_lane_info {
+    bool up;
+    uint64_t ups, echoes, echoes_in_transfer;
+};
+int xi_net_lane_info(xo_runtime_t *rt, unsigned node,
+                     struct xi_lane_info *out);
 
 /* ---- io.c ------------------------------------------------------------ */
 

@@ -1086,6 +1086,44 @@ int xi_net_sever(xo_runtime_t *rt)
     return xi_net_post(net, c);
 }
 
+static struct xi_peer *peer_of(struct xi_net *net, unsigned node)
+{
+    if (node == 0 || node > XO_NODES_MAX)
+        return NULL;
+    /* acquire: pairs with the release that published the slot. */
+    return atomic_load_explicit(&net->peers[node], memory_order_acquire);
+}
+
+int xi_net_sever_lane(xo_runtime_t *rt, unsigned node)
+{
+    struct xi_net *net = net_of(rt);
+    struct xi_peer *p = net != NULL ? peer_of(net, node) : NULL;
+    if (p == NULL)
+        return XO_ENOTEXIST;
+    struct xi_ctl *c = ctl_new(rt, XI_CTL_SEVER_LANE, 0);
+    if (c == NULL)
+        return XO_ENOMEM;
+    c->peer = p;
+    return xi_net_post(net, c);
+}
+
+int xi_net_lane_info(xo_runtime_t *rt, unsigned node,
+                     struct xi_lane_info *out)
+{
+    struct xi_net *net = net_of(rt);
+    struct xi_peer *p = net != NULL ? peer_of(net, node) : NULL;
+    if (p == NULL)
+        return XO_ENOTEXIST;
+    /* relaxed: readings (the I/O thread writes them). */
+    out->up = atomic_load_explicit(&p->lane_is_up, memory_order_relaxed);
+    out->ups = atomic_load_explicit(&p->lane_ups, memory_order_relaxed);
+    out->echoes = atomic_load_explicit(&p->lane_echoes,
+                                       memory_order_relaxed);
+    out->echoes_in_transfer = atomic_load_explicit(
+        &p->lane_echoes_in_transfer, memory_order_relaxed);
+    return 0;
+}
+
 int xo_node_find(xo_runtime_t *rt, const char *name, unsigned *node)
 {
     if (name == NULL || node == NULL)

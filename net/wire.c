@@ -156,7 +156,7 @@ int xi_wire_get_hello(const unsigned char *p, size_t size,
     out->listen_port = (uint16_t)(p[6] | (p[7] << 8));
     out->incarnation = xi_get_u64(p + 8);
     memcpy(out->nonce, p + 16, XI_WIRE_NONCE);
-    if (out->role > 1)
+    if (out->role > XI_WIRE_ROLE_LANE)
         return fail(fault, "a HELLO with role %u", out->role);
     if (out->incarnation == 0)
         return fail(fault, "a HELLO with incarnation 0");

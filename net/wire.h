@@ -134,7 +134,8 @@ static inline uint64_t xi_get_u64(const unsigned char *p)
 /* HELLO: the same from both ends. */
 struct xi_wire_hello {
     uint32_t magic;
-    uint8_t role;                 /* 0: made the connection; 1: accepted */
+    uint8_t role;                 /* 0: made the connection; 1: accepted;
+                                     2: made a control lane (io.c) */
     uint16_t listen_port;         /* where it listens (0: it does not) */
     uint64_t incarnation;         /* random, per process start, never 0 */
     unsigned char nonce[XI_WIRE_NONCE];
@@ -142,6 +143,7 @@ struct xi_wire_hello {
     char name[XI_WIRE_NAME_MAX + 1];
 };
 
+#define XI_WIRE_ROLE_LANE 2u      /* a control lane's connector */
 #define XI_WIRE_HELLO_FIXED 48u   /* the bytes before the name */
 
 /* Encode into out (room for XI_WIRE_HELLO_FIXED + XI_WIRE_NAME_MAX);

@@ -51,12 +51,17 @@ static void count_event(xo_runtime_t *rt, const xo_node_event_t *ev,
         atomic_fetch_add(&a_events[ev->state], 1);
 }
 
+/* A heartbeat interval for two_up other than net_test_config's (0: its). */
+static uint64_t two_heartbeat_ns;
+
 static void two_up(struct two *t, uint64_t loss_ns)
 {
     t->a = start_runtime(2);
     t->b = start_runtime(2);
     xo_node_config_t cfg;
     net_test_config(&cfg, loss_ns);
+    if (two_heartbeat_ns != 0)
+        cfg.heartbeat_ns = two_heartbeat_ns;
     cfg.on_log = quiet_log;
     cfg.max_batch = TEST_MAX_BATCH;
     cfg.name = "a";
@@ -720,4 +725,230 @@ Test(net, node_api_errors)
     hex[10] = 'g';
     cr_assert_eq(xo_node_secret_parse(hex, s), XO_EINVAL);
     stop_runtime(rt);
+}
+
+/* ---- the control lane ------------------------------------------------------ */
+
+static struct xi_lane_info lane_of(xo_runtime_t *rt, unsigned node)
+{
+    struct xi_lane_info li;
+    cr_assert_eq(xi_net_lane_info(rt, node, &li), 0);
+    return li;
+}
+
+static unsigned node_named(xo_runtime_t *rt, const char *name)
+{
+    unsigned n;
+    cr_assert_eq(xo_node_find(rt, name, &n), 0);
+    return n;
+}
+
+/* Both ends of A-B see their lane up, for the n-th time. */
+static void lanes_up(struct two *t, uint64_t n)
+{
+    unsigned a_at_b = node_named(t->b, "a");
+    wait_until(lane_of(t->a, t->b_at_a).up && lane_of(t->b, a_at_b).up &&
+               lane_of(t->a, t->b_at_a).ups == n &&
+               lane_of(t->b, a_at_b).ups == n);
+}
+
+/* A HELLO that opens a lane in the name of node `name`, incarnation inc. */
+static void lane_hello(struct fake *f, const char *name, uint64_t inc)
+{
+    struct xi_wire_hello h = { .magic = XI_WIRE_MAGIC,
+                               .role = XI_WIRE_ROLE_LANE,
+                               .incarnation = inc };
+    cr_assert_eq(xi_auth_random(h.nonce, sizeof(h.nonce)), 0);
+    h.name_len = (uint8_t)strlen(name);
+    memcpy(h.name, name, h.name_len);
+    f->mine_size = xi_wire_put_hello(f->mine, &h);
+    struct xi_wire_hdr hdr = { .type = XI_WT_HELLO };
+    fake_send(f, &hdr, f->mine, (uint32_t)f->mine_size);
+}
+
+static uint64_t refused_at(xo_runtime_t *rt)
+{
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(rt, 0, &info), 0);
+    return info.refused;
+}
+
+/* A lane handshake refused: the node's BYE carries `code`, then it closes;
+   it counted the refusal, and A-B is untouched (no loss, lane up); the
+   listener still takes a node. */
+static void lane_refused(struct two *t, struct fake *f, int code,
+                         uint64_t refused_before)
+{
+    struct xi_wire_hdr h;
+    cr_assert_eq(fake_read_frame(f, &h, NULL, 0), 0);
+    cr_assert_eq(h.type, XI_WT_BYE, "a %s", xi_wire_type_name(h.type));
+    cr_assert_eq((int)h.c, code, "refused with %s", xo_strerror((int)h.c));
+    cr_assert(fake_closed(f));
+    fake_close(f);
+    cr_assert_eq(refused_at(t->b), refused_before + 1);
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(t->a, t->b_at_a, &info), 0);
+    cr_assert_eq(info.state, XO_NODE_UP);
+    cr_assert_eq(info.losses, 0);
+    cr_assert(lane_of(t->a, t->b_at_a).up);
+    struct fake other;
+    fake_connect(&other, t->port_b);
+    fake_authenticate(&other, "other");
+    fake_close(&other);
+    call_echo_ok(remote_lookup(t->a, t->b_at_a, "echo"));
+}
+
+Test(net, the_control_lane_comes_up_with_the_connection_and_after_a_reconnect)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    lanes_up(&t, 1);
+    cr_assert_eq(xi_net_sever(t.b), 0);
+    lanes_up(&t, 2);
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(t.a, t.b_at_a, &info), 0);
+    cr_assert_eq(info.losses, 1);
+    call_echo_ok(remote_lookup(t.a, t.b_at_a, "echo"));
+    two_down(&t);
+}
+
+Test(net, closing_the_control_lane_alone_loses_the_node_once_and_it_comes_back)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    lanes_up(&t, 1);
+    struct events ev;
+    events_watch(&ev, t.a);
+    xo_ref_t echo = remote_lookup(t.a, t.b_at_a, "echo");
+    cr_assert_eq(xi_net_sever_lane(t.a, t.b_at_a), 0);
+    events_wait(&ev, t.b_at_a, XO_NODE_CONNECTING);
+    events_wait(&ev, t.b_at_a, XO_NODE_UP);
+    lanes_up(&t, 2);
+    /* Lost once at each end: the lane and its data connection together. */
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(t.a, t.b_at_a, &info), 0);
+    cr_assert_eq(info.losses, 1);
+    cr_assert_eq(xo_node_info(t.b, node_named(t.b, "a"), &info), 0);
+    cr_assert_eq(info.losses, 1);
+    call_echo_ok(echo);
+    events_stop(&ev);
+    two_down(&t);
+}
+
+Test(net, a_control_lane_with_a_wrong_proof_is_refused_and_the_listener_goes_on)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    lanes_up(&t, 1);
+    xo_node_info_t a_info;
+    cr_assert_eq(xo_node_info(t.b, node_named(t.b, "a"), &a_info), 0);
+    uint64_t refused = refused_at(t.b);
+    /* A's very name and incarnation, but no proof of A's session and
+       secret: the proof covers the data connection's nonces. */
+    struct fake f;
+    fake_connect(&f, t.port_b);
+    lane_hello(&f, "a", a_info.incarnation);
+    cr_assert_eq(fake_read_hello(&f), 0);
+    unsigned char mac[XI_WIRE_MAC];
+    xi_auth_proof(net_test_secret, XI_AUTH_CONNECTOR, f.mine, f.mine_size,
+                  f.theirs, f.theirs_size, mac);
+    struct xi_wire_hdr h = { .type = XI_WT_AUTH };
+    fake_send(&f, &h, mac, sizeof(mac));
+    lane_refused(&t, &f, XO_EAUTH, refused);
+    two_down(&t);
+}
+
+Test(net, a_control_lane_naming_an_unknown_session_is_refused)
+{
+    struct two t;
+    two_up(&t, 2000000000ull);
+    lanes_up(&t, 1);
+    xo_node_info_t a_info;
+    cr_assert_eq(xo_node_info(t.b, node_named(t.b, "a"), &a_info), 0);
+    struct fake f;
+    /* A node B does not know; then A's name with another incarnation. */
+    const char *names[2] = { "nobody", "a" };
+    for (int i = 0; i < 2; i++) {
+        uint64_t refused = refused_at(t.b);
+        fake_connect(&f, t.port_b);
+        lane_hello(&f, names[i], a_info.incarnation ^ 0x10);
+        cr_assert_eq(fake_read_hello(&f), 0);
+        lane_refused(&t, &f, XO_ENOTEXIST, refused);
+    }
+    two_down(&t);
+}
+
+Test(net, heartbeats_flow_on_the_control_lane_while_a_large_message_is_in_flight)
+{
+    struct two t;
+    two_heartbeat_ns = 1000000ull; /* 1 ms */
+    two_up(&t, 2000000000ull);
+    two_heartbeat_ns = 0;
+    lanes_up(&t, 1);
+    unsigned a_at_b = node_named(t.b, "a");
+    xo_ref_t counter = remote_lookup(t.a, t.b_at_a, "counter");
+    size_t size = (size_t)32 << 20;
+    unsigned char *big = malloc(size);
+    cr_assert_not_null(big);
+    for (size_t i = 0; i < size; i++)
+        big[i] = blob_byte(i, size);
+    uint64_t before = lane_of(t.b, a_at_b).echoes_in_transfer;
+    cr_assert_eq(xo_tell(counter, T_BLOB, big, size), 0);
+    free(big);
+    struct counts c;
+    do
+        c = get_counts(counter);
+    while (c.by_tag[T_BLOB] < 1);
+    cr_assert_eq(c.blob_bytes, size);
+    cr_assert_eq(c.bad_blobs, 0);
+    /* B, receiving the message, sent heartbeats on its lane meanwhile and
+       A answered them while it was writing the message: their echoes
+       reached B while the message was still arriving. */
+    struct xi_lane_info li = lane_of(t.b, a_at_b);
+    cr_assert_gt(li.echoes_in_transfer, before,
+                 "no heartbeat echo during the transfer (%llu in all)",
+                 (unsigned long long)li.echoes);
+    two_down(&t);
+}
+
+static _Atomic int no_lane_lines;
+
+static void lane_log(xo_runtime_t *rt, const char *line, void *user)
+{
+    (void)rt;
+    (void)user;
+    if (strstr(line, "has no control connection") != NULL)
+        atomic_fetch_add(&no_lane_lines, 1);
+}
+
+Test(net, a_peer_without_a_control_lane_keeps_its_one_connection)
+{
+    xo_runtime_t *a = start_runtime(2);
+    xo_node_config_t cfg;
+    net_test_config(&cfg, 20000000000ull); /* no loss during the test */
+    cfg.handshake_timeout_ns = 300000000ull;
+    cfg.on_log = lane_log;
+    cr_assert_eq(xo_node_start(a, &cfg), 0);
+    /* A peer as a build before lanes: it answers the first connection's
+       handshake and never the lane's. */
+    struct fake_listener fl;
+    fake_listen(&fl);
+    fake_accept_async(&fl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", fl.port);
+    unsigned node;
+    cr_assert_eq(xo_node_connect(a, addr, -1, &node), 0);
+    wait_until(atomic_load(&no_lane_lines) == 1);
+    xo_node_info_t info;
+    cr_assert_eq(xo_node_info(a, node, &info), 0);
+    cr_assert_eq(info.state, XO_NODE_UP);
+    cr_assert_eq(info.losses, 0);
+    struct xi_lane_info li = lane_of(a, node);
+    cr_assert(!li.up);
+    cr_assert_eq(li.ups, 0);
+    xo_ref_t far = { a, ((uint64_t)1 << 40) | ((uint64_t)node << 28) | 5 };
+    cr_assert_eq(xo_tell(far, T_PLAIN, NULL, 0), 0);
+    fake_listener_close(&fl);
+    wait_until(node_state(a, node) != XO_NODE_UP);
+    stop_runtime(a);
 }

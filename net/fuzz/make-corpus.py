@@ -37,6 +37,8 @@ seeds = {
     "handshake": (0, hello() + auth() + frame("TELL", b"hi", a=TO, b=FROM,
                                               tag=3)),
     "handshake-bye": (0, hello() + frame("BYE", b"refused", c=(-4041) & 0xFFFFFFFF)),
+    "lane": (0, hello(role=2) + auth() + frame("HEARTBEAT", a=7)
+                + frame("HEARTBEAT", a=7, flags=REPLYF)),
     "tells": (1, b"".join(frame("TELL", struct.pack("<Q", i), a=TO, b=FROM,
                                 tag=1) for i in range(4))),
     "batch": (3, frame("TELL", b"a", MORE, a=TO, b=FROM, tag=1)
