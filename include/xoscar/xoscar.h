@@ -1264,8 +1264,10 @@ typedef struct xo_node_config {
     /* The shared secret every node of the network holds (xo_node_secret_
        parse reads one in hex). All zero: XO_EINVAL. It is never sent. */
     unsigned char secret[XO_NODE_SECRET_SIZE];
-    /* A heartbeat goes to each peer that was sent nothing for this long
-       (default 1 s); a peer heard nothing from for loss_timeout_ns
+    /* A heartbeat goes to each peer this often (default 1 s), on the
+       pair's control connection whatever data flows (on the one connection
+       of a peer without it: when nothing else was sent for this long); a
+       peer heard nothing from on either connection for loss_timeout_ns
        (default 5 s, at least twice heartbeat_ns) is lost. */
     uint64_t heartbeat_ns;
     uint64_t loss_timeout_ns;
@@ -1295,11 +1297,12 @@ typedef struct xo_node_config {
     unsigned max_batch;
     unsigned max_incoming_calls;
     /* The receive buffer of each connection (SO_RCVBUF), in bytes, at
-       most 1 GiB. 0 (default): the kernel's autotuning. A control frame
-       (a heartbeat, a cancel) waits behind at most 256 KiB of a large
-       transfer's unsent bytes plus what the receiver's socket holds: a
-       bound here bounds that wait, and also the TCP window (the bulk
-       throughput of a long fat link) (docs/net.md, "Lanes"). */
+       most 1 GiB. 0 (default): the kernel's autotuning. Heartbeats have a
+       connection of their own; a control frame that stays ordered with
+       the data (a cancel, a lookup) waits behind at most 256 KiB of a
+       large transfer's unsent bytes plus what the receiver's socket
+       holds: a bound here bounds that wait, and also the TCP window (the
+       bulk throughput of a long fat link) (docs/net.md, "Lanes"). */
     size_t socket_buffer;
     /* The I/O thread polls this long after its last work before it sleeps
        (default 50 us, as a worker's cfg.spin_ns): an answer that comes
