@@ -150,6 +150,7 @@ static struct xi_peer *peer_at(struct xi_net *net, unsigned node)
 {
     if (node == 0 || node > XO_NODES_MAX)
         return NULL;
+    /* acquire: pairs with the release that published the slot. */
     return atomic_load_explicit(&net->peers[node], memory_order_acquire);
 }
 
@@ -1086,18 +1087,10 @@ int xi_net_sever(xo_runtime_t *rt)
     return xi_net_post(net, c);
 }
 
-static struct xi_peer *peer_of(struct xi_net *net, unsigned node)
-{
-    if (node == 0 || node > XO_NODES_MAX)
-        return NULL;
-    /* acquire: pairs with the release that published the slot. */
-    return atomic_load_explicit(&net->peers[node], memory_order_acquire);
-}
-
 int xi_net_sever_lane(xo_runtime_t *rt, unsigned node)
 {
     struct xi_net *net = net_of(rt);
-    struct xi_peer *p = net != NULL ? peer_of(net, node) : NULL;
+    struct xi_peer *p = net != NULL ? peer_at(net, node) : NULL;
     if (p == NULL)
         return XO_ENOTEXIST;
     struct xi_ctl *c = ctl_new(rt, XI_CTL_SEVER_LANE, 0);
@@ -1111,7 +1104,7 @@ int xi_net_lane_info(xo_runtime_t *rt, unsigned node,
                      struct xi_lane_info *out)
 {
     struct xi_net *net = net_of(rt);
-    struct xi_peer *p = net != NULL ? peer_of(net, node) : NULL;
+    struct xi_peer *p = net != NULL ? peer_at(net, node) : NULL;
     if (p == NULL)
         return XO_ENOTEXIST;
     /* relaxed: readings (the I/O thread writes them). */

@@ -780,6 +780,21 @@ void xi_recovery_remote_exit(xo_runtime_t *rt, uint64_t target,
     pthread_mutex_unlock(&rt->rel.lock);
 }
 
+/* Every node entry left empty by the monitors fired before (not during
+   their walk: a trim unlinks). Under rel.lock. */
+static void trim_nodes(xo_runtime_t *rt)
+{
+    struct xi_hmap *nodes = &rt->rel.nodes;
+    for (size_t i = 0; i <= nodes->mask; i++) {
+        struct xi_hent *e = nodes->b[i];
+        while (e != NULL) {
+            struct xi_hent *next = e->next;
+            node_trim(rt, (struct xi_rnode *)e);
+            e = next;
+        }
+    }
+}
+
 void xi_recovery_node_lost(xo_runtime_t *rt, unsigned node,
                            const char *message)
 {
@@ -795,14 +810,7 @@ void xi_recovery_node_lost(xo_runtime_t *rt, unsigned node,
                 fire_monitor(rt, n->targeted, XO_EXIT_NODE_LOST, 0, message,
                              locked_mode(rt), false, NULL);
         }
-    for (size_t i = 0; i <= nodes->mask; i++) {
-        struct xi_hent *e = nodes->b[i];
-        while (e != NULL) {
-            struct xi_hent *next = e->next;
-            node_trim(rt, (struct xi_rnode *)e);
-            e = next;
-        }
-    }
+    trim_nodes(rt);
     pthread_mutex_unlock(&rt->rel.lock);
 }
 
@@ -819,14 +827,7 @@ void xi_recovery_stopping(xo_runtime_t *rt)
         }
     }
     /* Then the nodes left empty (not during the walk: a trim unlinks). */
-    for (size_t i = 0; i <= nodes->mask; i++) {
-        struct xi_hent *e = nodes->b[i];
-        while (e != NULL) {
-            struct xi_hent *next = e->next;
-            node_trim(rt, (struct xi_rnode *)e);
-            e = next;
-        }
-    }
+    trim_nodes(rt);
     rt->rel.swept = true;
     pthread_mutex_unlock(&rt->rel.lock);
 }
