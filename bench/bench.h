@@ -45,6 +45,8 @@ struct bench_opts {
     bool no_steal;        /* --no-steal: cfg.steal = false */
     uint64_t steal_wait_ns; /* meaningful when steal_wait_set */
     bool steal_wait_set;
+    uint64_t handler_sample; /* meaningful when handler_sample_set */
+    bool handler_sample_set;
     double timeout_s;     /* a measured part that takes longer has hung */
     xo_gpu_backend_t gpu_backend; /* --gpu: the GPU benchmarks' backend */
 };

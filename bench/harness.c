@@ -228,6 +228,8 @@ int bench_start(struct bench_env *env, const char *name,
     cfg.steal = !opts->no_steal;
     if (opts->steal_wait_set)
         cfg.steal_wait_ns = opts->steal_wait_ns;
+    if (opts->handler_sample_set)
+        cfg.handler_sample = (unsigned)opts->handler_sample;
     cfg.on_handler_error = on_handler_error;
     cfg.on_handler_error_user = &env->done;
     cfg.gpu_backend = opts->gpu_backend;
@@ -366,6 +368,9 @@ int bench_finish(struct bench_env *env, struct bench_result *r)
     else if (env->opts->steal_wait_set)
         bench_extra(r, "steal_wait_ns", "%llu",
                     (unsigned long long)env->opts->steal_wait_ns);
+    if (env->opts->handler_sample_set)
+        bench_extra(r, "handler_sample", "%llu",
+                    (unsigned long long)env->opts->handler_sample);
     /* relaxed: the runtime has stopped (its join ordered the counts). */
     unsigned long long n = atomic_exchange_explicit(&alerts, 0,
                                                     memory_order_relaxed);

@@ -141,6 +141,9 @@ static void usage(FILE *f)
         "  --steal-wait-ns N how long a movable actor waits before an idle "
         "worker\n"
         "                    may take it (default 200000)\n"
+        "  --handler-sample N time the first handler run of about one turn "
+        "in N\n"
+        "                    (the runtime's default; 0: none, 1: every run)\n"
         "  --timeout S       a measured part longer than S seconds has hung "
         "(default 300)\n"
         "  --scale F         multiply the default sizes by F (quick checks)\n"
@@ -265,6 +268,13 @@ static int parse_flag(struct cli *c, int argc, char **argv, int *i)
     if ((v = flag_value(argc, argv, i, "--steal-wait-ns")) != NULL) {
         c->opts.steal_wait_set = true;
         return parse_size(v, 0, &c->opts.steal_wait_ns);
+    }
+    if ((v = flag_value(argc, argv, i, "--handler-sample")) != NULL) {
+        c->opts.handler_sample_set = true;
+        return parse_size(v, 0, &c->opts.handler_sample) != 0 ||
+                       c->opts.handler_sample > UINT32_MAX
+                   ? -1
+                   : 0;
     }
     if (strcmp(argv[*i], "--no-steal") == 0) {
         c->opts.no_steal = true;

@@ -101,6 +101,8 @@ int xo_runtime_start(const xo_config_t *cfg, xo_runtime_t **out)
     if (!config_valid(cfg))
         return XO_EINVAL;
     xi_rcu_init();
+    if (XI_STATS && cfg->handler_sample != 0)
+        xi_ticks_init(); /* the sampled handler runs' clock */
     xo_runtime_t *rt;
     if (posix_memalign((void **)&rt, XI_CACHELINE, sizeof(*rt)) != 0)
         return XO_ENOMEM;

@@ -2,7 +2,9 @@
  * stats.h -- what the runtime counts about its actors and workers, kept
  * cheap enough to stay on (docs/observability.md, "Cost").
  *
- * Per actor: `handled` on the cell's worker line (every handler run), the
+ * Per actor: `handled` on the cell's worker line (every handler run; a
+ * load and a store, an atomic add for a stateless actor, whose tasks run
+ * on several workers at once), the
  * mailbox's `sent` on the senders' line (every push), and the rest in a
  * stats block (struct xi_obs) that the actor's first turn makes: failures,
  * turns, the deepest mailbox seen at a turn start, what the watchdog
@@ -99,9 +101,10 @@ struct xi_wobs {
    the counters it holds are skipped this time). Any thread running c. */
 struct xi_obs *xi_obs_make(xo_runtime_t *rt, struct xi_cell *c);
 /* Add a handler run of ns (count runs of ns/count each: an on_batch
-   run) to o's histogram, made if need be. */
+   run) to o's histogram, made if need be. `one_writer`: no other thread
+   adds to it meanwhile (a stateful actor's turn). */
 void xi_hist_add(xo_runtime_t *rt, struct xi_obs *o, uint64_t ns,
-                 unsigned count);
+                 unsigned count, bool one_writer);
 /* A mailbox deeper than one (the turn's own message): keep the deepest
    seen. Called where a backlog shows (a turn that ended with more waiting,
    the watchdog's scan). */

@@ -31,7 +31,9 @@ void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
     (void)message; /* for the layers to come: supervisors, the watchdog */
     XI_TRACE(rt, XI_TR_FAIL, actor.id, 0, err);
     struct xi_obs *o = XI_STATS && c != NULL ? xi_obs_make(rt, c) : NULL;
-    if (o != NULL)
+    if (o != NULL && c->stateless) /* runs on several workers at once */
+        atomic_fetch_add_explicit(&o->failed, 1, memory_order_relaxed);
+    else if (o != NULL)
         xi_bump(&o->failed, 1);
     if (rt->cfg.on_handler_error != NULL)
         rt->cfg.on_handler_error(rt, actor, tag, err,
@@ -135,6 +137,19 @@ deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
     return consumed(ctx);
 }
 
+/* One more message taken by c (stats.h). A stateful actor's turns run one
+   at a time: a load and a store. A stateless actor's tasks run on several
+   workers at once: an atomic add, or two tasks that end together would
+   count one. `stateless` is a constant where this is inlined. */
+static inline __attribute__((always_inline)) void
+count_taken(struct xi_cell *c, bool stateless)
+{
+    if (stateless)
+        atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed);
+    else
+        xi_bump(&c->handled, 1);
+}
+
 /* The handler returned an error or left a message (xo_fail, xo_crash:
    a crash always leaves one, so the common path tests one word for
    both): report, answer, fail the actor if it crashed. */
@@ -157,7 +172,7 @@ handled_slow(struct xo_ctx *ctx, struct xi_envelope *env, int rc)
    message (each run's is freed when it ends), so a message here is this
    run's. */
 static inline __attribute__((always_inline)) unsigned
-handle(struct xo_ctx *ctx, struct xi_envelope *env)
+handle(struct xo_ctx *ctx, struct xi_envelope *env, bool stateless)
 {
     struct xi_cell *c = ctx->cell;
     int rc = 0;
@@ -166,16 +181,16 @@ handle(struct xo_ctx *ctx, struct xi_envelope *env)
                               calls, drop tells */
         if (env->item.kind == XI_K_TELL)
             dropped_tell(ctx, env->msg.tag);
-        xi_bump(&c->handled, 1); /* taken all the same (stats.h) */
+        count_taken(c, stateless); /* taken all the same (stats.h) */
     } else if (c->def->on_message != NULL) {
         ctx->msg = &env->msg;
         rc = c->def->on_message(ctx, c->state, &env->msg);
         ctx->msg = NULL;
-        xi_bump(&c->handled, 1);
+        count_taken(c, stateless);
         if (__builtin_expect(rc < 0 || ctx->fail_msg != NULL, 0))
             return handled_slow(ctx, env, rc);
     } else {
-        xi_bump(&c->handled, 1); /* no handler: dropped, but taken */
+        count_taken(c, stateless); /* no handler: dropped, but taken */
     }
     if (env->msg.request != NULL) /* tells, the common case, skip both */
         xi_request_finish(ctx, &env->msg, rc);
@@ -185,12 +200,13 @@ handle(struct xo_ctx *ctx, struct xi_envelope *env)
 
 unsigned xi_turn_handle(struct xo_ctx *ctx, struct xi_envelope *env)
 {
-    return handle(ctx, env);
+    return handle(ctx, env, ctx->cell->stateless);
 }
 
 /* Deliver one envelope of the mailbox (or a task). The context's cell is
    the actor's. Returns what it consumed (see XI_TURN_STOP). */
-static unsigned deliver(struct xo_ctx *ctx, struct xi_envelope *env)
+static inline __attribute__((always_inline)) unsigned
+deliver_as(struct xo_ctx *ctx, struct xi_envelope *env, bool stateless)
 {
     if (__builtin_expect(env->item.kind > XI_K_CALL, 0)) {
         if (env->item.kind == XI_K_CONT)
@@ -199,11 +215,23 @@ static unsigned deliver(struct xo_ctx *ctx, struct xi_envelope *env)
         return consumed(ctx);
     }
     if (!call_may_start(env)) {
-        xi_bump(&ctx->cell->handled, 1); /* answered already: taken */
+        count_taken(ctx->cell, stateless); /* answered already: taken */
         xi_envelope_free(ctx->rt, env);
         return 1;
     }
-    return handle(ctx, env);
+    return handle(ctx, env, stateless);
+}
+
+/* A stateful actor's message. */
+static unsigned deliver(struct xo_ctx *ctx, struct xi_envelope *env)
+{
+    return deliver_as(ctx, env, false);
+}
+
+/* A stateless actor's task (tells and calls only). */
+static unsigned deliver_task(struct xo_ctx *ctx, struct xi_envelope *env)
+{
+    return deliver_as(ctx, env, true);
 }
 
 /* The next message of a stateful actor (the stash first). */
@@ -319,12 +347,11 @@ deliver_batch(struct xo_ctx *ctx, struct xi_envelope *first, unsigned room)
 /* ---- stats (stats.h) ---------------------------------------------------- */
 
 /* A turn (or a stateless task) of c starts on w: count it, tell the
-   watchdog; returns whether the worker times this one's first handler
-   run (about one turn in cfg.handler_sample: xi_sample_next). */
-static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
+   watchdog. */
+static inline void turn_starts(struct xi_worker *w, struct xi_cell *c)
 {
     if (!XI_STATS)
-        return false;
+        return;
     /* relaxed: the worker's own counter, and the watchdog's samples
        (stats.h). */
     uint64_t t = atomic_load_explicit(&w->obs.turn_seq,
@@ -333,9 +360,16 @@ static inline bool turn_starts(struct xi_worker *w, struct xi_cell *c)
     atomic_store_explicit(&w->obs.actor, c->id, memory_order_relaxed);
     if (c->pool != w->pool_index)
         xi_bump(&w->obs.shared, 1);
-    if (__builtin_expect(--w->obs.sample_left == 0, 0))
-        return xi_sample_next(&w->obs);
-    return false;
+}
+
+/* Whether the worker times the next turn's first handler run (about one
+   turn in cfg.handler_sample: xi_sample_next). Decided before the turn,
+   so that an untimed turn (a separate copy of it) carries no state for
+   the timing. */
+static inline bool sample_due(struct xi_worker *w)
+{
+    return XI_STATS && __builtin_expect(--w->obs.sample_left == 0, 0) &&
+           xi_sample_next(&w->obs);
 }
 
 /* A handler run for a message of `tag` starts on w: its tag, for the
@@ -373,29 +407,33 @@ static __attribute__((noinline)) unsigned
 deliver_timed(struct xo_ctx *ctx, struct xi_envelope *e, unsigned room)
 {
     struct xi_cell *c = ctx->cell;
-    uint64_t t0 = xi_now_ns();
+    uint64_t t0 = xi_ticks();
     unsigned k;
-    if (c->def->on_batch != NULL && c->created && e->item.kind <= XI_K_CALL)
+    if (c->stateless)
+        k = deliver_task(ctx, e);
+    else if (c->def->on_batch != NULL && c->created &&
+             e->item.kind <= XI_K_CALL)
         k = deliver_batch(ctx, e, room);
     else
         k = deliver(ctx, e);
-    uint64_t dt = xi_now_ns() - t0;
+    uint64_t dt = xi_ticks_ns(t0, xi_ticks());
     struct xi_obs *o = xi_obs_make(ctx->rt, c);
     if (o != NULL)
-        xi_hist_add(ctx->rt, o, dt, k & ~XI_TURN_STOP);
+        xi_hist_add(ctx->rt, o, dt, k & ~XI_TURN_STOP, !c->stateless);
     return k;
 }
 
 /* A turn: up to cfg.batch messages. `resume`: the actor was suspended and
-   is resumed for what its recovery record says, first. */
+   is resumed for what its recovery record says, first. `timed`: time the
+   first handler run (sample_due); a constant in the common copy. */
 static inline __attribute__((always_inline)) enum xi_turn_end
-turn(struct xi_worker *w, struct xi_cell *c, bool resume)
+turn(struct xi_worker *w, struct xi_cell *c, bool resume, bool timed)
 {
     xo_runtime_t *rt = w->rt;
     unsigned batch = rt->cfg.batch, n = 0;
     struct xo_ctx ctx = xi_ctx_make(c, rt, c->pool, rt->cfg.yield_sends);
     enum xi_turn_end end = XI_TURN_MORE;
-    bool timed = turn_starts(w, c);
+    turn_starts(w, c);
     const uint64_t id = c->id; /* c may be gone by the end */
     /* relaxed: the trace's flag (trace.h), read once a turn. */
     const bool tracing = atomic_load_explicit(&rt->trace_on,
@@ -455,21 +493,32 @@ turn(struct xi_worker *w, struct xi_cell *c, bool resume)
     return n < batch && c->stash == NULL ? XI_TURN_EMPTY : XI_TURN_MORE;
 }
 
+/* The timed copy of a turn (out of line: one turn in cfg.handler_sample
+   takes it). */
+static __attribute__((noinline)) enum xi_turn_end
+turn_timed(struct xi_worker *w, struct xi_cell *c)
+{
+    return turn(w, c, false, true);
+}
+
 enum xi_turn_end xi_turn_run(struct xi_worker *w, struct xi_cell *c)
 {
-    return turn(w, c, false);
+    if (sample_due(w))
+        return turn_timed(w, c);
+    return turn(w, c, false, false);
 }
 
 enum xi_turn_end xi_turn_resume(struct xi_worker *w, struct xi_cell *c)
 {
-    return turn(w, c, true);
+    return turn(w, c, true, sample_due(w));
 }
 
 void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)
 {
     struct xi_cell *c = xi_task_take_cell(env, w->rt);
     struct xo_ctx ctx = xi_ctx_make(c, w->rt, w->pool->index, 0);
-    bool timed = turn_starts(w, c);
+    bool timed = sample_due(w);
+    turn_starts(w, c);
     XI_TRACE(w->rt, XI_TR_TURN, c->id, (uintptr_t)c->def->name, 0);
     xi_ctx_enter(&ctx);
     run_starts(w, env->msg.tag);
@@ -477,7 +526,7 @@ void xi_turn_task(struct xi_worker *w, struct xi_envelope *env)
     if (__builtin_expect(timed, 0))
         deliver_timed(&ctx, env, 1);
     else
-        deliver(&ctx, env);
+        deliver_task(&ctx, env);
     xi_ctx_leave(&ctx);
     turn_ends(w);
     XI_TRACE(w->rt, XI_TR_TURN_END, c->id, 0, 1);

@@ -409,6 +409,51 @@ Test(observe, a_sampled_turn_times_only_its_first_handler_run)
     stop_runtime(rt);
 }
 
+/* A stateless actor's tasks run on both workers at once, each timed
+   (handler_sample 1): its counts and its histogram are added to from the
+   two at once and must lose nothing (a stateful actor's, one turn at a
+   time, are added to without a lock). */
+static const xo_actor_def_t obs_stateless_def = {
+    .name = "observed-stateless",
+    .flags = XO_ACTOR_STATELESS,
+    .on_message = obs_message,
+};
+
+Test(observe, stateless_tasks_on_two_workers_at_once_lose_no_count_or_sample)
+{
+    xo_config_t cfg;
+    quiet_config(&cfg, 2);
+    cfg.handler_sample = 1;
+    xo_runtime_t *rt = start_with(&cfg);
+    xo_ref_t r;
+    cr_assert_eq(xo_spawn(rt, &obs_stateless_def, NULL, &r), 0);
+    enum { TASKS = 4000, FAILS = 400 };
+    for (int i = 0; i < TASKS; i++)
+        cr_assert_eq(xo_tell(r, i % 10 == 0 ? FAIL : WORK, NULL, 0), 0);
+    /* A task counts as handled before its time is added: wait for both
+       (a lost count never comes; 30 s is the give-up, not a bound). */
+    xo_actor_stats_t st;
+    for (int i = 0;; i++) {
+        cr_assert_eq(xo_actor_stats(r, &st), 0);
+        if ((st.handled >= TASKS && st.handler_samples >= TASKS) ||
+            i == 30000)
+            break;
+        sleep_ms(1);
+    }
+    cr_assert_eq(st.handled, TASKS, "every task counted once: %llu",
+                 (unsigned long long)st.handled);
+    cr_assert_eq(st.failed, FAILS, "every failure counted once: %llu",
+                 (unsigned long long)st.failed);
+    cr_assert_eq(st.handler_samples, TASKS, "every task timed once: %llu",
+                 (unsigned long long)st.handler_samples);
+    uint64_t total = 0;
+    for (unsigned b = 0; b < XO_HIST_BUCKETS; b++)
+        total += st.handler_hist[b];
+    cr_assert_eq(total, TASKS, "the buckets add up to the samples: %llu",
+                 (unsigned long long)total);
+    stop_runtime(rt);
+}
+
 Test(observe, handler_sample_zero_times_nothing)
 {
     xo_config_t cfg;
