@@ -322,7 +322,9 @@ typedef struct xo_config {
     /* Handler times: each worker times the first handler run of about
        one turn in this many (at random gaps of 1 to 2x-1 turns, so that
        turns that repeat with a period are all sampled): the histogram in
-       xo_actor_stats_t. Default 64; 1: every handler run; 0: none. */
+       xo_actor_stats_t. Timed with the CPU's counter (the invariant
+       TSC on x86-64, calibrated once per process; CLOCK_MONOTONIC where
+       there is none). Default 64; 1: every handler run; 0: none. */
     unsigned handler_sample;
     /* Serve the metrics (xo_metrics_write) over HTTP at /metrics on this
        TCP port, from a thread of the runtime (docs/metrics.md): 1 to
