@@ -1061,19 +1061,24 @@ int xo_node_connect(xo_runtime_t *rt, const char *address,
     return wait_answer(f, timeout_ns, node, sizeof(*node));
 }
 
-int xo_node_disconnect(xo_runtime_t *rt, unsigned node)
+/* Post a request of `kind` about peer `node` to the I/O thread. */
+static int post_to_peer(xo_runtime_t *rt, unsigned node,
+                        enum xi_ctl_kind kind)
 {
     struct xi_net *net = net_of(rt);
-    if (net == NULL)
-        return XO_ENOTEXIST;
-    struct xi_peer *p = peer_at(net, node);
+    struct xi_peer *p = net != NULL ? peer_at(net, node) : NULL;
     if (p == NULL)
         return XO_ENOTEXIST;
-    struct xi_ctl *c = ctl_new(rt, XI_CTL_DISCONNECT, 0);
+    struct xi_ctl *c = ctl_new(rt, kind, 0);
     if (c == NULL)
         return XO_ENOMEM;
     c->peer = p;
     return xi_net_post(net, c);
+}
+
+int xo_node_disconnect(xo_runtime_t *rt, unsigned node)
+{
+    return post_to_peer(rt, node, XI_CTL_DISCONNECT);
 }
 
 int xi_net_sever(xo_runtime_t *rt)
@@ -1089,15 +1094,7 @@ int xi_net_sever(xo_runtime_t *rt)
 
 int xi_net_sever_lane(xo_runtime_t *rt, unsigned node)
 {
-    struct xi_net *net = net_of(rt);
-    struct xi_peer *p = net != NULL ? peer_at(net, node) : NULL;
-    if (p == NULL)
-        return XO_ENOTEXIST;
-    struct xi_ctl *c = ctl_new(rt, XI_CTL_SEVER_LANE, 0);
-    if (c == NULL)
-        return XO_ENOMEM;
-    c->peer = p;
-    return xi_net_post(net, c);
+    return post_to_peer(rt, node, XI_CTL_SEVER_LANE);
 }
 
 int xi_net_lane_info(xo_runtime_t *rt, unsigned node,

@@ -68,9 +68,11 @@ static unsigned bucket_of(uint64_t ns)
     return b < XO_HIST_BUCKETS ? b : XO_HIST_BUCKETS - 1;
 }
 
-/* One writer (a stateful actor's turns run one at a time): a relaxed
-   load and store. Several (a stateless actor's tasks run on several
-   workers at once): a relaxed atomic add. */
+/* One writer (a stateful actor's turns run one at a time, handed from
+   worker to worker through its mailbox's ordering): a relaxed load and
+   store. Several (a stateless actor's tasks run on several workers at
+   once): a relaxed atomic add. relaxed: counters that xi_cell_stats reads
+   relaxed, publishing nothing else. */
 static inline void add(_Atomic uint64_t *v, uint64_t by, bool one_writer)
 {
     if (one_writer)

@@ -31,7 +31,10 @@ void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
     (void)message; /* for the layers to come: supervisors, the watchdog */
     XI_TRACE(rt, XI_TR_FAIL, actor.id, 0, err);
     struct xi_obs *o = XI_STATS && c != NULL ? xi_obs_make(rt, c) : NULL;
-    if (o != NULL && c->stateless) /* runs on several workers at once */
+    /* relaxed: a counter read relaxed by xo_actor_stats; a stateless
+       actor fails on several workers at once, so its count is an atomic
+       add (count_taken). */
+    if (o != NULL && c->stateless)
         atomic_fetch_add_explicit(&o->failed, 1, memory_order_relaxed);
     else if (o != NULL)
         xi_bump(&o->failed, 1);
@@ -144,6 +147,8 @@ deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
 static inline __attribute__((always_inline)) void
 count_taken(struct xi_cell *c, bool stateless)
 {
+    /* relaxed: a counter, read relaxed by xo_actor_stats and the
+       watchdog; no other data is published with it. */
     if (stateless)
         atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed);
     else

@@ -715,17 +715,26 @@ XO_UNUSED static int fake_read_frame(struct fake *f, struct xi_wire_hdr *h,
     return 0;
 }
 
-XO_UNUSED static void fake_hello(struct fake *f, const char *name, uint8_t role)
+/* A HELLO in the name of node `name`, incarnation inc, in `role`. */
+XO_UNUSED static void fake_hello_as(struct fake *f, const char *name,
+                                    uint8_t role, uint64_t inc)
 {
-    struct xi_wire_hello h = { .magic = XI_WIRE_MAGIC, .role = role };
-    cr_assert_eq(xi_auth_random(&h.incarnation, sizeof(h.incarnation)), 0);
-    h.incarnation |= 1;
+    struct xi_wire_hello h = { .magic = XI_WIRE_MAGIC, .role = role,
+                               .incarnation = inc };
     cr_assert_eq(xi_auth_random(h.nonce, sizeof(h.nonce)), 0);
     h.name_len = (uint8_t)strlen(name);
     memcpy(h.name, name, h.name_len);
     f->mine_size = xi_wire_put_hello(f->mine, &h);
     struct xi_wire_hdr hdr = { .type = XI_WT_HELLO };
     fake_send(f, &hdr, f->mine, (uint32_t)f->mine_size);
+}
+
+/* A HELLO from a new node (a random, odd incarnation). */
+XO_UNUSED static void fake_hello(struct fake *f, const char *name, uint8_t role)
+{
+    uint64_t inc;
+    cr_assert_eq(xi_auth_random(&inc, sizeof(inc)), 0);
+    fake_hello_as(f, name, role, inc | 1);
 }
 
 XO_UNUSED static int fake_read_hello(struct fake *f)

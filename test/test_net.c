@@ -755,15 +755,7 @@ static void lanes_up(struct two *t, uint64_t n)
 /* A HELLO that opens a lane in the name of node `name`, incarnation inc. */
 static void lane_hello(struct fake *f, const char *name, uint64_t inc)
 {
-    struct xi_wire_hello h = { .magic = XI_WIRE_MAGIC,
-                               .role = XI_WIRE_ROLE_LANE,
-                               .incarnation = inc };
-    cr_assert_eq(xi_auth_random(h.nonce, sizeof(h.nonce)), 0);
-    h.name_len = (uint8_t)strlen(name);
-    memcpy(h.name, name, h.name_len);
-    f->mine_size = xi_wire_put_hello(f->mine, &h);
-    struct xi_wire_hdr hdr = { .type = XI_WT_HELLO };
-    fake_send(f, &hdr, f->mine, (uint32_t)f->mine_size);
+    fake_hello_as(f, name, XI_WIRE_ROLE_LANE, inc);
 }
 
 static uint64_t refused_at(xo_runtime_t *rt)
