@@ -68,23 +68,8 @@ static unsigned bucket_of(uint64_t ns)
     return b < XO_HIST_BUCKETS ? b : XO_HIST_BUCKETS - 1;
 }
 
-/* One writer (a stateful actor's turns run one at a time, handed from
-   worker to worker through its mailbox's ordering): a relaxed load and
-   store. Several (a stateless actor's tasks run on several workers at
-   once): a relaxed atomic add. relaxed: counters that xi_cell_stats reads
-   relaxed, publishing nothing else. */
-static inline void add(_Atomic uint64_t *v, uint64_t by, bool one_writer)
-{
-    if (one_writer)
-        atomic_store_explicit(
-            v, atomic_load_explicit(v, memory_order_relaxed) + by,
-            memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(v, by, memory_order_relaxed);
-}
-
 void xi_hist_add(xo_runtime_t *rt, struct xi_obs *o, uint64_t ns,
-                 unsigned count, bool one_writer)
+                 unsigned count, bool shared)
 {
     if (count == 0)
         return;
@@ -104,9 +89,11 @@ void xi_hist_add(xo_runtime_t *rt, struct xi_obs *o, uint64_t ns,
             h = none;
         }
     }
-    add(&h->b[bucket_of(count == 1 ? ns : ns / count)], count, one_writer);
-    add(&h->samples, count, one_writer);
-    add(&h->sum_ns, ns, one_writer);
+    /* Not shared: a stateful actor's turns run one at a time, handed from
+       worker to worker through its mailbox's ordering (xi_count). */
+    xi_count(&h->b[bucket_of(count == 1 ? ns : ns / count)], count, shared);
+    xi_count(&h->samples, count, shared);
+    xi_count(&h->sum_ns, ns, shared);
 }
 
 void xi_obs_free(xo_runtime_t *rt, struct xi_cell *c)

@@ -101,10 +101,10 @@ struct xi_wobs {
    the counters it holds are skipped this time). Any thread running c. */
 struct xi_obs *xi_obs_make(xo_runtime_t *rt, struct xi_cell *c);
 /* Add a handler run of ns (count runs of ns/count each: an on_batch
-   run) to o's histogram, made if need be. `one_writer`: no other thread
-   adds to it meanwhile (a stateful actor's turn). */
+   run) to o's histogram, made if need be. `shared`: other threads may
+   add to it meanwhile (a stateless actor's tasks; xi_count). */
 void xi_hist_add(xo_runtime_t *rt, struct xi_obs *o, uint64_t ns,
-                 unsigned count, bool one_writer);
+                 unsigned count, bool shared);
 /* A mailbox deeper than one (the turn's own message): keep the deepest
    seen. Called where a backlog shows (a turn that ended with more waiting,
    the watchdog's scan). */

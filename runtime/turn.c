@@ -31,13 +31,8 @@ void xi_actor_failed(xo_runtime_t *rt, struct xi_cell *c, xo_ref_t actor,
     (void)message; /* for the layers to come: supervisors, the watchdog */
     XI_TRACE(rt, XI_TR_FAIL, actor.id, 0, err);
     struct xi_obs *o = XI_STATS && c != NULL ? xi_obs_make(rt, c) : NULL;
-    /* relaxed: a counter read relaxed by xo_actor_stats; a stateless
-       actor fails on several workers at once, so its count is an atomic
-       add (count_taken). */
-    if (o != NULL && c->stateless)
-        atomic_fetch_add_explicit(&o->failed, 1, memory_order_relaxed);
-    else if (o != NULL)
-        xi_bump(&o->failed, 1);
+    if (o != NULL)
+        xi_count(&o->failed, 1, c->stateless);
     if (rt->cfg.on_handler_error != NULL)
         rt->cfg.on_handler_error(rt, actor, tag, err,
                                  rt->cfg.on_handler_error_user);
@@ -140,19 +135,12 @@ deliver_continuation(struct xo_ctx *ctx, struct xi_envelope *env)
     return consumed(ctx);
 }
 
-/* One more message taken by c (stats.h). A stateful actor's turns run one
-   at a time: a load and a store. A stateless actor's tasks run on several
-   workers at once: an atomic add, or two tasks that end together would
-   count one. `stateless` is a constant where this is inlined. */
+/* One more message taken by c (stats.h; xi_count). `stateless` is a
+   constant where this is inlined. */
 static inline __attribute__((always_inline)) void
 count_taken(struct xi_cell *c, bool stateless)
 {
-    /* relaxed: a counter, read relaxed by xo_actor_stats and the
-       watchdog; no other data is published with it. */
-    if (stateless)
-        atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed);
-    else
-        xi_bump(&c->handled, 1);
+    xi_count(&c->handled, 1, stateless);
 }
 
 /* The handler returned an error or left a message (xo_fail, xo_crash:
@@ -424,7 +412,7 @@ deliver_timed(struct xo_ctx *ctx, struct xi_envelope *e, unsigned room)
     uint64_t dt = xi_ticks_ns(t0, xi_ticks());
     struct xi_obs *o = xi_obs_make(ctx->rt, c);
     if (o != NULL)
-        xi_hist_add(ctx->rt, o, dt, k & ~XI_TURN_STOP, !c->stateless);
+        xi_hist_add(ctx->rt, o, dt, k & ~XI_TURN_STOP, c->stateless);
     return k;
 }
 

@@ -227,4 +227,18 @@ static inline void xi_bump(_Atomic uint64_t *counter, uint64_t by)
         memory_order_relaxed);
 }
 
+/* A counter with one writer at a time (xi_bump), or, `shared`, with
+   several at once (a stateless actor's, whose tasks run on several
+   workers together): a relaxed atomic add there, or two that end
+   together would count one. relaxed: counters, read relaxed by the
+   stats, publishing nothing else. */
+static inline void xi_count(_Atomic uint64_t *counter, uint64_t by,
+                            bool shared)
+{
+    if (shared)
+        atomic_fetch_add_explicit(counter, by, memory_order_relaxed);
+    else
+        xi_bump(counter, by);
+}
+
 #endif /* XI_RUNTIME_WORKER_H */
